@@ -1,0 +1,155 @@
+//! Cards: units of work that move through the workflow. A card is included
+//! in every composed environment whose `cards_from` stage it has reached;
+//! moving it back simply drops it from the next composition.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::config::Environment;
+use crate::workflow::Stage;
+
+/// A card's id as the team writes it (`PAY-12`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct CardId(String);
+
+impl CardId {
+    /// Accepts letters, digits, `-`, `_` and `.`, starting with a letter or
+    /// digit, at most 64 characters: ids end up in commit messages and logs.
+    pub fn parse(id: &str) -> Result<CardId, String> {
+        let valid = !id.is_empty()
+            && id.len() <= 64
+            && id.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if valid {
+            Ok(CardId(id.to_string()))
+        } else {
+            Err(format!(
+                "`{id}` is not a card id; use letters, digits, `-`, `_` or `.`, starting with a letter or digit (like PAY-12)"
+            ))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for CardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A card: what it is, which branch carries it, where it stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Card {
+    /// Its id.
+    pub id: CardId,
+    /// A short title.
+    pub title: String,
+    /// The git branch with the card's work.
+    pub branch: String,
+    /// Its stage in the workflow.
+    pub stage: Stage,
+}
+
+impl Card {
+    /// Whether a composition of `env` includes this card.
+    pub fn included_in(&self, env: &Environment) -> bool {
+        env.cards_from()
+            .is_some_and(|from| self.stage.rank >= from.rank)
+    }
+}
+
+/// The cards a composition of `env` merges, in merge order: the most
+/// advanced cards first (they are closest to production, so a conflict is
+/// blamed on the card that arrived later), then by id. The order depends
+/// only on the cards' stages and ids, so the same board composes the same.
+pub fn composition_order<'a>(env: &Environment, cards: &'a [Card]) -> Vec<&'a Card> {
+    let mut included: Vec<&Card> = cards.iter().filter(|c| c.included_in(env)).collect();
+    included.sort_by(|a, b| {
+        b.stage
+            .rank
+            .cmp(&a.stage.rank)
+            .then_with(|| a.id.cmp(&b.id))
+    });
+    included
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn config() -> Config {
+        Config::parse(
+            r#"
+[project]
+name = "shop"
+[[environment]]
+name = "dev"
+port = 8100
+cards_from = "In Dev"
+[[environment]]
+name = "uat"
+port = 8200
+cards_from = "In Test"
+[[environment]]
+name = "prod"
+port = 8500
+promote_from = "uat"
+"#,
+        )
+        .unwrap()
+    }
+
+    fn card(config: &Config, id: &str, stage: &str) -> Card {
+        Card {
+            id: CardId::parse(id).unwrap(),
+            title: String::new(),
+            branch: format!("feature/{id}"),
+            stage: config.workflow.resolve(stage).unwrap(),
+        }
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(CardId::parse("PAY-12").is_ok());
+        for bad in ["", "-x", "a b", "x/y", "--upload-pack=z"] {
+            assert!(CardId::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn inclusion_follows_the_stage() {
+        let config = config();
+        let dev = config.environment("dev").unwrap();
+        let uat = config.environment("uat").unwrap();
+        let prod = config.environment("prod").unwrap();
+        let c = card(&config, "A-1", "in-test");
+        assert!(c.included_in(dev) && c.included_in(uat) && !c.included_in(prod));
+        let back = card(&config, "A-1", "ready for dev");
+        assert!(!back.included_in(dev));
+    }
+
+    #[test]
+    fn order_is_most_advanced_first_then_id() {
+        let config = config();
+        let cards = vec![
+            card(&config, "B-2", "in-dev"),
+            card(&config, "A-1", "in-dev"),
+            card(&config, "C-3", "done"),
+            card(&config, "D-4", "ready for dev"),
+        ];
+        let order: Vec<&str> = composition_order(config.environment("dev").unwrap(), &cards)
+            .iter()
+            .map(|c| c.id.as_str())
+            .collect();
+        assert_eq!(order, ["C-3", "A-1", "B-2"]);
+    }
+}

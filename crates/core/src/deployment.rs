@@ -1,0 +1,160 @@
+//! The lifecycle of a deployment, as a state machine that refuses
+//! impossible moves:
+//!
+//! ```text
+//! pending → building → starting → verifying → live → superseded
+//!    │          │          │          │          └──→ rolled-back
+//!    └──────────┴──────────┴──────────┴──→ failed | aborted
+//! ```
+//!
+//! `verifying` covers the smoke check and the canary steps; `live` means the
+//! release is the active slot. A live deployment ends when a later one goes
+//! live (`superseded`) or when it is rolled back.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+/// Where a deployment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeploymentState {
+    /// Recorded, not started.
+    Pending,
+    /// Artifacts are being built.
+    Building,
+    /// Instances are starting in the idle slot.
+    Starting,
+    /// Smoke check or canary analysis in progress.
+    Verifying,
+    /// The release serves all traffic.
+    Live,
+    /// A later deployment went live.
+    Superseded,
+    /// Failed before it went live; the active slot was untouched.
+    Failed,
+    /// Stopped by its analysis or by a user before it went live.
+    Aborted,
+    /// It was live and was rolled back.
+    RolledBack,
+}
+
+/// An impossible move of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a deployment cannot go from {from} to {to}")]
+pub struct InvalidTransition {
+    /// The current state.
+    pub from: DeploymentState,
+    /// The refused state.
+    pub to: DeploymentState,
+}
+
+impl DeploymentState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [DeploymentState; 9] = [
+        DeploymentState::Pending,
+        DeploymentState::Building,
+        DeploymentState::Starting,
+        DeploymentState::Verifying,
+        DeploymentState::Live,
+        DeploymentState::Superseded,
+        DeploymentState::Failed,
+        DeploymentState::Aborted,
+        DeploymentState::RolledBack,
+    ];
+
+    /// Whether the deployment has ended (nothing more will happen to it).
+    pub fn is_terminal(self) -> bool {
+        use DeploymentState::*;
+        matches!(self, Superseded | Failed | Aborted | RolledBack)
+    }
+
+    /// Whether the deployment is still rolling out.
+    pub fn is_in_progress(self) -> bool {
+        use DeploymentState::*;
+        matches!(self, Pending | Building | Starting | Verifying)
+    }
+
+    /// Moves to `to`, or explains why that move is impossible.
+    pub fn advance(self, to: DeploymentState) -> Result<DeploymentState, InvalidTransition> {
+        use DeploymentState::*;
+        let allowed = match (self, to) {
+            (Pending, Building) | (Building, Starting) | (Starting, Verifying) => true,
+            // Blue-green without a smoke command goes straight to live.
+            (Starting, Live) | (Verifying, Live) => true,
+            (Live, Superseded) | (Live, RolledBack) => true,
+            (from, Failed) | (from, Aborted) => from.is_in_progress(),
+            _ => false,
+        };
+        if allowed {
+            Ok(to)
+        } else {
+            Err(InvalidTransition { from: self, to })
+        }
+    }
+
+    /// The name used in the store and in `--json` output.
+    pub fn as_str(self) -> &'static str {
+        use DeploymentState::*;
+        match self {
+            Pending => "pending",
+            Building => "building",
+            Starting => "starting",
+            Verifying => "verifying",
+            Live => "live",
+            Superseded => "superseded",
+            Failed => "failed",
+            Aborted => "aborted",
+            RolledBack => "rolled-back",
+        }
+    }
+}
+
+impl fmt::Display for DeploymentState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for DeploymentState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DeploymentState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown deployment state `{s}`"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeploymentState::*;
+    use super::*;
+
+    #[test]
+    fn happy_path_is_allowed() {
+        let mut state = Pending;
+        for next in [Building, Starting, Verifying, Live, Superseded] {
+            state = state.advance(next).unwrap();
+        }
+        assert!(state.is_terminal());
+    }
+
+    #[test]
+    fn impossible_moves_are_refused() {
+        assert!(Live.advance(Failed).is_err());
+        assert!(Failed.advance(Live).is_err());
+        assert!(Pending.advance(Live).is_err());
+        assert!(RolledBack.advance(Live).is_err());
+        assert!(Verifying.advance(Aborted).is_ok());
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for state in DeploymentState::ALL {
+            assert_eq!(state.as_str().parse(), Ok(state));
+        }
+    }
+}

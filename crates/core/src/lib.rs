@@ -1,0 +1,49 @@
+//! The domain of hifi: what a project, a card, an environment and a release
+//! are, and the rules that bind them. Everything here is pure: no files, no
+//! processes, no clock. The store persists these types, the git layer builds
+//! compositions from them, and the binary drives both.
+//!
+//! The key decision lives in [`fidelity`]: an environment that promotes from
+//! another accepts only a release that was verified there, and the check is a
+//! function of recorded facts, so every caller (the command that refuses, the
+//! controller that checks again before traffic moves) applies the same rule.
+//!
+//! # Layout
+//!
+//! - [`config`]: `hifi.toml` parsed and validated into [`Config`]; errors carry
+//!   the key and the source span so the binary can point at the line.
+//! - [`duration`]: the `"30s"` / `"5m"` durations used in the config.
+//! - [`workflow`]: stages of the card workflow and how a user may name them.
+//! - [`card`]: cards and which environments include them.
+//! - [`release`]: content-addressed releases and service versions.
+//! - [`fidelity`]: the gate — may release R go live in environment E.
+//! - [`deployment`]: the lifecycle of a deployment as a state machine.
+//! - [`diff`]: what differs between two environments.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod card;
+pub mod config;
+pub mod deployment;
+pub mod diff;
+pub mod duration;
+pub mod fidelity;
+pub mod release;
+pub mod workflow;
+
+pub use card::{Card, CardId};
+pub use config::{Canary, Config, ConfigError, Environment, Origin, Service, Strategy, UserKey};
+pub use deployment::DeploymentState;
+pub use release::{Release, ReleaseId, ServiceVersion};
+pub use workflow::{Stage, Workflow};
+
+/// Checks a name used for services and environments: lowercase letters,
+/// digits and dashes, starting with a letter. Such names are safe in branch
+/// names, file paths and (upper-cased) environment variable names.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '-'))
+        && !name.ends_with('-')
+        && name.len() <= 40
+}

@@ -1,0 +1,171 @@
+//! Releases: immutable, content-addressed records of one composition.
+//!
+//! A release id is a SHA-256 of the composed tree and every service's recipe
+//! (path, build, run, health, route). Composing the same content twice gives
+//! the same id, whichever environment composed it — which is what lets a
+//! higher environment prove it runs exactly what a lower one verified.
+//! Per-environment vars are deliberately not part of the id: they differ by
+//! design between environments, and `hifi diff` shows them.
+
+use std::fmt;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::card::CardId;
+use crate::config::Service;
+
+/// Length of the id prefix shown to users.
+pub const SHORT_LEN: usize = 12;
+
+/// The content hash that names a release (64 hex characters).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct ReleaseId(String);
+
+impl ReleaseId {
+    /// Computes the id of a composed tree under the given service recipes.
+    pub fn compute(tree: &str, services: &[Service]) -> ReleaseId {
+        let mut sorted: Vec<&Service> = services.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut hash = Sha256::new();
+        // Fields are NUL-separated so no value can shift into another.
+        hash.update(b"hifi-release-v1\0tree\0");
+        hash.update(tree.as_bytes());
+        for s in sorted {
+            for field in [
+                "service",
+                &s.name,
+                &s.path,
+                s.build.as_deref().unwrap_or(""),
+                &s.run,
+                &s.health,
+                &s.route,
+            ] {
+                hash.update(b"\0");
+                hash.update(field.as_bytes());
+            }
+        }
+        let digest = hash.finalize();
+        ReleaseId(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+
+    /// Wraps an id read back from the store.
+    pub fn from_stored(id: String) -> ReleaseId {
+        ReleaseId(id)
+    }
+
+    /// The full id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The prefix shown to users.
+    pub fn short(&self) -> &str {
+        &self.0[..SHORT_LEN.min(self.0.len())]
+    }
+}
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.short())
+    }
+}
+
+/// A card as merged into a release: which commit of its branch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MergedCard {
+    /// The card.
+    pub id: CardId,
+    /// Its branch at composition time.
+    pub branch: String,
+    /// The exact commit merged.
+    pub commit: String,
+}
+
+/// One service's version in a release: the hash of its subtree.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceVersion {
+    /// The service.
+    pub service: String,
+    /// The git tree id of the service's directory.
+    pub version: String,
+}
+
+/// An immutable release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Release {
+    /// Content hash.
+    pub id: ReleaseId,
+    /// The composed tree.
+    pub tree: String,
+    /// The composed commit first written for it.
+    pub commit: String,
+    /// The base branch commit it started from.
+    pub base_commit: String,
+    /// The cards merged, in merge order.
+    pub cards: Vec<MergedCard>,
+    /// Every service's version.
+    pub services: Vec<ServiceVersion>,
+    /// The environment that first composed it.
+    pub composed_for: String,
+    /// When it was first composed (unix milliseconds).
+    pub created_at: i64,
+}
+
+impl Release {
+    /// The version of one service.
+    pub fn version_of(&self, service: &str) -> Option<&str> {
+        self.services
+            .iter()
+            .find(|v| v.service == service)
+            .map(|v| v.version.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(run: &str) -> Service {
+        Service {
+            name: "catalog".into(),
+            path: "services/catalog".into(),
+            build: None,
+            run: run.into(),
+            health: "/healthz".into(),
+            route: "/catalog".into(),
+        }
+    }
+
+    #[test]
+    fn same_content_same_id() {
+        let a = ReleaseId::compute("abc", &[service("python3 app.py")]);
+        let b = ReleaseId::compute("abc", &[service("python3 app.py")]);
+        assert_eq!(a, b);
+        assert_eq!(a.as_str().len(), 64);
+        assert_eq!(a.short().len(), SHORT_LEN);
+    }
+
+    #[test]
+    fn tree_and_recipe_both_count() {
+        let base = ReleaseId::compute("abc", &[service("python3 app.py")]);
+        assert_ne!(
+            base,
+            ReleaseId::compute("abd", &[service("python3 app.py")])
+        );
+        assert_ne!(
+            base,
+            ReleaseId::compute("abc", &[service("python3 app2.py")])
+        );
+    }
+
+    #[test]
+    fn service_order_does_not_count() {
+        let mut other = service("x");
+        other.name = "zeta".into();
+        let a = ReleaseId::compute("t", &[service("x"), other.clone()]);
+        let b = ReleaseId::compute("t", &[other, service("x")]);
+        assert_eq!(a, b);
+    }
+}
