@@ -1,0 +1,224 @@
+//! Cards as stored: the stage is kept by name, and resolved against the
+//! workflow by the caller, so a renamed stage shows up as a clear error
+//! instead of silently moving cards.
+
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+use serde::Serialize;
+
+use crate::events::{Subject, record};
+use crate::{Audit, Error, Result, Store};
+
+/// A card as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CardRow {
+    /// Card id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Git branch.
+    pub branch: String,
+    /// Stage name as written in the workflow.
+    pub stage: String,
+    /// When it was added (unix ms).
+    pub created_at: i64,
+    /// When it last changed (unix ms).
+    pub updated_at: i64,
+}
+
+impl CardRow {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<CardRow> {
+        Ok(CardRow {
+            id: r.get(0)?,
+            title: r.get(1)?,
+            branch: r.get(2)?,
+            stage: r.get(3)?,
+            created_at: r.get(4)?,
+            updated_at: r.get(5)?,
+        })
+    }
+}
+
+/// A card that could not be merged into an environment's last composition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConflictFlag {
+    /// The environment.
+    pub env: String,
+    /// The card that could not be merged.
+    pub card: String,
+    /// Cards it conflicts with, where they could be told.
+    pub with_cards: Vec<String>,
+    /// The conflicting files.
+    pub files: Vec<String>,
+    /// When (unix ms).
+    pub at: i64,
+}
+
+const CARD_COLUMNS: &str = "id, title, branch, stage, created_at, updated_at";
+
+impl Store {
+    /// Registers a card; refuses a duplicate id.
+    pub fn add_card(
+        &mut self,
+        audit: &Audit,
+        id: &str,
+        title: &str,
+        branch: &str,
+        stage: &str,
+    ) -> Result<()> {
+        self.write(|tx| {
+            let inserted = tx.execute(
+                "INSERT INTO cards (id, title, branch, stage, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO NOTHING",
+                params![id, title, branch, stage, audit.at],
+            )?;
+            if inserted == 0 {
+                return Err(Error::AlreadyExists {
+                    kind: "card",
+                    id: id.to_string(),
+                });
+            }
+            let message = format!("added card {id} ({branch}) at {stage}");
+            record(
+                tx,
+                audit,
+                "card.added",
+                Subject {
+                    card: Some(id),
+                    ..Subject::default()
+                },
+                &message,
+            )
+        })
+    }
+
+    /// Moves a card to a stage; returns the stage it left.
+    pub fn move_card(&mut self, audit: &Audit, id: &str, stage: &str) -> Result<String> {
+        self.write(|tx| {
+            let from = current_stage(tx, id)?;
+            tx.execute(
+                "UPDATE cards SET stage = ?2, updated_at = ?3 WHERE id = ?1",
+                params![id, stage, audit.at],
+            )?;
+            let message = format!("moved card {id} from {from} to {stage}");
+            record(
+                tx,
+                audit,
+                "card.moved",
+                Subject {
+                    card: Some(id),
+                    ..Subject::default()
+                },
+                &message,
+            )?;
+            Ok(from)
+        })
+    }
+
+    /// Removes a card (its history stays in releases and events).
+    pub fn remove_card(&mut self, audit: &Audit, id: &str) -> Result<()> {
+        self.write(|tx| {
+            let stage = current_stage(tx, id)?;
+            tx.execute("DELETE FROM cards WHERE id = ?1", [id])?;
+            let message = format!("removed card {id} (was at {stage})");
+            record(
+                tx,
+                audit,
+                "card.removed",
+                Subject {
+                    card: Some(id),
+                    ..Subject::default()
+                },
+                &message,
+            )
+        })
+    }
+
+    /// One card.
+    pub fn card(&self, id: &str) -> Result<CardRow> {
+        self.conn()
+            .query_row(
+                &format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = ?1"),
+                [id],
+                CardRow::from_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                kind: "card",
+                id: id.to_string(),
+            })
+    }
+
+    /// Every card, by id.
+    pub fn cards(&self) -> Result<Vec<CardRow>> {
+        let mut stmt = self
+            .conn()
+            .prepare(&format!("SELECT {CARD_COLUMNS} FROM cards ORDER BY id"))?;
+        let rows = stmt.query_map([], CardRow::from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every card flagged by a failed composition.
+    pub fn conflicts(&self) -> Result<Vec<ConflictFlag>> {
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT env, card, with_cards, files, at FROM conflicts ORDER BY env, card")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get(4)?,
+            ))
+        })?;
+        rows.map(|row| {
+            let (env, card, with_cards, files, at) = row?;
+            Ok(ConflictFlag {
+                env,
+                card,
+                with_cards: split_list(&with_cards),
+                files: split_list(&files),
+                at,
+            })
+        })
+        .collect()
+    }
+
+    /// Records that composing `env` failed on a conflict: flags the card,
+    /// replacing any earlier flag for that environment, with its event.
+    pub fn record_conflict(
+        &mut self,
+        audit: &Audit,
+        flag: &ConflictFlag,
+        message: &str,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM conflicts WHERE env = ?1", [&flag.env])?;
+            tx.execute(
+                "INSERT INTO conflicts (env, card, with_cards, files, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![flag.env, flag.card, join_list(&flag.with_cards), join_list(&flag.files), audit.at],
+            )?;
+            let subject = Subject { env: Some(&flag.env), card: Some(&flag.card), release: None };
+            record(tx, audit, "compose.conflict", subject, message)
+        })
+    }
+}
+
+fn current_stage(tx: &Transaction<'_>, id: &str) -> Result<String> {
+    tx.query_row("SELECT stage FROM cards WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| Error::NotFound {
+            kind: "card",
+            id: id.to_string(),
+        })
+}
+
+// Lists are stored newline-separated: card ids and paths never hold a newline
+// that matters here, and it keeps the table readable with the sqlite3 shell.
+fn join_list(items: &[String]) -> String {
+    items.join("\n")
+}
+
+fn split_list(text: &str) -> Vec<String> {
+    text.lines().map(str::to_string).collect()
+}

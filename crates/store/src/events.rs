@@ -1,0 +1,97 @@
+//! The audit log. Events are written by the same transaction as the change
+//! they describe ([`record`]), and never updated or deleted.
+
+use rusqlite::{Transaction, params};
+use serde::Serialize;
+
+use crate::{Audit, Result, Store};
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    /// Position in the log.
+    pub seq: i64,
+    /// Unix milliseconds.
+    pub at: i64,
+    /// Who.
+    pub actor: String,
+    /// What kind of change (`card.moved`, `release.composed`, ...).
+    pub kind: String,
+    /// The environment concerned, if any.
+    pub env: Option<String>,
+    /// The card concerned, if any.
+    pub card: Option<String>,
+    /// The release concerned, if any.
+    pub release: Option<String>,
+    /// A sentence a person can read.
+    pub message: String,
+}
+
+/// What an event is about.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Subject<'a> {
+    /// The environment.
+    pub env: Option<&'a str>,
+    /// The card.
+    pub card: Option<&'a str>,
+    /// The release.
+    pub release: Option<&'a str>,
+}
+
+/// Appends an event inside an open transaction.
+pub fn record(
+    tx: &Transaction<'_>,
+    audit: &Audit,
+    kind: &str,
+    subject: Subject<'_>,
+    message: &str,
+) -> Result<()> {
+    tx.execute(
+        "INSERT INTO events (at, actor, kind, env, card, release_id, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![
+            audit.at,
+            audit.actor,
+            kind,
+            subject.env,
+            subject.card,
+            subject.release,
+            message
+        ],
+    )?;
+    Ok(())
+}
+
+impl Store {
+    /// Records an event on its own, for facts that change no other table.
+    pub fn record_event(
+        &mut self,
+        audit: &Audit,
+        kind: &str,
+        subject: Subject<'_>,
+        message: &str,
+    ) -> Result<()> {
+        self.write(|tx| record(tx, audit, kind, subject, message))
+    }
+
+    /// The newest events first, optionally only those about one environment.
+    pub fn events(&self, env: Option<&str>, limit: usize) -> Result<Vec<Event>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT seq, at, actor, kind, env, card, release_id, message FROM events
+             WHERE ?1 IS NULL OR env = ?1 ORDER BY seq DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![env, limit as i64], |r| {
+            Ok(Event {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                kind: r.get(3)?,
+                env: r.get(4)?,
+                card: r.get(5)?,
+                release: r.get(6)?,
+                message: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,280 @@
+//! Store tests on a real SQLite file in a temp dir.
+
+use hifi_core::card::CardId;
+use hifi_core::deployment::DeploymentState;
+use hifi_core::release::{MergedCard, Release, ReleaseId, ServiceVersion};
+use hifi_store::{Audit, ConflictFlag, Error, Store};
+
+fn audit(at: i64) -> Audit {
+    Audit {
+        actor: "ann".into(),
+        at,
+    }
+}
+
+fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("state.db")).unwrap();
+    (dir, store)
+}
+
+fn release(tree: &str) -> Release {
+    Release {
+        id: ReleaseId::compute(tree, &[]),
+        tree: tree.into(),
+        commit: format!("commit-{tree}"),
+        base_commit: "base".into(),
+        cards: vec![MergedCard {
+            id: CardId::parse("PAY-1").unwrap(),
+            branch: "f/pay-1".into(),
+            commit: "c1".into(),
+        }],
+        services: vec![ServiceVersion {
+            service: "api".into(),
+            version: "v1".into(),
+        }],
+        composed_for: "dev".into(),
+        created_at: 5,
+    }
+}
+
+#[test]
+fn migrations_run_once_and_reopen_cleanly() {
+    let (dir, store) = open();
+    assert_eq!(store.schema_version().unwrap(), 1);
+    drop(store);
+    let again = Store::open(&dir.path().join("state.db")).unwrap();
+    assert_eq!(again.schema_version().unwrap(), 1);
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let (dir, store) = open();
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = Store::open(&dir.path().join("state.db")).err().unwrap();
+    assert!(matches!(err, Error::TooNew { found: 99, .. }), "{err}");
+}
+
+#[test]
+fn card_changes_write_their_event_in_the_same_transaction() {
+    let (_dir, mut store) = open();
+    store
+        .add_card(&audit(1), "PAY-1", "Pay", "f/pay-1", "Ready for Dev")
+        .unwrap();
+    let from = store.move_card(&audit(2), "PAY-1", "In Test").unwrap();
+    assert_eq!(from, "Ready for Dev");
+    assert_eq!(store.card("PAY-1").unwrap().stage, "In Test");
+    store.remove_card(&audit(3), "PAY-1").unwrap();
+    let kinds: Vec<String> = store
+        .events(None, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(kinds, ["card.removed", "card.moved", "card.added"]);
+}
+
+#[test]
+fn refused_changes_leave_no_trace() {
+    let (_dir, mut store) = open();
+    store
+        .add_card(&audit(1), "PAY-1", "Pay", "f/pay-1", "In Dev")
+        .unwrap();
+    assert!(matches!(
+        store.add_card(&audit(2), "PAY-1", "x", "y", "In Dev"),
+        Err(Error::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        store.move_card(&audit(2), "NOPE", "In Dev"),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.remove_card(&audit(2), "NOPE"),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(store.events(None, 10).unwrap().len(), 1);
+    assert_eq!(store.card("PAY-1").unwrap().title, "Pay");
+}
+
+#[test]
+fn compositions_record_a_release_once() {
+    let (_dir, mut store) = open();
+    let r = release("t1");
+    use hifi_store::releases::Recorded;
+    assert_eq!(
+        store
+            .record_composition(&audit(1), "dev", &r, "c", "in")
+            .unwrap(),
+        Recorded::NewRelease
+    );
+    assert_eq!(
+        store
+            .record_composition(&audit(2), "uat", &r, "c2", "in")
+            .unwrap(),
+        Recorded::KnownRelease
+    );
+    assert_eq!(store.release(&r.id).unwrap(), r);
+    assert_eq!(store.releases().unwrap().len(), 1);
+    assert_eq!(store.composed_for(&r.id).unwrap(), ["dev", "uat"]);
+    assert_eq!(
+        store.latest_composition("uat").unwrap().unwrap().commit,
+        "c2"
+    );
+    assert!(store.latest_composition("prod").unwrap().is_none());
+}
+
+#[test]
+fn a_composition_clears_the_environment_conflict_flag() {
+    let (_dir, mut store) = open();
+    store
+        .add_card(&audit(1), "PAY-1", "Pay", "f/pay-1", "In Dev")
+        .unwrap();
+    let flag = ConflictFlag {
+        env: "dev".into(),
+        card: "PAY-1".into(),
+        with_cards: vec!["PAY-0".into()],
+        files: vec!["a.txt".into(), "b.txt".into()],
+        at: 1,
+    };
+    store.record_conflict(&audit(1), &flag, "conflict").unwrap();
+    assert_eq!(store.conflicts().unwrap(), [flag]);
+    store
+        .record_composition(&audit(2), "dev", &release("t"), "c", "in")
+        .unwrap();
+    assert!(store.conflicts().unwrap().is_empty());
+}
+
+#[test]
+fn release_prefixes_resolve_or_say_why_not() {
+    let (_dir, mut store) = open();
+    let r = release("t1");
+    store
+        .record_composition(&audit(1), "dev", &r, "c", "in")
+        .unwrap();
+    assert_eq!(store.resolve_release(&r.id.as_str()[..6]).unwrap(), r.id);
+    assert_eq!(
+        store
+            .resolve_release(&r.id.as_str().to_uppercase()[..8])
+            .unwrap(),
+        r.id
+    );
+    assert!(matches!(
+        store.resolve_release("abc"),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.resolve_release("zzzzzz"),
+        Err(Error::NotFound { .. })
+    ));
+}
+
+#[test]
+fn going_live_supersedes_the_previous_live_deployment() {
+    let (_dir, mut store) = open();
+    let (a, b) = (release("a"), release("b"));
+    for r in [&a, &b] {
+        store
+            .record_composition(&audit(1), "dev", r, "c", "in")
+            .unwrap();
+    }
+    let first = store
+        .record_deployment(&audit(2), "dev", &a.id, "blue-green")
+        .unwrap();
+    for state in [
+        DeploymentState::Building,
+        DeploymentState::Starting,
+        DeploymentState::Live,
+    ] {
+        store
+            .advance_deployment(&audit(3), first, state, Some("blue"), "")
+            .unwrap();
+    }
+    assert_eq!(store.live_release("dev").unwrap(), Some(a.id.clone()));
+    let second = store
+        .record_deployment(&audit(4), "dev", &b.id, "blue-green")
+        .unwrap();
+    assert!(
+        store
+            .advance_deployment(&audit(5), second, DeploymentState::Live, None, "")
+            .is_err(),
+        "pending cannot jump to live"
+    );
+    for state in [
+        DeploymentState::Building,
+        DeploymentState::Starting,
+        DeploymentState::Live,
+    ] {
+        store
+            .advance_deployment(&audit(6), second, state, Some("green"), "")
+            .unwrap();
+    }
+    let states: Vec<_> = store
+        .deployments("dev")
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.id, d.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (second, DeploymentState::Live),
+            (first, DeploymentState::Superseded)
+        ]
+    );
+    assert_eq!(store.live_release("dev").unwrap(), Some(b.id));
+}
+
+#[test]
+fn facts_gather_compositions_verifications_and_distinct_approvals() {
+    let (_dir, mut store) = open();
+    let r = release("t");
+    store
+        .record_composition(&audit(1), "prep", &r, "c", "in")
+        .unwrap();
+    store.record_verification(&audit(2), "prep", &r.id).unwrap();
+    store.record_verification(&audit(3), "prep", &r.id).unwrap();
+    assert!(store.approve(&audit(4), "prod", &r.id).unwrap());
+    assert!(
+        !store.approve(&audit(5), "prod", &r.id).unwrap(),
+        "a second sign-off by the same person counts once"
+    );
+    let facts = store.facts(&r.id, "prod").unwrap();
+    assert_eq!(facts.composed_for, ["prep"]);
+    assert_eq!(facts.verified_in, ["prep"]);
+    assert_eq!(facts.approvers, ["ann"]);
+    let verified_events = store
+        .events(Some("prep"), 10)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "release.verified")
+        .count();
+    assert_eq!(verified_events, 1);
+}
+
+#[test]
+fn concurrent_writers_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    Store::open(&path).unwrap();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                let mut store = Store::open(&path).unwrap();
+                for i in 0..50 {
+                    let id = format!("W{w}-{i}");
+                    store.add_card(&audit(i), &id, "t", "b", "In Dev").unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.cards().unwrap().len(), 200);
+    assert_eq!(store.events(None, 1000).unwrap().len(), 200);
+}
