@@ -18,6 +18,17 @@ use crate::config::Service;
 /// Length of the id prefix shown to users.
 pub const SHORT_LEN: usize = 12;
 
+/// A key for everything a composition depends on: the base commit, each
+/// card's commit in merge order, and the service recipes. When it matches
+/// the previous composition's key, composing again would change nothing.
+pub fn composition_key(base: &str, cards: &[(&str, &str)], services: &[Service]) -> String {
+    let mut inputs = format!("base\0{base}");
+    for (card, commit) in cards {
+        inputs.push_str(&format!("\0card\0{card}\0{commit}"));
+    }
+    ReleaseId::compute(&inputs, services).0
+}
+
 /// The content hash that names a release (64 hex characters).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]

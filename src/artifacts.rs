@@ -1,0 +1,163 @@
+//! Artifacts: the built output of one service version, kept under
+//! `.hifi/artifacts/<service>/<version>/` and reused by every release that
+//! has that version. A build runs in a fresh export of the service's
+//! directory at that version — never in the user's work tree — so what is
+//! built is exactly what was composed.
+//!
+//! A build happens in a private scratch directory and is renamed into place
+//! only when it succeeded, so a killed or failed build never leaves a
+//! half-built artifact that a later release would reuse. A failed build's
+//! log is kept beside the artifacts as `<version>.failed.log`.
+
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use hifi_core::Service;
+use hifi_git::{Oid, Repo};
+
+use crate::error::{Failure, Result};
+
+/// Written last into a finished artifact; its presence means "complete".
+const MARKER: &str = ".hifi-artifact";
+/// The build's combined stdout and stderr, inside the artifact.
+pub const BUILD_LOG: &str = ".hifi-build.log";
+
+/// What [`Artifacts::ensure`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Built {
+    /// The artifact existed; nothing ran.
+    Reused,
+    /// It was built now, taking this many milliseconds.
+    Built(u128),
+}
+
+/// The artifact directory of a project.
+pub struct Artifacts {
+    root: PathBuf,
+}
+
+impl Artifacts {
+    /// Artifacts under `state_dir/artifacts`.
+    pub fn new(state_dir: &Path) -> Artifacts {
+        Artifacts {
+            root: state_dir.join("artifacts"),
+        }
+    }
+
+    /// Where one service version's artifact lives.
+    pub fn dir(&self, service: &str, version: &str) -> PathBuf {
+        self.root.join(service).join(version)
+    }
+
+    /// Whether a complete artifact exists.
+    pub fn exists(&self, service: &str, version: &str) -> bool {
+        self.dir(service, version).join(MARKER).is_file()
+    }
+
+    /// Makes sure the artifact of `service` at `version` (its subtree id)
+    /// exists, building it if needed.
+    pub fn ensure(&self, repo: &Repo, service: &Service, version: &str) -> Result<Built> {
+        if self.exists(&service.name, version) {
+            return Ok(Built::Reused);
+        }
+        let started = Instant::now();
+        let final_dir = self.dir(&service.name, version);
+        let parent = self.root.join(&service.name);
+        fs::create_dir_all(&parent)?;
+        let scratch = parent.join(format!(".building-{version}-{}", std::process::id()));
+        if scratch.exists() {
+            fs::remove_dir_all(&scratch)?;
+        }
+        let tree: Oid = version
+            .parse()
+            .map_err(|e: hifi_git::Error| Failure::refused(e.to_string()))?;
+        repo.export(&tree, "", &scratch)?;
+
+        if let Some(build) = &service.build {
+            if let Err(failure) = run_build(&scratch, service, version, build) {
+                let log = parent.join(format!("{version}.failed.log"));
+                let _ = fs::rename(scratch.join(BUILD_LOG), &log);
+                let _ = fs::remove_dir_all(&scratch);
+                return Err(failure.with_log(&log));
+            }
+        }
+        fs::write(
+            scratch.join(MARKER),
+            format!(
+                "service = {:?}\nversion = {version:?}\nbuild = {:?}\n",
+                service.name,
+                service.build.as_deref().unwrap_or("")
+            ),
+        )?;
+        if final_dir.exists() {
+            // Another hifi built the same version meanwhile; theirs is as good.
+            let _ = fs::remove_dir_all(&scratch);
+            return Ok(Built::Reused);
+        }
+        fs::rename(&scratch, &final_dir)?;
+        Ok(Built::Built(started.elapsed().as_millis()))
+    }
+}
+
+struct BuildFailed {
+    service: String,
+    version: String,
+    status: String,
+}
+
+impl BuildFailed {
+    fn with_log(self, log: &Path) -> Failure {
+        let tail = fs::read_to_string(log)
+            .map(|text| {
+                let lines: Vec<&str> = text.lines().collect();
+                lines[lines.len().saturating_sub(10)..].join("\n    ")
+            })
+            .unwrap_or_default();
+        let mut message = format!(
+            "the build of service {} (version {}) failed: {}\n  log: {}",
+            self.service,
+            &self.version[..self.version.len().min(12)],
+            self.status,
+            log.display()
+        );
+        if !tail.is_empty() {
+            message.push_str(&format!("\n  last lines:\n    {tail}"));
+        }
+        Failure::refused(message)
+            .hint("fix the build on the card's branch and compose again; nothing was changed")
+    }
+}
+
+fn run_build(dir: &Path, service: &Service, version: &str, build: &str) -> Result<(), BuildFailed> {
+    let failed = |status: String| BuildFailed {
+        service: service.name.clone(),
+        version: version.to_string(),
+        status,
+    };
+    let log = File::create(dir.join(BUILD_LOG))
+        .map_err(|e| failed(format!("cannot create the build log: {e}")))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| failed(format!("cannot open the build log: {e}")))?;
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(build)
+        .current_dir(dir)
+        .env("HIFI_SERVICE", &service.name)
+        .env("HIFI_VERSION", version)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .status()
+        .map_err(|e| failed(format!("could not start `sh -c {build}`: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(failed(match status.code() {
+            Some(code) => format!("`{build}` exited with status {code}"),
+            None => format!("`{build}` was killed by a signal"),
+        }))
+    }
+}

@@ -1,0 +1,94 @@
+//! The command line, as clap reads it. Parsing only: each command's work
+//! lives in its module under `cmd/`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// hifi deploys a team's microservices through a chain of environments with
+/// high fidelity: what reaches production is, bit for bit, a release already
+/// verified below it.
+#[derive(Debug, Parser)]
+#[command(name = "hifi", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Record changes as made by NAME instead of the OS user.
+    #[arg(long = "as", value_name = "NAME", global = true)]
+    pub actor: Option<String>,
+    /// Run as if hifi was started in DIR.
+    #[arg(short = 'C', value_name = "DIR", global = true)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scaffold hifi.toml and .hifi/ in a git repository.
+    Init,
+    /// Register, move, remove and list cards.
+    #[command(subcommand)]
+    Card(CardCommand),
+    /// Cards by stage, and which cards each environment includes.
+    Board,
+    /// Compose an environment from the base branch and its cards; prints the release id.
+    Compose {
+        /// The environment to compose.
+        env: String,
+    },
+    /// Releases, newest first.
+    Releases,
+    /// Cards, service versions and vars that differ between two environments.
+    Diff {
+        /// The first environment.
+        a: String,
+        /// The second environment.
+        b: String,
+    },
+    /// Sign off a release for an environment.
+    Approve {
+        /// The environment the release may then go to.
+        env: String,
+        /// The release (default: the one that would go there next).
+        #[arg(long)]
+        release: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CardCommand {
+    /// Register a card at the first stage of the workflow.
+    Add {
+        /// Card id, e.g. PAY-12.
+        id: String,
+        /// The git branch carrying the card's work.
+        #[arg(long)]
+        branch: String,
+        /// A short title.
+        #[arg(long, default_value = "")]
+        title: String,
+    },
+    /// Move a card to a stage ("in-test" = "In Test").
+    Move {
+        /// Card id.
+        id: String,
+        /// Target stage.
+        stage: String,
+    },
+    /// Remove a card.
+    Rm {
+        /// Card id.
+        id: String,
+    },
+    /// Every card with its stage and the environments that include it.
+    List,
+}

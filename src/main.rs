@@ -1,0 +1,53 @@
+//! The `hifi` binary: parses the command line, runs one command, and turns
+//! its outcome into an exit code (0 success, 1 refused or failed, 2 usage or
+//! config error). Everything else lives in the modules below.
+//!
+//! # Layout
+//!
+//! - `cli`: the command line as clap reads it.
+//! - `cmd`: one module per command group (`init`, `card` and `board`,
+//!   `compose`, `release` for releases/diff/approve, `proxy`).
+//! - `compose`: composing an environment — git merges, release, artifacts.
+//! - `artifacts`: building each service version once and keeping its output.
+//! - `project`: the repository, config, store and actor a command works on.
+//! - `error`: failures, their messages and exit codes.
+//! - `output`: tables, JSON and timestamps.
+#![forbid(unsafe_code)]
+
+mod artifacts;
+mod cli;
+mod cmd;
+mod compose;
+mod error;
+mod output;
+mod project;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help and version to stdout with exit 0, and usage
+            // errors to stderr with exit 2, as DESIGN.md asks.
+            let _ = e.print();
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("HIFI_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cmd::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprint!("{}", failure.render());
+            ExitCode::from(failure.exit_code() as u8)
+        }
+    }
+}
