@@ -17,9 +17,9 @@ use hifi_git::{Composition, Ingredient, Oid};
 use hifi_store::ConflictFlag;
 use hifi_store::releases::Recorded;
 
-use crate::artifacts::{Artifacts, Built};
 use crate::error::{Failure, Result};
 use crate::project::{Project, now_ms};
+use hifi_artifacts::{Artifacts, Built};
 
 /// What a composition produced.
 pub struct Composed {
@@ -164,10 +164,14 @@ pub fn compose(
                 &version.version[..12]
             ));
         }
-        builds.push((
-            service.name.clone(),
-            artifacts.ensure(&project.repo, service, &version.version)?,
-        ));
+        let built = artifacts
+            .ensure(&project.repo, service, &version.version)
+            .map_err(|e| match e {
+                e @ hifi_artifacts::Error::BuildFailed { .. } => Failure::refused(e.to_string())
+                    .hint("fix the build on the card's branch (or the base branch) and compose again; nothing was changed"),
+                e => Failure::refused(e.to_string()),
+            })?;
+        builds.push((service.name.clone(), built));
     }
 
     let release = Release {

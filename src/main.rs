@@ -8,13 +8,11 @@
 //! - `cmd`: one module per command group (`init`, `card` and `board`,
 //!   `compose`, `release` for releases/diff/approve, `proxy`).
 //! - `compose`: composing an environment — git merges, release, artifacts.
-//! - `artifacts`: building each service version once and keeping its output.
 //! - `project`: the repository, config, store and actor a command works on.
 //! - `error`: failures, their messages and exit codes.
 //! - `output`: tables, JSON and timestamps.
 #![forbid(unsafe_code)]
 
-mod artifacts;
 mod cli;
 mod cmd;
 mod compose;

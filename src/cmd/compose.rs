@@ -3,11 +3,11 @@
 use serde::Serialize;
 
 use super::Output;
-use crate::artifacts::Built;
 use crate::compose::{Outcome, compose, env_branch};
 use crate::error::Result;
 use crate::output;
 use crate::project::Project;
+use hifi_artifacts::Built;
 
 #[derive(Serialize)]
 struct Report<'a> {

@@ -18,6 +18,7 @@
 //! - [`release`]: content-addressed releases and service versions.
 //! - [`fidelity`]: the gate — may release R go live in environment E.
 //! - [`deployment`]: the lifecycle of a deployment as a state machine.
+//! - [`rollout`]: blue/green slots, their transitions, and the canary judge.
 //! - [`diff`]: what differs between two environments.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -29,12 +30,14 @@ pub mod diff;
 pub mod duration;
 pub mod fidelity;
 pub mod release;
+pub mod rollout;
 pub mod workflow;
 
 pub use card::{Card, CardId};
 pub use config::{Canary, Config, ConfigError, Environment, Origin, Service, Strategy, UserKey};
 pub use deployment::DeploymentState;
 pub use release::{Release, ReleaseId, ServiceVersion};
+pub use rollout::{Routing, Slot};
 pub use workflow::{Stage, Workflow};
 
 /// Checks a name used for services and environments: lowercase letters,

@@ -78,16 +78,7 @@ impl Store {
                 });
             }
             let message = format!("added card {id} ({branch}) at {stage}");
-            record(
-                tx,
-                audit,
-                "card.added",
-                Subject {
-                    card: Some(id),
-                    ..Subject::default()
-                },
-                &message,
-            )
+            record(tx, audit, "card.added", Subject::card(id), &message)
         })
     }
 
@@ -100,16 +91,7 @@ impl Store {
                 params![id, stage, audit.at],
             )?;
             let message = format!("moved card {id} from {from} to {stage}");
-            record(
-                tx,
-                audit,
-                "card.moved",
-                Subject {
-                    card: Some(id),
-                    ..Subject::default()
-                },
-                &message,
-            )?;
+            record(tx, audit, "card.moved", Subject::card(id), &message)?;
             Ok(from)
         })
     }
@@ -120,16 +102,7 @@ impl Store {
             let stage = current_stage(tx, id)?;
             tx.execute("DELETE FROM cards WHERE id = ?1", [id])?;
             let message = format!("removed card {id} (was at {stage})");
-            record(
-                tx,
-                audit,
-                "card.removed",
-                Subject {
-                    card: Some(id),
-                    ..Subject::default()
-                },
-                &message,
-            )
+            record(tx, audit, "card.removed", Subject::card(id), &message)
         })
     }
 
@@ -198,7 +171,7 @@ impl Store {
                 "INSERT INTO conflicts (env, card, with_cards, files, at) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![flag.env, flag.card, join_list(&flag.with_cards), join_list(&flag.files), audit.at],
             )?;
-            let subject = Subject { env: Some(&flag.env), card: Some(&flag.card), release: None };
+            let subject = Subject::env(&flag.env).with_card(&flag.card);
             record(tx, audit, "compose.conflict", subject, message)
         })
     }

@@ -23,6 +23,8 @@ pub struct Event {
     pub card: Option<String>,
     /// The release concerned, if any.
     pub release: Option<String>,
+    /// The deployment concerned, if any.
+    pub deployment: Option<i64>,
     /// A sentence a person can read.
     pub message: String,
 }
@@ -36,6 +38,50 @@ pub struct Subject<'a> {
     pub card: Option<&'a str>,
     /// The release.
     pub release: Option<&'a str>,
+    /// The deployment.
+    pub deployment: Option<i64>,
+}
+
+impl<'a> Subject<'a> {
+    /// About an environment.
+    pub fn env(env: &'a str) -> Self {
+        Subject {
+            env: Some(env),
+            ..Subject::default()
+        }
+    }
+
+    /// About a card.
+    pub fn card(card: &'a str) -> Self {
+        Subject {
+            card: Some(card),
+            ..Subject::default()
+        }
+    }
+
+    /// Also about a card.
+    pub fn with_card(self, card: &'a str) -> Self {
+        Subject {
+            card: Some(card),
+            ..self
+        }
+    }
+
+    /// Also about a release.
+    pub fn with_release(self, release: &'a str) -> Self {
+        Subject {
+            release: Some(release),
+            ..self
+        }
+    }
+
+    /// Also about a deployment.
+    pub fn with_deployment(self, deployment: i64) -> Self {
+        Subject {
+            deployment: Some(deployment),
+            ..self
+        }
+    }
 }
 
 /// Appends an event inside an open transaction.
@@ -47,8 +93,8 @@ pub fn record(
     message: &str,
 ) -> Result<()> {
     tx.execute(
-        "INSERT INTO events (at, actor, kind, env, card, release_id, message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO events (at, actor, kind, env, card, release_id, deployment, message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         params![
             audit.at,
             audit.actor,
@@ -56,6 +102,7 @@ pub fn record(
             subject.env,
             subject.card,
             subject.release,
+            subject.deployment,
             message
         ],
     )?;
@@ -76,11 +123,22 @@ impl Store {
 
     /// The newest events first, optionally only those about one environment.
     pub fn events(&self, env: Option<&str>, limit: usize) -> Result<Vec<Event>> {
-        let mut stmt = self.conn().prepare(
-            "SELECT seq, at, actor, kind, env, card, release_id, message FROM events
-             WHERE ?1 IS NULL OR env = ?1 ORDER BY seq DESC LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![env, limit as i64], |r| {
+        self.query_events(
+            "WHERE ?1 IS NULL OR env = ?1 ORDER BY seq DESC LIMIT ?2",
+            params![env, limit as i64],
+        )
+    }
+
+    /// The events of one deployment, oldest first.
+    pub fn deployment_events(&self, deployment: i64) -> Result<Vec<Event>> {
+        self.query_events("WHERE deployment = ?1 ORDER BY seq", params![deployment])
+    }
+
+    fn query_events(&self, filter: &str, params: impl rusqlite::Params) -> Result<Vec<Event>> {
+        let mut stmt = self.conn().prepare(&format!(
+            "SELECT seq, at, actor, kind, env, card, release_id, deployment, message FROM events {filter}"
+        ))?;
+        let rows = stmt.query_map(params, |r| {
             Ok(Event {
                 seq: r.get(0)?,
                 at: r.get(1)?,
@@ -89,7 +147,8 @@ impl Store {
                 env: r.get(4)?,
                 card: r.get(5)?,
                 release: r.get(6)?,
-                message: r.get(7)?,
+                deployment: r.get(7)?,
+                message: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -5,14 +5,16 @@
 use hifi_core::deployment::DeploymentState;
 use hifi_core::fidelity::Facts;
 use hifi_core::release::ReleaseId;
-use rusqlite::{OptionalExtension, Row, params};
+use hifi_core::rollout::{Routing, Slot};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
 use crate::events::{Subject, record};
+use crate::routing::save_routing;
 use crate::{Audit, Error, Result, Store};
 
 /// A deployment as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Deployment {
     /// Its number.
     pub id: i64,
@@ -20,7 +22,7 @@ pub struct Deployment {
     pub env: String,
     /// The release (full id).
     pub release: String,
-    /// Strategy used.
+    /// Strategy used: `blue-green`, `canary` or `rollback`.
     pub strategy: String,
     /// Where it stands.
     pub state: DeploymentState,
@@ -32,6 +34,18 @@ pub struct Deployment {
     pub updated_at: i64,
     /// Who asked for it.
     pub actor: String,
+    /// Canary step index.
+    pub step: i64,
+    /// When the current step began (unix ms).
+    pub step_started_at: Option<i64>,
+    /// Percent of users on the candidate.
+    pub weight: f64,
+    /// Whether a user paused the canary.
+    pub paused: bool,
+    /// A user's request not yet acted on: `abort` or `promote`.
+    pub request: Option<String>,
+    /// Why it failed or was aborted.
+    pub reason: Option<String>,
 }
 
 /// A sign-off.
@@ -47,8 +61,36 @@ pub struct Approval {
     pub at: i64,
 }
 
-const DEPLOYMENT_COLUMNS: &str =
-    "id, env, release_id, strategy, state, slot, created_at, updated_at, actor";
+/// A change to a deployment, written with its event (and, if given, the
+/// environment's routing) in one transaction. Fields left `None` keep their value.
+#[derive(Debug, Default)]
+pub struct Update<'a> {
+    /// New lifecycle state (checked against the state machine).
+    pub state: Option<DeploymentState>,
+    /// Slot.
+    pub slot: Option<Slot>,
+    /// Canary step index.
+    pub step: Option<i64>,
+    /// Start of the current step.
+    pub step_started_at: Option<i64>,
+    /// Candidate weight.
+    pub weight: Option<f64>,
+    /// Paused or not.
+    pub paused: Option<bool>,
+    /// `Some(None)` clears the pending request; `Some(Some(r))` sets it.
+    pub request: Option<Option<&'a str>>,
+    /// Why it failed or was aborted.
+    pub reason: Option<&'a str>,
+    /// The environment's routing after this change.
+    pub routing: Option<&'a Routing>,
+    /// Event kind (default: `deployment.<state>` or `deployment.updated`).
+    pub kind: Option<&'a str>,
+    /// Event message.
+    pub message: &'a str,
+}
+
+const DEPLOYMENT_COLUMNS: &str = "id, env, release_id, strategy, state, slot, created_at, updated_at, actor, \
+     step, step_started_at, weight, paused, request, reason";
 
 fn deployment_from_row(r: &Row<'_>) -> rusqlite::Result<Deployment> {
     let state: String = r.get(4)?;
@@ -65,11 +107,31 @@ fn deployment_from_row(r: &Row<'_>) -> rusqlite::Result<Deployment> {
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
         actor: r.get(8)?,
+        step: r.get(9)?,
+        step_started_at: r.get(10)?,
+        weight: r.get(11)?,
+        paused: r.get(12)?,
+        request: r.get(13)?,
+        reason: r.get(14)?,
+    })
+}
+
+fn load_deployment(tx: &Transaction<'_>, id: i64) -> Result<Deployment> {
+    tx.query_row(
+        &format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = ?1"),
+        [id],
+        deployment_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| Error::NotFound {
+        kind: "deployment",
+        id: id.to_string(),
     })
 }
 
 impl Store {
-    /// Records a new deployment in the `pending` state.
+    /// Records a new deployment in the `pending` state, refusing a second
+    /// one while another is in progress in the same environment.
     pub fn record_deployment(
         &mut self,
         audit: &Audit,
@@ -78,6 +140,16 @@ impl Store {
         strategy: &str,
     ) -> Result<i64> {
         self.write(|tx| {
+            let busy: Option<i64> = tx
+                .query_row(
+                    "SELECT id FROM deployments WHERE env = ?1 AND state IN ('pending', 'building', 'starting', 'verifying')",
+                    [env],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(busy) = busy {
+                return Err(Error::Busy { env: env.to_string(), deployment: busy });
+            }
             tx.execute(
                 "INSERT INTO deployments (env, release_id, strategy, state, created_at, updated_at, actor)
                  VALUES (?1, ?2, ?3, 'pending', ?4, ?4, ?5)",
@@ -85,50 +157,94 @@ impl Store {
             )?;
             let id = tx.last_insert_rowid();
             let message = format!("deployment #{id}: release {release} to {env} ({strategy})");
-            let subject = Subject { env: Some(env), card: None, release: Some(release.as_str()) };
+            let subject = Subject::env(env).with_release(release.as_str()).with_deployment(id);
             record(tx, audit, "deployment.created", subject, &message)?;
             Ok(id)
         })
     }
 
-    /// Moves a deployment along its lifecycle; impossible moves are refused.
-    /// Going live supersedes the environment's previous live deployment.
-    pub fn advance_deployment(
+    /// Applies an [`Update`] to a deployment. Impossible lifecycle moves are
+    /// refused. Going live ends the environment's previous live deployment:
+    /// `rolled-back` when this one is a rollback, `superseded` otherwise.
+    pub fn update_deployment(
         &mut self,
         audit: &Audit,
         id: i64,
-        to: DeploymentState,
-        slot: Option<&str>,
-        note: &str,
+        update: Update<'_>,
     ) -> Result<Deployment> {
         self.write(|tx| {
-            let current = tx
-                .query_row(&format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = ?1"), [id], deployment_from_row)
-                .optional()?
-                .ok_or_else(|| Error::NotFound { kind: "deployment", id: id.to_string() })?;
-            let state = current.state.advance(to).map_err(|e| Error::Corrupt {
-                what: "deployment transition",
-                detail: e.to_string(),
-            })?;
-            if state == DeploymentState::Live {
-                tx.execute(
-                    "UPDATE deployments SET state = 'superseded', updated_at = ?2 WHERE env = ?1 AND state = 'live'",
-                    params![current.env, audit.at],
-                )?;
+            let mut d = load_deployment(tx, id)?;
+            if let Some(to) = update.state {
+                d.state = d.state.advance(to).map_err(|e| Error::Refused(format!("deployment #{id}: {e}")))?;
+                if to == DeploymentState::Live {
+                    let ended = if d.strategy == "rollback" { "rolled-back" } else { "superseded" };
+                    tx.execute(
+                        "UPDATE deployments SET state = ?2, updated_at = ?3 WHERE env = ?1 AND state = 'live' AND id != ?4",
+                        params![d.env, ended, audit.at, id],
+                    )?;
+                }
             }
+            if let Some(slot) = update.slot {
+                d.slot = Some(slot.as_str().to_string());
+            }
+            d.step = update.step.unwrap_or(d.step);
+            d.step_started_at = update.step_started_at.or(d.step_started_at);
+            d.weight = update.weight.unwrap_or(d.weight);
+            d.paused = update.paused.unwrap_or(d.paused);
+            if let Some(request) = update.request {
+                d.request = request.map(str::to_string);
+            }
+            if let Some(reason) = update.reason {
+                d.reason = Some(reason.to_string());
+            }
+            d.updated_at = audit.at;
             tx.execute(
-                "UPDATE deployments SET state = ?2, slot = COALESCE(?3, slot), updated_at = ?4 WHERE id = ?1",
-                params![id, state.as_str(), slot, audit.at],
+                "UPDATE deployments SET state = ?2, slot = ?3, step = ?4, step_started_at = ?5, weight = ?6,
+                 paused = ?7, request = ?8, reason = ?9, updated_at = ?10 WHERE id = ?1",
+                params![id, d.state.as_str(), d.slot, d.step, d.step_started_at, d.weight, d.paused, d.request, d.reason, d.updated_at],
             )?;
-            let message = if note.is_empty() {
-                format!("deployment #{id} {}: {state}", current.env)
-            } else {
-                format!("deployment #{id} {}: {state} ({note})", current.env)
+            if let Some(routing) = update.routing {
+                save_routing(tx, &d.env, routing, audit.at)?;
+            }
+            let kind = match (update.kind, update.state) {
+                (Some(kind), _) => kind.to_string(),
+                (None, Some(state)) => format!("deployment.{state}"),
+                (None, None) => "deployment.updated".to_string(),
             };
-            let subject = Subject { env: Some(&current.env), card: None, release: Some(&current.release) };
-            record(tx, audit, &format!("deployment.{state}"), subject, &message)?;
-            Ok(Deployment { state, slot: slot.map(str::to_string).or(current.slot), updated_at: audit.at, ..current })
+            let subject = Subject::env(&d.env).with_release(&d.release).with_deployment(id);
+            record(tx, audit, &kind, subject, update.message)?;
+            Ok(d)
         })
+    }
+
+    /// One deployment.
+    pub fn deployment(&self, id: i64) -> Result<Deployment> {
+        self.conn()
+            .query_row(
+                &format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = ?1"),
+                [id],
+                deployment_from_row,
+            )
+            .optional()?
+            .ok_or_else(|| Error::NotFound {
+                kind: "deployment",
+                id: id.to_string(),
+            })
+    }
+
+    /// The deployment in progress in an environment, if any.
+    pub fn deployment_in_progress(&self, env: &str) -> Result<Option<Deployment>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE env = ?1
+                     AND state IN ('pending', 'building', 'starting', 'verifying') ORDER BY id LIMIT 1"
+                ),
+                [env],
+                deployment_from_row,
+            )
+            .optional()?)
     }
 
     /// Deployments of an environment, newest first.
@@ -167,7 +283,7 @@ impl Store {
             )?;
             if inserted == 1 {
                 let message = format!("release {release} verified in {env}");
-                let subject = Subject { env: Some(env), card: None, release: Some(release.as_str()) };
+                let subject = Subject::env(env).with_release(release.as_str());
                 record(tx, audit, "release.verified", subject, &message)?;
             }
             Ok(())
@@ -183,7 +299,7 @@ impl Store {
             )?;
             if inserted == 1 {
                 let message = format!("{} approved release {release} for {env}", audit.actor);
-                let subject = Subject { env: Some(env), card: None, release: Some(release.as_str()) };
+                let subject = Subject::env(env).with_release(release.as_str());
                 record(tx, audit, "release.approved", subject, &message)?;
             }
             Ok(inserted == 1)

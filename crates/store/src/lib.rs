@@ -17,6 +17,8 @@
 //! - [`releases`]: releases and the compositions that produced them.
 //! - [`ledger`]: deployments, verifications and approvals — the facts the
 //!   fidelity gate decides on.
+//! - [`routing`]: what each environment serves, its running instances, its
+//!   stable internal ports and the canary analyses.
 //! - [`events`]: the audit log.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -30,12 +32,14 @@ pub mod cards;
 pub mod events;
 pub mod ledger;
 pub mod releases;
+pub mod routing;
 mod schema;
 
 pub use cards::{CardRow, ConflictFlag};
 pub use events::Event;
-pub use ledger::{Approval, Deployment};
+pub use ledger::{Approval, Deployment, Update};
 pub use releases::Composition;
+pub use routing::{Analysis, InstanceRow};
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +81,19 @@ pub enum Error {
         /// Its id.
         id: String,
     },
+    /// A deployment is already in progress in the environment.
+    #[error(
+        "deployment #{deployment} is in progress in {env}; wait for it, or abort it with `hifi canary {env} abort`"
+    )]
+    Busy {
+        /// The environment.
+        env: String,
+        /// The deployment in progress.
+        deployment: i64,
+    },
+    /// A change the state machine does not allow.
+    #[error("{0}")]
+    Refused(String),
     /// A release id prefix matches several releases.
     #[error("release id `{prefix}` is ambiguous; it matches {matches}; give more characters")]
     Ambiguous {

@@ -81,7 +81,7 @@ impl Store {
                 if cards.is_empty() { "no cards".to_string() } else { cards },
                 if inserted == 1 { "" } else { ", same content as before" }
             );
-            let subject = Subject { env: Some(env), card: None, release: Some(id) };
+            let subject = Subject::env(env).with_release(id);
             record(tx, audit, "release.composed", subject, &message)?;
             Ok(if inserted == 1 { Recorded::NewRelease } else { Recorded::KnownRelease })
         })

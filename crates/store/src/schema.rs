@@ -109,6 +109,68 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX events_by_env ON events (env, seq);
     "#,
+    // 2: the control plane — rollout progress, what runs where, analyses.
+    r#"
+    ALTER TABLE deployments ADD COLUMN step INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE deployments ADD COLUMN step_started_at INTEGER;
+    ALTER TABLE deployments ADD COLUMN weight REAL NOT NULL DEFAULT 0;
+    ALTER TABLE deployments ADD COLUMN paused INTEGER NOT NULL DEFAULT 0;
+    -- A user's request the controller has not acted on yet: 'abort' or 'promote'.
+    ALTER TABLE deployments ADD COLUMN request TEXT;
+    -- Why it failed or was aborted, in a sentence.
+    ALTER TABLE deployments ADD COLUMN reason TEXT;
+    ALTER TABLE events ADD COLUMN deployment INTEGER;
+    CREATE INDEX events_by_deployment ON events (deployment, seq);
+
+    -- What each environment serves: the routing the controller maintains.
+    CREATE TABLE env_state (
+        env               TEXT PRIMARY KEY,
+        active_slot       TEXT,
+        active_release    TEXT,
+        candidate_slot    TEXT,
+        candidate_release TEXT,
+        candidate_weight  REAL NOT NULL DEFAULT 0,
+        standby_slot      TEXT,
+        standby_release   TEXT,
+        live_since        INTEGER,
+        updated_at        INTEGER NOT NULL
+    ) STRICT;
+
+    -- Running instances, as the runtime described them, for re-adoption.
+    CREATE TABLE instances (
+        env         TEXT NOT NULL,
+        slot        TEXT NOT NULL,
+        service     TEXT NOT NULL,
+        release_id  TEXT NOT NULL,
+        handle      TEXT NOT NULL,
+        health      TEXT NOT NULL,
+        restarts    INTEGER NOT NULL DEFAULT 0,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (env, slot, service)
+    ) STRICT;
+
+    -- The stable internal address of each service of each environment.
+    CREATE TABLE internal_ports (
+        env      TEXT NOT NULL,
+        service  TEXT NOT NULL,
+        port     INTEGER NOT NULL UNIQUE,
+        PRIMARY KEY (env, service)
+    ) STRICT;
+
+    -- Each judgement of a canary step, with the figures it was made on.
+    CREATE TABLE analyses (
+        deployment   INTEGER NOT NULL REFERENCES deployments(id),
+        step         INTEGER NOT NULL,
+        weight       REAL NOT NULL,
+        requests     INTEGER NOT NULL,
+        errors       INTEGER NOT NULL,
+        error_ratio  REAL NOT NULL,
+        p50_ms       REAL NOT NULL,
+        p99_ms       REAL NOT NULL,
+        verdict      TEXT NOT NULL,
+        at           INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

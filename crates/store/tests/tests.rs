@@ -3,7 +3,8 @@
 use hifi_core::card::CardId;
 use hifi_core::deployment::DeploymentState;
 use hifi_core::release::{MergedCard, Release, ReleaseId, ServiceVersion};
-use hifi_store::{Audit, ConflictFlag, Error, Store};
+use hifi_core::rollout::{Routing, Slot};
+use hifi_store::{Audit, ConflictFlag, Error, InstanceRow, Store, Update};
 
 fn audit(at: i64) -> Audit {
     Audit {
@@ -41,10 +42,10 @@ fn release(tree: &str) -> Release {
 #[test]
 fn migrations_run_once_and_reopen_cleanly() {
     let (dir, store) = open();
-    assert_eq!(store.schema_version().unwrap(), 1);
+    assert_eq!(store.schema_version().unwrap(), 2);
     drop(store);
     let again = Store::open(&dir.path().join("state.db")).unwrap();
-    assert_eq!(again.schema_version().unwrap(), 1);
+    assert_eq!(again.schema_version().unwrap(), 2);
 }
 
 #[test]
@@ -189,7 +190,15 @@ fn going_live_supersedes_the_previous_live_deployment() {
         DeploymentState::Live,
     ] {
         store
-            .advance_deployment(&audit(3), first, state, Some("blue"), "")
+            .update_deployment(
+                &audit(3),
+                first,
+                Update {
+                    state: Some(state),
+                    slot: Some(Slot::Blue),
+                    ..Update::default()
+                },
+            )
             .unwrap();
     }
     assert_eq!(store.live_release("dev").unwrap(), Some(a.id.clone()));
@@ -198,7 +207,15 @@ fn going_live_supersedes_the_previous_live_deployment() {
         .unwrap();
     assert!(
         store
-            .advance_deployment(&audit(5), second, DeploymentState::Live, None, "")
+            .update_deployment(
+                &audit(5),
+                second,
+                Update {
+                    state: Some(DeploymentState::Live),
+                    slot: None,
+                    ..Update::default()
+                }
+            )
             .is_err(),
         "pending cannot jump to live"
     );
@@ -208,7 +225,15 @@ fn going_live_supersedes_the_previous_live_deployment() {
         DeploymentState::Live,
     ] {
         store
-            .advance_deployment(&audit(6), second, state, Some("green"), "")
+            .update_deployment(
+                &audit(6),
+                second,
+                Update {
+                    state: Some(state),
+                    slot: Some(Slot::Green),
+                    ..Update::default()
+                },
+            )
             .unwrap();
     }
     let states: Vec<_> = store
@@ -277,4 +302,149 @@ fn concurrent_writers_lose_nothing() {
     let store = Store::open(&path).unwrap();
     assert_eq!(store.cards().unwrap().len(), 200);
     assert_eq!(store.events(None, 1000).unwrap().len(), 200);
+}
+
+#[test]
+fn a_second_deployment_is_refused_while_one_is_in_progress() {
+    let (_dir, mut store) = open();
+    let r = release("t");
+    store
+        .record_composition(&audit(1), "dev", &r, "c", "in")
+        .unwrap();
+    let first = store
+        .record_deployment(&audit(2), "dev", &r.id, "blue-green")
+        .unwrap();
+    assert!(
+        matches!(store.record_deployment(&audit(3), "dev", &r.id, "blue-green"), Err(Error::Busy { deployment, .. }) if deployment == first)
+    );
+    store
+        .update_deployment(
+            &audit(4),
+            first,
+            Update {
+                state: Some(DeploymentState::Failed),
+                reason: Some("boom"),
+                ..Update::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        store.deployment(first).unwrap().reason.as_deref(),
+        Some("boom")
+    );
+    store
+        .record_deployment(&audit(5), "dev", &r.id, "blue-green")
+        .unwrap();
+}
+
+#[test]
+fn a_deployment_update_writes_routing_and_its_event_together() {
+    let (_dir, mut store) = open();
+    let r = release("t");
+    store
+        .record_composition(&audit(1), "dev", &r, "c", "in")
+        .unwrap();
+    let id = store
+        .record_deployment(&audit(2), "dev", &r.id, "canary")
+        .unwrap();
+    let mut routing = Routing::default();
+    routing.begin(r.id.clone()).unwrap();
+    routing.set_weight(10.0).unwrap();
+    let update = Update {
+        weight: Some(10.0),
+        step_started_at: Some(7),
+        routing: Some(&routing),
+        message: "10 %",
+        ..Update::default()
+    };
+    let d = store.update_deployment(&audit(3), id, update).unwrap();
+    assert_eq!((d.weight, d.step_started_at), (10.0, Some(7)));
+    assert_eq!(store.routing("dev").unwrap(), routing);
+    let events = store.deployment_events(id).unwrap();
+    assert_eq!(events.last().unwrap().message, "10 %");
+    assert!(store.routing("uat").unwrap().active.is_none());
+}
+
+#[test]
+fn rollback_marks_the_previous_live_deployment_rolled_back() {
+    let (_dir, mut store) = open();
+    let (a, b) = (release("a"), release("b"));
+    for r in [&a, &b] {
+        store
+            .record_composition(&audit(1), "dev", r, "c", "in")
+            .unwrap();
+    }
+    let live = |store: &mut Store, release: &Release, strategy: &str| {
+        let id = store
+            .record_deployment(&audit(2), "dev", &release.id, strategy)
+            .unwrap();
+        for state in [
+            DeploymentState::Building,
+            DeploymentState::Starting,
+            DeploymentState::Live,
+        ] {
+            store
+                .update_deployment(
+                    &audit(3),
+                    id,
+                    Update {
+                        state: Some(state),
+                        ..Update::default()
+                    },
+                )
+                .unwrap();
+        }
+        id
+    };
+    let first = live(&mut store, &a, "blue-green");
+    let second = live(&mut store, &b, "blue-green");
+    let back = live(&mut store, &a, "rollback");
+    let states: Vec<_> = store
+        .deployments("dev")
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.id, d.state))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            (back, DeploymentState::Live),
+            (second, DeploymentState::RolledBack),
+            (first, DeploymentState::Superseded)
+        ]
+    );
+}
+
+#[test]
+fn instances_and_internal_ports_persist() {
+    let (_dir, mut store) = open();
+    let row = InstanceRow {
+        env: "dev".into(),
+        slot: "blue".into(),
+        service: "api".into(),
+        release: "r".into(),
+        handle: "{}".into(),
+        health: "starting".into(),
+        restarts: 0,
+        updated_at: 0,
+    };
+    store
+        .put_instance(&audit(1), &row, "instance.started", "started")
+        .unwrap();
+    store
+        .set_instance_health("dev", "blue", "api", "healthy", 2)
+        .unwrap();
+    assert_eq!(store.instances(Some("dev")).unwrap()[0].health, "healthy");
+    store.remove_instance("dev", "blue", "api").unwrap();
+    assert!(store.instances(None).unwrap().is_empty());
+    assert_eq!(store.internal_port("dev", "api", 9001).unwrap(), 9001);
+    assert_eq!(
+        store.internal_port("dev", "api", 9002).unwrap(),
+        9001,
+        "stable once assigned"
+    );
+    assert!(matches!(
+        store.internal_port("dev", "web", 9001),
+        Err(Error::AlreadyExists { .. })
+    ));
 }

@@ -8,6 +8,13 @@
 //! only when it succeeded, so a killed or failed build never leaves a
 //! half-built artifact that a later release would reuse. A failed build's
 //! log is kept beside the artifacts as `<version>.failed.log`.
+//!
+//! # Layout
+//!
+//! One module: [`Artifacts`] (where artifacts live, whether one exists,
+//! building it) and [`Error`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -17,7 +24,48 @@ use std::time::Instant;
 use hifi_core::Service;
 use hifi_git::{Oid, Repo};
 
-use crate::error::{Failure, Result};
+/// What can go wrong while making an artifact.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The build command failed.
+    #[error(
+        "the build of service {service} (version {version}) failed: {status}\n  log: {}{tail}",
+        log.display()
+    )]
+    BuildFailed {
+        /// The service.
+        service: String,
+        /// Short version.
+        version: String,
+        /// How it failed.
+        status: String,
+        /// Where its log was kept.
+        log: PathBuf,
+        /// Its last lines, ready to print.
+        tail: String,
+    },
+    /// Exporting the service's files failed.
+    #[error(transparent)]
+    Git(#[from] hifi_git::Error),
+    /// A file operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// What happened.
+        source: std::io::Error,
+    },
+}
+
+/// Result with this crate's error.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn io<T>(path: &Path, result: std::io::Result<T>) -> Result<T> {
+    result.map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
 
 /// Written last into a finished artifact; its presence means "complete".
 const MARKER: &str = ".hifi-artifact";
@@ -65,14 +113,12 @@ impl Artifacts {
         let started = Instant::now();
         let final_dir = self.dir(&service.name, version);
         let parent = self.root.join(&service.name);
-        fs::create_dir_all(&parent)?;
+        io(&parent, fs::create_dir_all(&parent))?;
         let scratch = parent.join(format!(".building-{version}-{}", std::process::id()));
         if scratch.exists() {
-            fs::remove_dir_all(&scratch)?;
+            io(&scratch, fs::remove_dir_all(&scratch))?;
         }
-        let tree: Oid = version
-            .parse()
-            .map_err(|e: hifi_git::Error| Failure::refused(e.to_string()))?;
+        let tree: Oid = version.parse()?;
         repo.export(&tree, "", &scratch)?;
 
         if let Some(build) = &service.build {
@@ -83,20 +129,19 @@ impl Artifacts {
                 return Err(failure.with_log(&log));
             }
         }
-        fs::write(
-            scratch.join(MARKER),
-            format!(
-                "service = {:?}\nversion = {version:?}\nbuild = {:?}\n",
-                service.name,
-                service.build.as_deref().unwrap_or("")
-            ),
-        )?;
+        let marker = scratch.join(MARKER);
+        let description = format!(
+            "service = {:?}\nversion = {version:?}\nbuild = {:?}\n",
+            service.name,
+            service.build.as_deref().unwrap_or("")
+        );
+        io(&marker, fs::write(&marker, description))?;
         if final_dir.exists() {
             // Another hifi built the same version meanwhile; theirs is as good.
             let _ = fs::remove_dir_all(&scratch);
             return Ok(Built::Reused);
         }
-        fs::rename(&scratch, &final_dir)?;
+        io(&final_dir, fs::rename(&scratch, &final_dir))?;
         Ok(Built::Built(started.elapsed().as_millis()))
     }
 }
@@ -108,25 +153,25 @@ struct BuildFailed {
 }
 
 impl BuildFailed {
-    fn with_log(self, log: &Path) -> Failure {
+    fn with_log(self, log: &Path) -> Error {
         let tail = fs::read_to_string(log)
             .map(|text| {
                 let lines: Vec<&str> = text.lines().collect();
-                lines[lines.len().saturating_sub(10)..].join("\n    ")
+                let last = &lines[lines.len().saturating_sub(10)..];
+                if last.is_empty() {
+                    String::new()
+                } else {
+                    format!("\n  last lines:\n    {}", last.join("\n    "))
+                }
             })
             .unwrap_or_default();
-        let mut message = format!(
-            "the build of service {} (version {}) failed: {}\n  log: {}",
-            self.service,
-            &self.version[..self.version.len().min(12)],
-            self.status,
-            log.display()
-        );
-        if !tail.is_empty() {
-            message.push_str(&format!("\n  last lines:\n    {tail}"));
+        Error::BuildFailed {
+            service: self.service,
+            version: self.version[..self.version.len().min(12)].to_string(),
+            status: self.status,
+            log: log.to_path_buf(),
+            tail,
         }
-        Failure::refused(message)
-            .hint("fix the build on the card's branch and compose again; nothing was changed")
     }
 }
 

@@ -1,0 +1,401 @@
+//! What an environment serves, and the rules by which a rollout changes it.
+//!
+//! An environment has two slots, blue and green. [`Routing`] says which slot
+//! is *active* (takes users), which holds a *candidate* (being rolled out,
+//! with a share of users) and which holds the *standby* (the previous state,
+//! kept warm so rollback is one table update). Its transition methods are
+//! the only way these change, and they refuse impossible moves.
+//!
+//! The canary judge is here too: given the figures the proxy measured for
+//! the candidate since a step began, [`judge`] passes, fails, or asks for
+//! more traffic. Time is passed in, never read, so a 30-second step is
+//! tested in microseconds.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::config::Canary;
+use crate::release::ReleaseId;
+
+/// One of the two copies of a release an environment can run side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Slot {
+    /// The blue slot.
+    Blue,
+    /// The green slot.
+    Green,
+}
+
+impl Slot {
+    /// The other slot.
+    pub fn other(self) -> Slot {
+        match self {
+            Slot::Blue => Slot::Green,
+            Slot::Green => Slot::Blue,
+        }
+    }
+
+    /// The slot's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Slot::Blue => "blue",
+            Slot::Green => "green",
+        }
+    }
+}
+
+impl fmt::Display for Slot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Slot {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Slot, String> {
+        match s {
+            "blue" => Ok(Slot::Blue),
+            "green" => Ok(Slot::Green),
+            other => Err(format!("unknown slot `{other}`")),
+        }
+    }
+}
+
+/// A release placed in a slot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Placement {
+    /// The slot.
+    pub slot: Slot,
+    /// The release running there.
+    pub release: ReleaseId,
+}
+
+/// What an environment serves.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Routing {
+    /// The slot users are on.
+    pub active: Option<Placement>,
+    /// The release being rolled out, if any.
+    pub candidate: Option<Placement>,
+    /// Percent of users on the candidate (0–100).
+    pub weight: f64,
+    /// The previous state, kept warm for rollback.
+    pub standby: Option<Placement>,
+    /// When the active release went live (unix ms).
+    pub live_since: Option<i64>,
+}
+
+/// A move [`Routing`] refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoutingError {
+    /// A rollout is already under way.
+    #[error("release {0} is already being rolled out")]
+    CandidateExists(ReleaseId),
+    /// There is no candidate to act on.
+    #[error("no release is being rolled out")]
+    NoCandidate,
+    /// There is nothing to roll back to.
+    #[error("there is no previous state to go back to")]
+    NoStandby,
+    /// There is nothing live.
+    #[error("nothing is live")]
+    NothingActive,
+}
+
+impl Routing {
+    /// The slot a new release starts in: the one that is not active. If the
+    /// standby sits there, starting a candidate displaces it.
+    pub fn idle_slot(&self) -> Slot {
+        self.active.as_ref().map_or(Slot::Blue, |a| a.slot.other())
+    }
+
+    /// Starts rolling out `release` in the idle slot at weight 0. Returns the
+    /// standby it displaced (whose instances must stop), if any.
+    pub fn begin(&mut self, release: ReleaseId) -> Result<Option<Placement>, RoutingError> {
+        if let Some(candidate) = &self.candidate {
+            return Err(RoutingError::CandidateExists(candidate.release.clone()));
+        }
+        let slot = self.idle_slot();
+        let displaced = self.standby.take_if(|s| s.slot == slot);
+        self.candidate = Some(Placement { slot, release });
+        self.weight = 0.0;
+        Ok(displaced)
+    }
+
+    /// Moves a share of users to the candidate.
+    pub fn set_weight(&mut self, weight: f64) -> Result<(), RoutingError> {
+        if self.candidate.is_none() {
+            return Err(RoutingError::NoCandidate);
+        }
+        self.weight = weight.clamp(0.0, 100.0);
+        Ok(())
+    }
+
+    /// Makes the candidate active; the old active becomes the standby.
+    pub fn promote(&mut self, now: i64) -> Result<(), RoutingError> {
+        let candidate = self.candidate.take().ok_or(RoutingError::NoCandidate)?;
+        self.standby = self.active.replace(candidate);
+        self.weight = 0.0;
+        self.live_since = Some(now);
+        Ok(())
+    }
+
+    /// Drops the candidate; returns it so its instances can be stopped.
+    pub fn abort(&mut self) -> Result<Placement, RoutingError> {
+        let candidate = self.candidate.take().ok_or(RoutingError::NoCandidate)?;
+        self.weight = 0.0;
+        Ok(candidate)
+    }
+
+    /// Swaps active and standby: the previous state serves again, and the
+    /// state rolled back from stays warm in case the rollback is undone.
+    pub fn rollback(&mut self, now: i64) -> Result<(), RoutingError> {
+        if self.candidate.is_some() {
+            return Err(RoutingError::CandidateExists(
+                self.candidate
+                    .as_ref()
+                    .map(|c| c.release.clone())
+                    .expect("checked"),
+            ));
+        }
+        let standby = self.standby.take().ok_or(RoutingError::NoStandby)?;
+        self.standby = self.active.replace(standby);
+        self.live_since = Some(now);
+        Ok(())
+    }
+
+    /// Every placement with its role, for building the proxy table.
+    pub fn placements(&self) -> impl Iterator<Item = &Placement> {
+        self.active
+            .iter()
+            .chain(&self.candidate)
+            .chain(&self.standby)
+    }
+
+    /// The placement in a slot.
+    pub fn in_slot(&self, slot: Slot) -> Option<&Placement> {
+        self.placements().find(|p| p.slot == slot)
+    }
+}
+
+/// What the proxy measured for the candidate over a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Window {
+    /// Requests completed.
+    pub requests: u64,
+    /// Of which failed (5xx or no answer).
+    pub errors: u64,
+    /// errors / requests (0 when there were none).
+    pub error_ratio: f64,
+    /// Median latency.
+    pub p50_ms: f64,
+    /// 99th percentile latency.
+    pub p99_ms: f64,
+}
+
+/// The verdict on a canary step.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Judgement {
+    /// Too little traffic to judge: the step is extended, not passed.
+    TooFewRequests {
+        /// Requests seen.
+        seen: u64,
+        /// Requests needed.
+        needed: u64,
+    },
+    /// The figures are within bounds.
+    Pass,
+    /// The figures broke a bound; each reason names figure and bound.
+    Fail(Vec<String>),
+}
+
+/// Judges a canary step from its window.
+pub fn judge(canary: &Canary, window: &Window) -> Judgement {
+    if window.requests < canary.min_requests.max(1) {
+        return Judgement::TooFewRequests {
+            seen: window.requests,
+            needed: canary.min_requests.max(1),
+        };
+    }
+    let mut reasons = Vec::new();
+    if window.error_ratio > canary.max_error_rate {
+        reasons.push(format!(
+            "error ratio {:.2} % ({} of {} requests) is above the {:.2} % allowed",
+            window.error_ratio * 100.0,
+            window.errors,
+            window.requests,
+            canary.max_error_rate * 100.0
+        ));
+    }
+    if window.p99_ms > canary.max_p99_ms as f64 {
+        reasons.push(format!(
+            "p99 latency {:.0} ms is above the {} ms allowed",
+            window.p99_ms, canary.max_p99_ms
+        ));
+    }
+    if reasons.is_empty() {
+        Judgement::Pass
+    } else {
+        Judgement::Fail(reasons)
+    }
+}
+
+/// Whether a step begun at `started_at` has been watched long enough.
+pub fn step_due(canary: &Canary, started_at: i64, now: i64) -> bool {
+    now.saturating_sub(started_at) >= canary.interval.as_millis() as i64
+}
+
+/// The weight of step `step`, or `None` past the last step below 100 %
+/// (the candidate is then promoted: at 100 % it simply is the release).
+pub fn step_weight(canary: &Canary, step: usize) -> Option<f64> {
+    canary.steps.get(step).copied().filter(|w| *w < 100.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn release(name: &str) -> ReleaseId {
+        ReleaseId::compute(name, &[])
+    }
+
+    #[test]
+    fn first_release_goes_to_blue_then_slots_alternate() {
+        let mut r = Routing::default();
+        assert_eq!(r.begin(release("a")).unwrap(), None);
+        assert_eq!(r.candidate.as_ref().unwrap().slot, Slot::Blue);
+        r.promote(1).unwrap();
+        r.begin(release("b")).unwrap();
+        assert_eq!(r.candidate.as_ref().unwrap().slot, Slot::Green);
+        r.promote(2).unwrap();
+        assert_eq!(r.active.as_ref().unwrap().release, release("b"));
+        assert_eq!(r.standby.as_ref().unwrap().release, release("a"));
+        assert_eq!(r.live_since, Some(2));
+    }
+
+    #[test]
+    fn a_new_candidate_displaces_the_standby_in_its_slot() {
+        let mut r = Routing::default();
+        for (i, name) in ["a", "b"].into_iter().enumerate() {
+            r.begin(release(name)).unwrap();
+            r.promote(i as i64).unwrap();
+        }
+        let displaced = r.begin(release("c")).unwrap().unwrap();
+        assert_eq!(displaced.release, release("a"));
+        assert!(r.standby.is_none());
+    }
+
+    #[test]
+    fn abort_leaves_the_active_slot_untouched() {
+        let mut r = Routing::default();
+        r.begin(release("a")).unwrap();
+        r.promote(1).unwrap();
+        let before = r.active.clone();
+        r.begin(release("b")).unwrap();
+        r.set_weight(10.0).unwrap();
+        let dropped = r.abort().unwrap();
+        assert_eq!(dropped.release, release("b"));
+        assert_eq!(r.active, before);
+        assert_eq!(r.weight, 0.0);
+    }
+
+    #[test]
+    fn rollback_swaps_active_and_standby() {
+        let mut r = Routing::default();
+        assert_eq!(r.rollback(0), Err(RoutingError::NoStandby));
+        for (i, name) in ["a", "b"].into_iter().enumerate() {
+            r.begin(release(name)).unwrap();
+            r.promote(i as i64).unwrap();
+        }
+        r.rollback(5).unwrap();
+        assert_eq!(r.active.as_ref().unwrap().release, release("a"));
+        assert_eq!(r.standby.as_ref().unwrap().release, release("b"));
+    }
+
+    #[test]
+    fn impossible_moves_are_refused() {
+        let mut r = Routing::default();
+        assert_eq!(r.set_weight(10.0), Err(RoutingError::NoCandidate));
+        assert_eq!(r.promote(0), Err(RoutingError::NoCandidate));
+        r.begin(release("a")).unwrap();
+        assert!(matches!(
+            r.begin(release("b")),
+            Err(RoutingError::CandidateExists(_))
+        ));
+    }
+
+    fn canary() -> Canary {
+        Canary {
+            steps: vec![10.0, 50.0, 100.0],
+            interval: Duration::from_secs(30),
+            max_error_rate: 0.01,
+            max_p99_ms: 500,
+            min_requests: 20,
+        }
+    }
+
+    #[test]
+    fn too_little_traffic_extends_the_step() {
+        let w = Window {
+            requests: 5,
+            ..Window::default()
+        };
+        assert_eq!(
+            judge(&canary(), &w),
+            Judgement::TooFewRequests {
+                seen: 5,
+                needed: 20
+            }
+        );
+    }
+
+    #[test]
+    fn errors_or_latency_fail_the_step_with_figures() {
+        let errors = Window {
+            requests: 100,
+            errors: 5,
+            error_ratio: 0.05,
+            p50_ms: 3.0,
+            p99_ms: 20.0,
+        };
+        let Judgement::Fail(reasons) = judge(&canary(), &errors) else {
+            panic!()
+        };
+        assert!(
+            reasons[0].contains("5.00 %") && reasons[0].contains("5 of 100"),
+            "{reasons:?}"
+        );
+        let slow = Window {
+            requests: 100,
+            errors: 0,
+            error_ratio: 0.0,
+            p50_ms: 3.0,
+            p99_ms: 900.0,
+        };
+        assert!(matches!(judge(&canary(), &slow), Judgement::Fail(r) if r[0].contains("900 ms")));
+        let good = Window {
+            requests: 100,
+            errors: 1,
+            error_ratio: 0.01,
+            p50_ms: 3.0,
+            p99_ms: 20.0,
+        };
+        assert_eq!(judge(&canary(), &good), Judgement::Pass);
+    }
+
+    #[test]
+    fn steps_are_due_after_their_interval_and_end_below_100() {
+        let c = canary();
+        assert!(!step_due(&c, 1_000, 30_999));
+        assert!(step_due(&c, 1_000, 31_000));
+        assert_eq!(step_weight(&c, 0), Some(10.0));
+        assert_eq!(step_weight(&c, 1), Some(50.0));
+        assert_eq!(step_weight(&c, 2), None);
+    }
+}
