@@ -62,6 +62,91 @@ pub enum Command {
         #[arg(long)]
         release: Option<String>,
     },
+    /// Deploy a release to an environment with its strategy.
+    Deploy {
+        /// The environment.
+        env: String,
+        /// The release (default: the environment's latest composition).
+        #[arg(long)]
+        release: Option<String>,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Deploy FROM's verified active release to TO.
+    Promote {
+        /// The environment the release was verified in.
+        from: String,
+        /// The environment to deploy it to.
+        to: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Go back to the previous state in one step.
+    Rollback {
+        /// The environment.
+        env: String,
+        #[command(flatten)]
+        wait: Wait,
+    },
+    /// Steer a canary in progress.
+    Canary {
+        /// The environment.
+        env: String,
+        /// What to do.
+        action: CanaryAction,
+    },
+    /// What runs where: releases per slot, traffic split, health, verification.
+    Status {
+        /// Only this environment.
+        env: Option<String>,
+    },
+    /// Every deployment of an environment with its steps and figures.
+    History {
+        /// The environment.
+        env: String,
+    },
+    /// Start the control plane, the data plane and the local runtime.
+    Up {
+        /// Return once everything is ready, leaving hifi running in the background.
+        #[arg(long)]
+        detach: bool,
+    },
+    /// Stop every process hifi started and free every port.
+    Down,
+    /// Run the data plane (the proxy) in the foreground; `hifi up` starts it for you.
+    Proxy(ProxyArgs),
+}
+
+/// `--wait` for commands whose effect takes time.
+#[derive(Debug, Args)]
+pub struct Wait {
+    /// Wait until the deployment is live (exit 0) or failed/aborted (exit 1), showing progress.
+    #[arg(long)]
+    pub wait: bool,
+}
+
+/// What `hifi canary` does.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CanaryAction {
+    /// Hold the current step: no judgement, no weight change.
+    Pause,
+    /// Continue a paused canary.
+    Resume,
+    /// Stop: users go back to the active release, the candidate stops.
+    Abort,
+    /// Skip the remaining steps and make the candidate active now.
+    Promote,
+}
+
+/// Options of `hifi proxy`.
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// Where routing tables are persisted (default: .hifi/proxy).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The admin unix socket (default: .hifi/proxy.sock).
+    #[arg(long, value_name = "PATH")]
+    pub admin: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -123,7 +123,18 @@ pub fn actor(explicit: Option<&str>) -> String {
         .or_else(|| std::env::var("USER").ok())
         .or_else(|| std::env::var("LOGNAME").ok())
         .filter(|name| !name.trim().is_empty())
-        .unwrap_or_else(|| "unknown".to_string())
+        .or_else(user_from_passwd)
+        .unwrap_or_else(|| format!("uid {}", rustix::process::getuid().as_raw()))
+}
+
+/// The name of the current uid in `/etc/passwd` (for shells without `$USER`).
+fn user_from_passwd() -> Option<String> {
+    let uid = rustix::process::getuid().as_raw().to_string();
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split(':').collect();
+        (fields.get(2) == Some(&uid.as_str())).then(|| fields[0].to_string())
+    })
 }
 
 /// Now, in unix milliseconds.

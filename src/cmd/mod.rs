@@ -4,8 +4,11 @@
 
 mod card;
 mod compose;
+mod deploy;
 mod init;
 mod release;
+mod status;
+mod up;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Failure, Result};
@@ -40,5 +43,18 @@ pub fn run(cli: Cli) -> Result {
         Command::Approve { env, release } => {
             release::approve(&mut open()?, &env, release.as_deref(), out)
         }
+        Command::Deploy { env, release, wait } => {
+            deploy::deploy(&mut open()?, &env, release.as_deref(), wait.wait, out)
+        }
+        Command::Promote { from, to, wait } => {
+            deploy::promote(&mut open()?, &from, &to, wait.wait, out)
+        }
+        Command::Rollback { env, wait } => deploy::rollback(&mut open()?, &env, wait.wait, out),
+        Command::Canary { env, action } => deploy::canary(&mut open()?, &env, action, out),
+        Command::Status { env } => status::status(&open()?, env.as_deref(), out),
+        Command::History { env } => status::history(&open()?, &env, out),
+        Command::Up { detach } => up::up(&open()?, detach, out),
+        Command::Down => up::down(&open()?, out),
+        Command::Proxy(args) => up::proxy(&dir, args),
     }
 }

@@ -121,13 +121,13 @@ impl Artifacts {
         let tree: Oid = version.parse()?;
         repo.export(&tree, "", &scratch)?;
 
-        if let Some(build) = &service.build {
-            if let Err(failure) = run_build(&scratch, service, version, build) {
-                let log = parent.join(format!("{version}.failed.log"));
-                let _ = fs::rename(scratch.join(BUILD_LOG), &log);
-                let _ = fs::remove_dir_all(&scratch);
-                return Err(failure.with_log(&log));
-            }
+        if let Some(build) = &service.build
+            && let Err(failure) = run_build(&scratch, service, version, build)
+        {
+            let log = parent.join(format!("{version}.failed.log"));
+            let _ = fs::rename(scratch.join(BUILD_LOG), &log);
+            let _ = fs::remove_dir_all(&scratch);
+            return Err(failure.with_log(&log));
         }
         let marker = scratch.join(MARKER);
         let description = format!(

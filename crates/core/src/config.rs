@@ -673,6 +673,34 @@ impl Validator<'_> {
     }
 }
 
+/// Replaces each `${NAME}` in `text` with `lookup(NAME)`. A name the lookup
+/// does not know is an error naming it, so a missing secret stops a
+/// deployment instead of starting a service with an empty value.
+pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("`{text}` has a `${{` without its closing `}}`"))?;
+        let name = &after[..end];
+        if !is_env_var_name(name) {
+            return Err(format!(
+                "`${{{name}}}` does not name an environment variable"
+            ));
+        }
+        let value = lookup(name).ok_or_else(|| {
+            format!("`{name}` is not set in hifi's environment; export it before starting hifi")
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
 /// Parses `cookie:NAME` or `header:NAME`.
 pub fn parse_user_key(text: &str) -> Result<UserKey, String> {
     let valid = |name: &str| {
@@ -857,6 +885,19 @@ MODE = "${MODE}"
         let ok =
             Config::parse(&MINIMAL.replace("services/catalog", "./services//catalog/")).unwrap();
         assert_eq!(ok.services[0].path, "services/catalog");
+    }
+
+    #[test]
+    fn interpolation_fills_names_and_refuses_unknown_ones() {
+        let lookup = |name: &str| (name == "KEY").then(|| "s3cret".to_string());
+        assert_eq!(interpolate("a-${KEY}-b", lookup), Ok("a-s3cret-b".into()));
+        assert_eq!(interpolate("plain $KEY", lookup), Ok("plain $KEY".into()));
+        assert!(
+            interpolate("${MISSING}", lookup)
+                .unwrap_err()
+                .contains("MISSING")
+        );
+        assert!(interpolate("${KEY", lookup).is_err());
     }
 
     #[test]

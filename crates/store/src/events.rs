@@ -129,6 +129,21 @@ impl Store {
         )
     }
 
+    /// Events after `seq`, oldest first (for following the log).
+    pub fn events_after(&self, seq: i64, limit: usize) -> Result<Vec<Event>> {
+        self.query_events(
+            "WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            params![seq, limit as i64],
+        )
+    }
+
+    /// The sequence number of the newest event (0 when there is none).
+    pub fn last_event_seq(&self) -> Result<i64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?)
+    }
+
     /// The events of one deployment, oldest first.
     pub fn deployment_events(&self, deployment: i64) -> Result<Vec<Event>> {
         self.query_events("WHERE deployment = ?1 ORDER BY seq", params![deployment])

@@ -1,0 +1,181 @@
+//! Service instances of one environment: how one is specified (command,
+//! artifact, port, environment variables), started, recorded, and stopped.
+//! Every start is recorded in the store right away, so an instance started
+//! just before a controller crash is re-adopted, never orphaned.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use hifi_artifacts::Artifacts;
+use hifi_core::config::interpolate;
+use hifi_core::{Environment, Service, Slot};
+use hifi_runtime::{Instance, InstanceSpec, Runtime};
+use hifi_store::{Audit, InstanceRow, Store};
+
+use crate::error::{Error, Result};
+use crate::table::{Running, health};
+
+/// The name a service's peers find its internal address under.
+pub fn url_var(service: &str) -> String {
+    format!(
+        "HIFI_URL_{}",
+        service.to_ascii_uppercase().replace('-', "_")
+    )
+}
+
+/// The environment variables every instance of `env` gets, besides `PORT`:
+/// where hifi put it, where its peers are, and the environment's `vars`
+/// with `${NAME}` filled from hifi's own environment.
+pub fn instance_vars(
+    env: &Environment,
+    services: &[Service],
+    internal_ports: &HashMap<String, u16>,
+    slot: Slot,
+    release: &str,
+    service: &str,
+) -> Result<BTreeMap<String, String>, String> {
+    let mut vars = BTreeMap::new();
+    for (name, value) in &env.vars {
+        let value = interpolate(value, |var| std::env::var(var).ok())
+            .map_err(|e| format!("[environment.vars] {name} of {}: {e}", env.name))?;
+        vars.insert(name.clone(), value);
+    }
+    for peer in services {
+        if let Some(port) = internal_ports.get(&peer.name) {
+            vars.insert(url_var(&peer.name), format!("http://127.0.0.1:{port}"));
+        }
+    }
+    vars.insert("HIFI_ENV".into(), env.name.clone());
+    vars.insert("HIFI_SLOT".into(), slot.to_string());
+    vars.insert("HIFI_RELEASE".into(), release.to_string());
+    vars.insert("HIFI_SERVICE".into(), service.to_string());
+    Ok(vars)
+}
+
+/// Builds the spec of one instance.
+pub struct SpecBuilder<'a> {
+    /// Project root.
+    pub root: &'a Path,
+    /// The environment.
+    pub env: &'a Environment,
+    /// The project's services.
+    pub services: &'a [Service],
+    /// Stable internal ports.
+    pub internal_ports: &'a HashMap<String, u16>,
+    /// Artifacts.
+    pub artifacts: &'a Artifacts,
+}
+
+impl SpecBuilder<'_> {
+    /// The spec of `service` at `version` (of release `release`) in `slot`.
+    pub fn spec(
+        &self,
+        service: &Service,
+        slot: Slot,
+        release: &str,
+        version: &str,
+        port: u16,
+    ) -> Result<InstanceSpec, String> {
+        Ok(InstanceSpec {
+            env: self.env.name.clone(),
+            slot: slot.to_string(),
+            service: service.name.clone(),
+            release: release.to_string(),
+            command: service.run.clone(),
+            workdir: self.artifacts.dir(&service.name, version),
+            port,
+            vars: instance_vars(
+                self.env,
+                self.services,
+                self.internal_ports,
+                slot,
+                release,
+                &service.name,
+            )?,
+            log: self
+                .root
+                .join(".hifi/logs")
+                .join(&self.env.name)
+                .join(slot.as_str())
+                .join(format!("{}.log", service.name)),
+            health_path: service.health.clone(),
+        })
+    }
+}
+
+/// Reads an environment's instances back from the store.
+pub fn load(store: &Store, env: &str) -> Result<Vec<Running>> {
+    store
+        .instances(Some(env))?
+        .into_iter()
+        .map(|row| {
+            let instance: Instance = serde_json::from_str(&row.handle).map_err(|e| {
+                Error::Other(format!(
+                    "the store holds an unreadable instance of {} ({}): {e}",
+                    row.service, row.slot
+                ))
+            })?;
+            Ok(Running {
+                instance,
+                health: row.health,
+                restarts: row.restarts,
+            })
+        })
+        .collect()
+}
+
+/// Records an instance (and an event, when `message` is not empty).
+pub fn record(
+    store: &mut Store,
+    audit: &Audit,
+    running: &Running,
+    kind: &str,
+    message: &str,
+) -> Result<()> {
+    let i = &running.instance;
+    let row = InstanceRow {
+        env: i.env.clone(),
+        slot: i.slot.clone(),
+        service: i.service.clone(),
+        release: i.release.clone(),
+        handle: serde_json::to_string(i).map_err(|e| Error::Other(e.to_string()))?,
+        health: running.health.clone(),
+        restarts: running.restarts,
+        updated_at: audit.at,
+    };
+    store.put_instance(audit, &row, kind, message)?;
+    Ok(())
+}
+
+/// Starts an instance and records it as starting before anything else can
+/// happen, so a crash right after the start cannot orphan it.
+pub async fn start<R: Runtime>(
+    runtime: &R,
+    store: &mut Store,
+    audit: &Audit,
+    spec: &InstanceSpec,
+    restarts: i64,
+) -> Result<Running> {
+    let instance = runtime.start(spec).await?;
+    let running = Running {
+        instance,
+        health: health::STARTING.into(),
+        restarts,
+    };
+    record(store, audit, &running, "instance.started", "")?;
+    Ok(running)
+}
+
+/// Stops an instance and forgets it.
+pub async fn stop<R: Runtime>(
+    runtime: &R,
+    store: &mut Store,
+    running: &Running,
+    grace: Duration,
+) -> Result<()> {
+    runtime.stop(&running.instance, grace).await?;
+    let i = &running.instance;
+    store.remove_instance(&i.env, &i.slot, &i.service)?;
+    Ok(())
+}

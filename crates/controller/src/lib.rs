@@ -1,0 +1,362 @@
+//! hifi's control plane. Commands write desired state to the store; the
+//! controller reconciles each environment toward it through the runtime
+//! (service instances) and the proxy (routing tables), one persisted step
+//! at a time, so killing it at any moment loses nothing: the proxy and the
+//! instances live on, and the next controller re-adopts them and resumes
+//! every rollout from its last recorded step.
+//!
+//! One task per environment, so a slow start in one environment never holds
+//! up a canary in another; one more task watches the proxy process and
+//! restarts it if it dies. Time comes from an injected [`Clock`].
+//!
+//! # Layout
+//!
+//! - [`clock`]: the injected clock.
+//! - `env`: the reconciler of one environment — supervision, the deployment
+//!   lifecycle, canary steps, promotion, abort, verification.
+//! - [`instances`]: specifying, starting, recording and stopping instances.
+//! - [`table`]: the proxy's routing table, derived from state.
+//! - [`proxy_process`]: starting, adopting and restarting the proxy.
+//! - `smoke`: the pre-switch smoke check.
+//! - [`error`]: the crate's error.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod clock;
+mod env;
+pub mod error;
+pub mod instances;
+pub mod proxy_process;
+mod smoke;
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use hifi_core::Config;
+use hifi_core::deployment::DeploymentState;
+use hifi_proxy::AdminClient;
+use hifi_runtime::Runtime;
+use hifi_store::events::Subject;
+use hifi_store::{Audit, Store, Update};
+use tokio::sync::watch;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, Result};
+pub use proxy_process::ProxyLaunch;
+
+/// The strategy name of a deployment that returns to a previous release.
+pub const ROLLBACK: &str = "rollback";
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The project root (where `hifi.toml` and `.hifi/` are).
+    pub root: PathBuf,
+    /// Who the controller's changes are recorded as.
+    pub actor: String,
+    /// Pause between reconciliation passes.
+    pub tick: Duration,
+    /// How long an instance may take to answer its health path.
+    pub start_timeout: Duration,
+    /// How long a stopped instance may take to exit before it is killed.
+    pub stop_grace: Duration,
+    /// How long the smoke command may run.
+    pub smoke_timeout: Duration,
+    /// How to start the proxy.
+    pub proxy: ProxyLaunch,
+}
+
+impl Options {
+    /// Defaults for a project at `root`, starting the proxy with `proxy`.
+    pub fn new(root: PathBuf, proxy: ProxyLaunch) -> Options {
+        Options {
+            root,
+            actor: "hifi".into(),
+            tick: Duration::from_millis(100),
+            start_timeout: Duration::from_secs(30),
+            stop_grace: Duration::from_secs(5),
+            smoke_timeout: Duration::from_secs(60),
+            proxy,
+        }
+    }
+}
+
+/// What every task of the controller shares.
+pub(crate) struct Shared<R: Runtime, C: Clock> {
+    options: Options,
+    runtime: R,
+    clock: C,
+    proxy: AdminClient,
+    config: Mutex<(Option<SystemTime>, Arc<Config>)>,
+    /// Bumped each time the proxy is (re)started, so every environment
+    /// pushes its table again even if it did not change.
+    generation: AtomicU64,
+}
+
+fn read_config(root: &Path) -> Result<(Option<SystemTime>, Config)> {
+    let path = root.join("hifi.toml");
+    let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::Config {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let config = Config::parse(&text).map_err(|e| Error::Config {
+        path,
+        message: e.to_string(),
+    })?;
+    Ok((modified, config))
+}
+
+impl<R: Runtime, C: Clock> Shared<R, C> {
+    pub(crate) fn open_store(&self) -> Result<Store> {
+        Ok(Store::open(&self.options.root.join(".hifi/state.db"))?)
+    }
+
+    /// The config, re-read when `hifi.toml` changed. A broken edit keeps the
+    /// last good config running (and says so) rather than stopping anything.
+    pub(crate) fn config(&self) -> Arc<Config> {
+        let mut guard = self.config.lock().unwrap_or_else(|e| e.into_inner());
+        let path = self.options.root.join("hifi.toml");
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if modified != guard.0 {
+            match read_config(&self.options.root) {
+                Ok((modified, config)) => *guard = (modified, Arc::new(config)),
+                Err(e) => {
+                    tracing::warn!("keeping the previous config: {e}");
+                    guard.0 = modified;
+                }
+            }
+        }
+        guard.1.clone()
+    }
+
+    pub(crate) fn proxy_generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn audit(&self) -> Audit {
+        Audit {
+            actor: self.options.actor.clone(),
+            at: self.clock.now_ms(),
+        }
+    }
+}
+
+/// The control plane of one project.
+pub struct Controller<R: Runtime, C: Clock> {
+    shared: Arc<Shared<R, C>>,
+}
+
+impl<R: Runtime, C: Clock> Controller<R, C> {
+    /// A controller for the project in `options.root`.
+    pub fn new(options: Options, runtime: R, clock: C) -> Result<Self> {
+        let (modified, config) = read_config(&options.root)?;
+        let proxy = AdminClient::new(&options.proxy.admin);
+        Ok(Controller {
+            shared: Arc::new(Shared {
+                options,
+                runtime,
+                clock,
+                proxy,
+                config: Mutex::new((modified, Arc::new(config))),
+                generation: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Runs until `shutdown` completes: starts or adopts the proxy, then
+    /// reconciles every environment. `ready` is called once the proxy
+    /// answers and every environment has had its first pass (its live state
+    /// restored). On shutdown, deployments still in progress are aborted and
+    /// every process hifi started is stopped.
+    pub async fn run(
+        &self,
+        ready: impl FnOnce(),
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<()> {
+        let shared = &self.shared;
+        let mut store = shared.open_store()?;
+        let started = shared.options.proxy.ensure(&shared.runtime).await?;
+        shared.generation.fetch_add(1, Ordering::SeqCst);
+        let message = if started {
+            "control plane started; proxy started"
+        } else {
+            "control plane started; running proxy adopted"
+        };
+        store.record_event(
+            &shared.audit(),
+            "controller.started",
+            Subject::default(),
+            message,
+        )?;
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (first_tx, mut first_rx) = tokio::sync::mpsc::channel::<()>(64);
+        let mut tasks = Vec::new();
+        let names: Vec<String> = shared
+            .config()
+            .environments
+            .iter()
+            .map(|e| e.name.clone())
+            .collect();
+        for name in &names {
+            let mut reconciler = env::EnvReconciler::new(name.clone(), shared.clone())?;
+            let mut stop = stop_rx.clone();
+            let first = first_tx.clone();
+            let tick = shared.options.tick;
+            let env_name = name.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut announced = false;
+                loop {
+                    if let Err(e) = reconciler.tick().await {
+                        tracing::warn!("{env_name}: {e}");
+                    }
+                    if !announced {
+                        announced = true;
+                        let _ = first.send(()).await;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(tick) => {}
+                        _ = stop.changed() => break,
+                    }
+                }
+            }));
+        }
+        drop(first_tx);
+        tasks.push(tokio::spawn(supervise_proxy(
+            shared.clone(),
+            stop_rx.clone(),
+        )));
+
+        let mut shutdown = std::pin::pin!(shutdown);
+        let mut waiting = names.len();
+        let mut ready = Some(ready);
+        if waiting == 0
+            && let Some(ready) = ready.take() {
+                ready();
+            }
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                got = first_rx.recv(), if waiting > 0 => {
+                    if got.is_some() { waiting -= 1; } else { waiting = 0; }
+                    if waiting == 0
+                        && let Some(ready) = ready.take() { ready(); }
+                }
+            }
+        }
+
+        let _ = stop_tx.send(true);
+        for task in tasks {
+            // A task in the middle of a long wait is cut short: every step is
+            // persisted before it acts, so nothing is lost.
+            task.abort();
+            let _ = task.await;
+        }
+        self.stop_everything("hifi was stopped").await
+    }
+
+    /// Aborts deployments in progress and stops every instance and the proxy.
+    pub async fn stop_everything(&self, why: &str) -> Result<()> {
+        stop_everything(
+            &self.shared.options,
+            &self.shared.runtime,
+            self.shared.audit(),
+            why,
+        )
+        .await
+    }
+}
+
+/// Stops everything hifi started for the project in `options.root`, whether
+/// or not a controller runs: aborts deployments in progress (their candidate
+/// is gone with the processes), stops every recorded instance, then the
+/// proxy. Returns how many processes were stopped.
+pub async fn stop_everything<R: Runtime>(
+    options: &Options,
+    runtime: &R,
+    audit: Audit,
+    why: &str,
+) -> Result<()> {
+    let mut store = Store::open(&options.root.join(".hifi/state.db"))?;
+    let config = read_config(&options.root).map(|(_, c)| c).ok();
+    let envs: Vec<String> = config
+        .map(|c| c.environments.into_iter().map(|e| e.name).collect())
+        .unwrap_or_default();
+    for env in &envs {
+        if let Some(d) = store.deployment_in_progress(env)? {
+            let mut routing = store.routing(env)?;
+            routing.abort().ok();
+            let reason = format!("aborted: {why} while it was {}", d.state);
+            store.update_deployment(
+                &audit,
+                d.id,
+                Update {
+                    state: Some(DeploymentState::Aborted),
+                    reason: Some(&reason),
+                    routing: Some(&routing),
+                    message: &reason,
+                    ..Update::default()
+                },
+            )?;
+        }
+    }
+    let mut stopped: BTreeMap<String, usize> = BTreeMap::new();
+    for row in store.instances(None)? {
+        if let Ok(instance) = serde_json::from_str::<hifi_runtime::Instance>(&row.handle) {
+            runtime.stop(&instance, options.stop_grace).await?;
+        }
+        store.remove_instance(&row.env, &row.slot, &row.service)?;
+        *stopped.entry(row.env).or_default() += 1;
+    }
+    options.proxy.stop(runtime).await?;
+    let summary: Vec<String> = stopped
+        .iter()
+        .map(|(env, n)| format!("{env}: {n}"))
+        .collect();
+    let message = format!(
+        "control plane stopped ({why}); instances stopped: {}",
+        if summary.is_empty() {
+            "none".into()
+        } else {
+            summary.join(", ")
+        }
+    );
+    store.record_event(&audit, "controller.stopped", Subject::default(), &message)?;
+    Ok(())
+}
+
+async fn supervise_proxy<R: Runtime, C: Clock>(
+    shared: Arc<Shared<R, C>>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(shared.options.tick) => {}
+            _ = stop.changed() => return,
+        }
+        if shared.options.proxy.alive(&shared.runtime) {
+            continue;
+        }
+        match shared.options.proxy.ensure(&shared.runtime).await {
+            Ok(_) => {
+                shared.generation.fetch_add(1, Ordering::SeqCst);
+                tracing::warn!("the proxy had stopped; restarted it with its persisted tables");
+                if let Ok(mut store) = shared.open_store() {
+                    let _ = store.record_event(
+                        &shared.audit(),
+                        "proxy.restarted",
+                        Subject::default(),
+                        "the proxy had stopped; restarted it with its persisted tables",
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("restarting the proxy: {e}"),
+        }
+    }
+}

@@ -1,0 +1,132 @@
+//! The proxy's routing table for one environment, derived from what the
+//! store says it serves ([`Routing`]) and which instances run. The table is
+//! never edited in place: it is rebuilt from state and replaced whole, so a
+//! restarted controller produces exactly the table the proxy already has.
+
+use std::collections::HashMap;
+
+use hifi_core::{Environment, Routing, Service, Slot};
+use hifi_proxy::{CandidateSpec, ServiceSpec, SlotSpec, TableSpec};
+use hifi_runtime::Instance;
+
+/// Health of an instance as the controller records it.
+pub mod health {
+    /// Started, not yet answering its health path.
+    pub const STARTING: &str = "starting";
+    /// Answering 2xx.
+    pub const HEALTHY: &str = "healthy";
+    /// Running, but its last probe failed.
+    pub const UNHEALTHY: &str = "unhealthy";
+    /// Its process is gone.
+    pub const EXITED: &str = "exited";
+}
+
+/// An instance with its recorded health.
+#[derive(Debug, Clone)]
+pub struct Running {
+    /// What the runtime returned.
+    pub instance: Instance,
+    /// Recorded health.
+    pub health: String,
+    /// Restarts after crashes.
+    pub restarts: i64,
+}
+
+impl Running {
+    /// Whether the proxy may send it traffic (its own health checks decide
+    /// moment to moment; the controller only keeps out what never came up
+    /// or is gone).
+    pub fn routable(&self) -> bool {
+        self.health == health::HEALTHY || self.health == health::UNHEALTHY
+    }
+}
+
+/// Everything a table is built from.
+pub struct Inputs<'a> {
+    /// The environment.
+    pub env: &'a Environment,
+    /// The project's services.
+    pub services: &'a [Service],
+    /// What the environment serves.
+    pub routing: &'a Routing,
+    /// Its instances.
+    pub instances: &'a [Running],
+    /// Stable internal port of each service.
+    pub internal_ports: &'a HashMap<String, u16>,
+    /// The preview token, resolved from hifi's environment.
+    pub preview_token: Option<String>,
+}
+
+fn backends(inputs: &Inputs<'_>, slot: Slot, service: &str) -> Vec<String> {
+    inputs
+        .instances
+        .iter()
+        .filter(|r| {
+            r.instance.slot == slot.as_str() && r.instance.service == service && r.routable()
+        })
+        .map(|r| r.instance.addr.to_string())
+        .collect()
+}
+
+/// Builds the table, or `None` when the environment serves nothing yet.
+///
+/// Before anything was ever live, the candidate stands in as the active
+/// slot: there are no users to protect yet, and it lets the smoke check and
+/// testers reach it through the public listener.
+pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
+    let routing = inputs.routing;
+    let (active, candidate) = match (&routing.active, &routing.candidate) {
+        (Some(active), candidate) => (active.slot, candidate.as_ref().map(|c| c.slot)),
+        (None, Some(candidate)) => (candidate.slot, None),
+        (None, None) => return None,
+    };
+    let mut services = Vec::with_capacity(inputs.services.len());
+    for service in inputs.services {
+        let active_backends = backends(inputs, active, &service.name);
+        if active_backends.is_empty() {
+            // Nothing to route to yet; the proxy answers 503 for the route.
+            continue;
+        }
+        let Some(port) = inputs.internal_ports.get(&service.name) else {
+            continue;
+        };
+        let candidate = candidate.and_then(|slot| {
+            let backends = backends(inputs, slot, &service.name);
+            (!backends.is_empty()).then(|| CandidateSpec {
+                slot: slot.to_string(),
+                backends,
+                weight: routing.weight,
+            })
+        });
+        let standby = routing.standby.as_ref().and_then(|s| {
+            let backends = backends(inputs, s.slot, &service.name);
+            (!backends.is_empty()).then(|| SlotSpec {
+                slot: s.slot.to_string(),
+                backends,
+            })
+        });
+        services.push(ServiceSpec {
+            name: service.name.clone(),
+            route: service.route.clone(),
+            host: None,
+            internal_listen: format!("127.0.0.1:{port}"),
+            health: service.health.clone(),
+            active: SlotSpec {
+                slot: active.to_string(),
+                backends: active_backends,
+            },
+            candidate,
+            standby,
+        });
+    }
+    if services.is_empty() {
+        return None;
+    }
+    Some(TableSpec {
+        env: inputs.env.name.clone(),
+        listen: format!("127.0.0.1:{}", inputs.env.port),
+        user_key: inputs.env.user_key.to_string(),
+        preview_token: inputs.preview_token.clone(),
+        services,
+    })
+}
