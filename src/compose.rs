@@ -104,6 +104,9 @@ pub fn compose(
         .collect();
     let key = composition_key(base_commit.as_str(), &key_cards, &project.config.services);
     if let Some(up_to_date) = unchanged(project, &env, &key, current.as_ref())? {
+        // A flag from a failed attempt since then no longer holds: the
+        // environment is back to a state that composes.
+        project.store.clear_conflicts(&project.audit(), &env.name)?;
         return Ok(up_to_date);
     }
 

@@ -37,10 +37,14 @@ pub fn run(dir: &Path, actor: &str, out: Output) -> Result {
         .hint("edit it by hand, or remove it first to start over"));
     }
 
+    // The trunk: main or master when there is one, else the current branch.
+    let current = repo.current_branch()?;
     let base = match repo.resolve_branches(&["main", "master"])?.as_slice() {
-        [None, Some(_)] => "master",
-        _ => "main",
+        [Some(_), _] => "main".to_string(),
+        [None, Some(_)] => "master".to_string(),
+        _ => current.unwrap_or_else(|| "main".to_string()),
     };
+    let base = base.as_str();
     let name = root
         .file_name()
         .and_then(|n| n.to_str())

@@ -87,6 +87,10 @@ pub struct Routing {
     pub standby: Option<Placement>,
     /// When the active release went live (unix ms).
     pub live_since: Option<i64>,
+    /// The standby the candidate displaced from its slot: an aborted
+    /// rollout puts it back, so the environment ends exactly as it was,
+    /// rollback included.
+    pub displaced: Option<Placement>,
 }
 
 /// A move [`Routing`] refuses.
@@ -121,6 +125,7 @@ impl Routing {
         }
         let slot = self.idle_slot();
         let displaced = self.standby.take_if(|s| s.slot == slot);
+        self.displaced = displaced.clone();
         self.candidate = Some(Placement { slot, release });
         self.weight = 0.0;
         Ok(displaced)
@@ -139,15 +144,21 @@ impl Routing {
     pub fn promote(&mut self, now: i64) -> Result<(), RoutingError> {
         let candidate = self.candidate.take().ok_or(RoutingError::NoCandidate)?;
         self.standby = self.active.replace(candidate);
+        self.displaced = None;
         self.weight = 0.0;
         self.live_since = Some(now);
         Ok(())
     }
 
-    /// Drops the candidate; returns it so its instances can be stopped.
+    /// Drops the candidate and puts back the standby it displaced (whose
+    /// instances must be started again); returns the candidate so its
+    /// instances can be stopped.
     pub fn abort(&mut self) -> Result<Placement, RoutingError> {
         let candidate = self.candidate.take().ok_or(RoutingError::NoCandidate)?;
         self.weight = 0.0;
+        if let Some(displaced) = self.displaced.take() {
+            self.standby = Some(displaced);
+        }
         Ok(candidate)
     }
 
@@ -289,6 +300,12 @@ mod tests {
         let displaced = r.begin(release("c")).unwrap().unwrap();
         assert_eq!(displaced.release, release("a"));
         assert!(r.standby.is_none());
+        r.abort().unwrap();
+        assert_eq!(r.standby.as_ref().unwrap().release, release("a"), "an aborted rollout restores the standby");
+        r.begin(release("d")).unwrap();
+        r.promote(9).unwrap();
+        assert!(r.displaced.is_none());
+        assert_eq!(r.standby.as_ref().unwrap().release, release("b"));
     }
 
     #[test]

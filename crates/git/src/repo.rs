@@ -65,6 +65,17 @@ impl Repo {
         Ok(!output.stdout.is_empty())
     }
 
+    /// The branch `HEAD` points at (even before its first commit), or
+    /// `None` when `HEAD` is detached.
+    pub fn current_branch(&self) -> Result<Option<String>> {
+        let output = self.git().args(["symbolic-ref", "--quiet", "--short", "HEAD"]).output()?;
+        if output.status != Some(0) {
+            return Ok(None);
+        }
+        let name = String::from_utf8_lossy(&output.stdout).trim().to_string();
+        Ok((!name.is_empty()).then_some(name))
+    }
+
     /// Checks a short branch name with the rules of `git check-ref-format
     /// --branch`, and refuses anything that could be read as an option.
     pub fn validate_branch_name(name: &str) -> Result<()> {

@@ -157,6 +157,18 @@ impl Store {
         .collect()
     }
 
+    /// Clears an environment's conflict flag, if it has one (with an event).
+    pub fn clear_conflicts(&mut self, audit: &Audit, env: &str) -> Result<()> {
+        self.write(|tx| {
+            let cleared = tx.execute("DELETE FROM conflicts WHERE env = ?1", [env])?;
+            if cleared > 0 {
+                let message = format!("{env} composes again; its conflict flag is cleared");
+                record(tx, audit, "compose.conflict-cleared", Subject::env(env), &message)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Records that composing `env` failed on a conflict: flags the card,
     /// replacing any earlier flag for that environment, with its event.
     pub fn record_conflict(

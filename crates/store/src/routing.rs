@@ -88,13 +88,15 @@ pub(crate) fn save_routing(
     let (active_slot, active_release) = parts(&routing.active);
     let (candidate_slot, candidate_release) = parts(&routing.candidate);
     let (standby_slot, standby_release) = parts(&routing.standby);
+    let (displaced_slot, displaced_release) = parts(&routing.displaced);
     tx.execute(
         "INSERT INTO env_state (env, active_slot, active_release, candidate_slot, candidate_release,
-             candidate_weight, standby_slot, standby_release, live_since, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             candidate_weight, standby_slot, standby_release, live_since, updated_at,
+             displaced_slot, displaced_release)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
          ON CONFLICT (env) DO UPDATE SET active_slot = ?2, active_release = ?3, candidate_slot = ?4,
              candidate_release = ?5, candidate_weight = ?6, standby_slot = ?7, standby_release = ?8,
-             live_since = ?9, updated_at = ?10",
+             live_since = ?9, updated_at = ?10, displaced_slot = ?11, displaced_release = ?12",
         params![
             env,
             active_slot,
@@ -105,7 +107,9 @@ pub(crate) fn save_routing(
             standby_slot,
             standby_release,
             routing.live_since,
-            at
+            at,
+            displaced_slot,
+            displaced_release
         ],
     )?;
     Ok(())
@@ -118,7 +122,8 @@ impl Store {
             .conn()
             .query_row(
                 "SELECT active_slot, active_release, candidate_slot, candidate_release, candidate_weight,
-                        standby_slot, standby_release, live_since FROM env_state WHERE env = ?1",
+                        standby_slot, standby_release, live_since, displaced_slot, displaced_release
+                 FROM env_state WHERE env = ?1",
                 [env],
                 |r| {
                     Ok(Routing {
@@ -127,6 +132,7 @@ impl Store {
                         weight: r.get(4)?,
                         standby: placement(r.get(5)?, r.get(6)?)?,
                         live_since: r.get(7)?,
+                        displaced: placement(r.get(8)?, r.get(9)?)?,
                     })
                 },
             )

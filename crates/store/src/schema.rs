@@ -9,8 +9,9 @@ use crate::{Error, Result};
 const MIGRATIONS: &[&str] = &[
     // 1: the foundation.
     r#"
+    -- Card ids compare without case: PAY-1 and pay-1 are one card.
     CREATE TABLE cards (
-        id          TEXT PRIMARY KEY,
+        id          TEXT PRIMARY KEY COLLATE NOCASE,
         title       TEXT NOT NULL,
         branch      TEXT NOT NULL,
         stage       TEXT NOT NULL,
@@ -21,7 +22,7 @@ const MIGRATIONS: &[&str] = &[
     -- The last composition of an environment that could not merge a card.
     CREATE TABLE conflicts (
         env         TEXT NOT NULL,
-        card        TEXT NOT NULL REFERENCES cards(id) ON DELETE CASCADE,
+        card        TEXT NOT NULL COLLATE NOCASE REFERENCES cards(id) ON DELETE CASCADE,
         with_cards  TEXT NOT NULL,   -- card ids, one per line (may be empty)
         files       TEXT NOT NULL,   -- paths, one per line
         at          INTEGER NOT NULL,
@@ -132,6 +133,8 @@ const MIGRATIONS: &[&str] = &[
         candidate_weight  REAL NOT NULL DEFAULT 0,
         standby_slot      TEXT,
         standby_release   TEXT,
+        displaced_slot    TEXT,
+        displaced_release TEXT,
         live_since        INTEGER,
         updated_at        INTEGER NOT NULL
     ) STRICT;

@@ -1,0 +1,203 @@
+//! The runtime's errors, worded for the person running hifi: each names the
+//! instance, what was attempted and, where there is one, what to look at.
+
+use std::io;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::instance::{InstanceId, InstanceStatus};
+
+/// Result with the runtime's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong starting, probing or stopping an instance.
+///
+/// `instance` fields read like `service catalog (dev/green)`.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No port could be bound on 127.0.0.1.
+    #[error("could not find a free TCP port on 127.0.0.1: {0}")]
+    FreePort(#[source] io::Error),
+
+    /// The artifact directory to run in is missing.
+    #[error(
+        "could not start {instance}: its working directory {} does not exist (is the artifact built?)",
+        workdir.display()
+    )]
+    Workdir {
+        /// The instance.
+        instance: String,
+        /// The missing directory.
+        workdir: PathBuf,
+    },
+
+    /// The log file could not be created or opened.
+    #[error("could not open log file {} for {instance}: {source}", path.display())]
+    Log {
+        /// The instance.
+        instance: String,
+        /// The log file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+
+    /// `sh -c <command>` could not be spawned.
+    #[error("could not start `sh -c {command}` for {instance} in {}: {source}", workdir.display())]
+    Spawn {
+        /// The instance.
+        instance: String,
+        /// The run command.
+        command: String,
+        /// Where it was to run.
+        workdir: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The process started but its identity could not be read back, so it
+    /// could never be found again safely; it has been killed.
+    #[error(
+        "started {instance} as pid {pid} but could not read its start time from /proc: {source}"
+    )]
+    Identify {
+        /// The instance.
+        instance: String,
+        /// The pid it got.
+        pid: u32,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+
+    /// The instance exited while hifi waited for it to become healthy.
+    #[error(
+        "{instance} {status} before it became healthy; last lines of {}:\n{}",
+        log.display(),
+        indent_tail(tail)
+    )]
+    ExitedBeforeHealthy {
+        /// The instance.
+        instance: String,
+        /// How it ended.
+        status: InstanceStatus,
+        /// Its log file.
+        log: PathBuf,
+        /// The last lines it wrote in this run.
+        tail: String,
+    },
+
+    /// The instance kept running but never answered 2xx in time.
+    #[error(
+        "{instance} did not answer 2xx on {path} within {} (last: {last})",
+        fmt_duration(*timeout)
+    )]
+    Unhealthy {
+        /// The instance.
+        instance: String,
+        /// The health path.
+        path: String,
+        /// How long hifi waited.
+        timeout: Duration,
+        /// What the last probe saw.
+        last: ProbeFailure,
+    },
+
+    /// One probe got no HTTP answer.
+    #[error("probe of {instance} at {url} failed: {failure}")]
+    Probe {
+        /// The instance.
+        instance: String,
+        /// What was requested.
+        url: String,
+        /// Why it failed.
+        failure: ProbeFailure,
+    },
+
+    /// Signalling the instance's process group failed for a reason other
+    /// than the group being gone (e.g. it belongs to another user).
+    #[error("could not stop {instance}: sending {signal} to process group {pgid} failed: {source}")]
+    Signal {
+        /// The instance.
+        instance: String,
+        /// `SIGTERM` or `SIGKILL`.
+        signal: &'static str,
+        /// The process group.
+        pgid: i32,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+
+    /// Processes of the group were still alive well after SIGKILL (stuck in
+    /// the kernel, e.g. on a hung file system).
+    #[error("could not stop {instance}: process group {pgid} is still alive after SIGKILL")]
+    StillRunning {
+        /// The instance.
+        instance: String,
+        /// The process group.
+        pgid: i32,
+    },
+
+    /// The id was issued by another runtime (or is corrupt).
+    #[error(
+        "{instance} has id `{id}`, which the local runtime did not issue, so it cannot manage it"
+    )]
+    ForeignId {
+        /// The instance.
+        instance: String,
+        /// The id.
+        id: InstanceId,
+    },
+}
+
+/// Why a health probe did not count as healthy.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeFailure {
+    /// Nothing accepted the connection.
+    #[error("connection refused")]
+    Refused,
+    /// Connecting failed otherwise.
+    #[error("could not connect: {0}")]
+    Connect(#[source] io::Error),
+    /// No complete answer within the probe's timeout.
+    #[error("no answer within {}", fmt_duration(*.0))]
+    Timeout(Duration),
+    /// The connection broke or the answer was not HTTP.
+    #[error("{0}")]
+    Http(#[source] hyper::Error),
+    /// The path cannot be put in a request line.
+    #[error("`{0}` is not a valid URL path")]
+    InvalidPath(String),
+    /// An answer, but not 2xx.
+    #[error("answered {0}")]
+    Status(u16),
+    /// The port answered, but it is held by a program outside the instance
+    /// (the instance could not bind it).
+    #[error("port {0} is answered by another program, not by this instance")]
+    NotThisInstance(u16),
+}
+
+/// `30s`, `1.5s`, `250ms`: how a user wrote it in hifi.toml.
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d.as_secs() > 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// Indents log lines so they stand apart from hifi's own words.
+fn indent_tail(tail: &str) -> String {
+    if tail.trim().is_empty() {
+        return "  (nothing was written in this run)".to_owned();
+    }
+    tail.lines()
+        .map(|line| format!("  {line}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,100 @@
+//! hifi's runtime: the seam between the controller and wherever service
+//! instances run.
+//!
+//! The controller only ever talks to the [`Runtime`] trait: start an instance
+//! of one service for one (environment, slot, release), wait until it answers
+//! its health path, probe it, ask whether it still runs, stop it. Everything
+//! it needs to find an instance again after its own crash is in [`Instance`],
+//! which is serializable so the controller can keep it in its store and
+//! re-adopt running instances on restart. The identity inside
+//! ([`InstanceId`]) is an opaque string: the local runtime fills it with a
+//! pid and process start time, a Kubernetes runtime would put a pod name
+//! there.
+//!
+//! [`LocalRuntime`], the embedded default, runs each instance as `sh -c
+//! <command>` in its own process group on this machine, with its output
+//! appended to a log file. Instances deliberately outlive the controller
+//! (no pipes, no parent-death signal, no kill-on-drop): killing the control
+//! plane must not interrupt traffic.
+//!
+//! Limits: the local runtime is Linux-only (it reads `/proc`), and it can
+//! only stop services that stay in the process group it gave them (a service
+//! that daemonizes with `setsid` escapes it).
+//!
+//! # Layout
+//!
+//! - `lib.rs` — the [`Runtime`] trait and [`free_port`].
+//! - [`instance`] — what the controller hands in ([`InstanceSpec`]) and keeps
+//!   ([`Instance`], [`InstanceId`], [`InstanceStatus`]).
+//! - [`error`] — the crate's [`Error`], worded for the person running hifi.
+//! - [`probe`] — one HTTP/1.1 health probe (hyper client connection).
+//! - [`local`] — [`LocalRuntime`]: spawning, reaping, re-adoption and process
+//!   group signalling; `local/procfs.rs` reads `/proc`, `local/logfile.rs`
+//!   opens logs and reads their tail.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod instance;
+pub mod local;
+pub mod probe;
+
+use std::future::Future;
+use std::net::{Ipv4Addr, TcpListener};
+use std::time::Duration;
+
+pub use error::{Error, ProbeFailure, Result};
+pub use instance::{Instance, InstanceId, InstanceSpec, InstanceStatus};
+pub use local::LocalRuntime;
+
+/// Where service instances run: local processes, or (later) Kubernetes.
+///
+/// Every future is `Send` so the controller can drive a generic runtime from
+/// spawned tokio tasks. Implementations must accept an [`Instance`] that they
+/// did not create in this process (one read back from the store after a
+/// controller restart).
+pub trait Runtime: Send + Sync + 'static {
+    /// Starts one instance of `spec` and returns as soon as it is spawned;
+    /// it does not wait for health (see [`Runtime::wait_healthy`]).
+    fn start(&self, spec: &InstanceSpec) -> impl Future<Output = Result<Instance>> + Send;
+
+    /// Polls `GET spec.health_path` until it answers 2xx.
+    ///
+    /// Fails as soon as the instance exits (the error carries its exit status
+    /// and the last lines of its log), or at `timeout` with the last probe's
+    /// failure.
+    fn wait_healthy(
+        &self,
+        spec: &InstanceSpec,
+        instance: &Instance,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether the instance still runs, without waiting. Works for instances
+    /// started by an earlier controller process.
+    fn status(&self, instance: &Instance) -> InstanceStatus;
+
+    /// Sends one `GET path` to the instance and returns the status code.
+    fn probe(
+        &self,
+        instance: &Instance,
+        path: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<u16>> + Send;
+
+    /// Asks the instance to terminate, waits up to `grace`, then kills it;
+    /// returns once it is gone. Stopping an instance that is already gone is
+    /// not an error.
+    fn stop(&self, instance: &Instance, grace: Duration)
+    -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+///
+/// The port is released before returning, so another program may take it
+/// before the instance binds it; [`Runtime::wait_healthy`] notices that (the
+/// instance exits, and the local runtime refuses to count another program's
+/// answers as the instance's health).
+pub fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(Error::FreePort)?;
+    Ok(listener.local_addr().map_err(Error::FreePort)?.port())
+}

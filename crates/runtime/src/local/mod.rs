@@ -1,0 +1,459 @@
+//! [`LocalRuntime`]: each instance is a child process on this machine.
+//!
+//! An instance is `sh -c <command>` in its own process group, with stdin
+//! from `/dev/null` and stdout and stderr appended to its log file. Nothing
+//! ties its life to the controller's (no pipes, no parent-death signal, no
+//! kill-on-drop), so traffic survives a controller crash and a restarted
+//! controller re-adopts instances from their [`Instance`] records.
+//!
+//! Identity is pid + start time + boot id (see `id.rs`), checked against
+//! `/proc` before anything is signalled, so a reused pid is never mistaken
+//! for an instance. Children spawned by this process are reaped by a small
+//! task each, which also keeps their exact exit status for error messages.
+
+mod id;
+mod logfile;
+mod procfs;
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rustix::io::Errno;
+use rustix::process::{Pid, Signal};
+use tokio::process::Command;
+use tokio::sync::watch;
+use tokio::time::{Instant, sleep, timeout};
+
+use self::id::LocalId;
+use crate::error::{Error, ProbeFailure, Result};
+use crate::instance::{Instance, InstanceSpec, InstanceStatus};
+use crate::{Runtime, probe};
+
+/// Lines of the log quoted when an instance dies before becoming healthy.
+const TAIL_LINES: usize = 15;
+/// Upper bound for one health probe while waiting: a hung instance must not
+/// eat the whole health timeout in a single attempt.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Health polling starts fast (most services are up in well under a second)
+/// and backs off to this.
+const MAX_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// After SIGKILL the kernel needs only moments; longer means the process is
+/// stuck in uninterruptible sleep.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How long to wait for the reaper task to deliver an exit status the kernel
+/// already has.
+const REAP_WAIT: Duration = Duration::from_secs(1);
+/// Exit records of children kept before finished ones are dropped (their
+/// status then comes from `/proc`, without the code).
+const MAX_REMEMBERED: usize = 256;
+
+/// Runs instances as local child processes; see the [module docs](self).
+///
+/// Cheap to create. Any number of `LocalRuntime`s (in this or a later
+/// process) can manage the same instances; only the one that spawned an
+/// instance knows its exact exit code.
+#[derive(Debug)]
+pub struct LocalRuntime {
+    boot_id: String,
+    /// Exit status of the children this runtime spawned, filled in by their
+    /// reaper tasks.
+    children: Mutex<HashMap<LocalId, watch::Receiver<Option<InstanceStatus>>>>,
+}
+
+impl Default for LocalRuntime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What `/proc` says about an instance's leading process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leader {
+    Alive,
+    /// Finished, not yet reaped.
+    Zombie,
+    /// No process has the pid. Members of its group may still run.
+    Vanished,
+    /// The pid now names another process, or the machine rebooted. The
+    /// kernel does not reuse a pid while a group of that id exists, so the
+    /// instance's group is certainly empty.
+    Replaced,
+}
+
+impl LocalRuntime {
+    /// A runtime for this machine.
+    pub fn new() -> Self {
+        Self {
+            boot_id: procfs::boot_id(),
+            children: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn local_id(&self, instance: &Instance) -> Result<LocalId> {
+        LocalId::parse(&instance.id).ok_or_else(|| Error::ForeignId {
+            instance: instance.describe(),
+            id: instance.id.clone(),
+        })
+    }
+
+    fn leader(&self, id: &LocalId) -> std::io::Result<Leader> {
+        // An empty boot id means the kernel did not tell us; compare only
+        // when both sides know.
+        if !id.boot.is_empty() && !self.boot_id.is_empty() && id.boot != self.boot_id {
+            return Ok(Leader::Replaced);
+        }
+        Ok(match procfs::stat(id.pid)? {
+            None => Leader::Vanished,
+            Some(stat) if stat.start_time != id.start_time => Leader::Replaced,
+            Some(stat) if stat.is_dead() => Leader::Zombie,
+            Some(_) => Leader::Alive,
+        })
+    }
+
+    fn exit_watch(&self, id: &LocalId) -> Option<watch::Receiver<Option<InstanceStatus>>> {
+        self.children.lock().ok()?.get(id).cloned()
+    }
+
+    /// `Some(how)` once the instance has finished. For our own children,
+    /// waits briefly for the reaper so the exit code can be reported.
+    async fn finished(
+        &self,
+        id: &LocalId,
+        exit: Option<&mut watch::Receiver<Option<InstanceStatus>>>,
+    ) -> Option<InstanceStatus> {
+        if let Some(status) = exit.as_ref().and_then(|rx| *rx.borrow()) {
+            return Some(status);
+        }
+        match self.leader(id) {
+            Ok(Leader::Alive) | Err(_) => None,
+            Ok(_) => {
+                let unknown = InstanceStatus::Exited {
+                    code: None,
+                    signal: None,
+                };
+                let Some(rx) = exit else {
+                    return Some(unknown);
+                };
+                match timeout(REAP_WAIT, rx.wait_for(Option::is_some)).await {
+                    Ok(Ok(status)) => Some(status.unwrap_or(unknown)),
+                    _ => Some(unknown),
+                }
+            }
+        }
+    }
+
+    /// Whether the socket listening on `port` belongs to the instance's
+    /// process group. Guards against counting another program's answers as
+    /// the instance's health when the instance could not bind its port.
+    /// Anything unreadable counts as "yes": this check must never fail a
+    /// healthy instance.
+    fn owns_port(&self, id: &LocalId, port: u16) -> bool {
+        let Ok(inodes) = procfs::listening_inodes(port) else {
+            return true;
+        };
+        if inodes.is_empty() {
+            // E.g. the listener is in another network namespace.
+            return true;
+        }
+        let Ok(members) = procfs::live_group_members(id.pgid()) else {
+            return true;
+        };
+        members.into_iter().any(|pid| {
+            match procfs::holds_socket(pid, &inodes) {
+                Ok(held) => held,
+                // A member that vanished mid-scan holds nothing.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(_) => true,
+            }
+        })
+    }
+
+    /// Sends `signal` to the group; `false` if the group no longer exists.
+    fn signal_group(&self, instance: &Instance, pgid: i32, signal: Signal) -> Result<bool> {
+        // Signalling our own group would take the controller down with it.
+        if pgid == rustix::process::getpgrp().as_raw_nonzero().get() {
+            return Ok(false);
+        }
+        let Some(pid) = Pid::from_raw(pgid) else {
+            return Ok(false);
+        };
+        match rustix::process::kill_process_group(pid, signal) {
+            Ok(()) => Ok(true),
+            Err(Errno::SRCH) => Ok(false),
+            Err(e) => Err(Error::Signal {
+                instance: instance.describe(),
+                signal: if signal == Signal::KILL {
+                    "SIGKILL"
+                } else {
+                    "SIGTERM"
+                },
+                pgid,
+                source: e.into(),
+            }),
+        }
+    }
+
+    /// Polls until no live process is left in the group, or `limit` passes.
+    async fn wait_group_gone(pgid: i32, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        let mut interval = Duration::from_millis(5);
+        loop {
+            if group_gone(pgid) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            sleep(interval.min(deadline - now)).await;
+            interval = (interval * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    fn remember(&self, id: LocalId, exit: watch::Receiver<Option<InstanceStatus>>) {
+        let Ok(mut children) = self.children.lock() else {
+            return;
+        };
+        if children.len() >= MAX_REMEMBERED {
+            children.retain(|_, rx| rx.borrow().is_none());
+        }
+        children.insert(id, exit);
+    }
+}
+
+/// No live (non-zombie) process is left in group `pgid`.
+fn group_gone(pgid: i32) -> bool {
+    let Some(pid) = Pid::from_raw(pgid) else {
+        return true;
+    };
+    match rustix::process::test_kill_process_group(pid) {
+        Err(Errno::SRCH) => true,
+        // The group exists, but maybe only as zombies that nobody reaps yet.
+        Ok(()) => procfs::live_group_members(pgid).is_ok_and(|members| members.is_empty()),
+        Err(_) => false,
+    }
+}
+
+fn exit_status(status: std::io::Result<ExitStatus>) -> InstanceStatus {
+    match status {
+        Ok(status) => InstanceStatus::Exited {
+            code: status.code(),
+            signal: status.signal(),
+        },
+        Err(_) => InstanceStatus::Exited {
+            code: None,
+            signal: None,
+        },
+    }
+}
+
+impl Runtime for LocalRuntime {
+    async fn start(&self, spec: &InstanceSpec) -> Result<Instance> {
+        let instance = spec.describe();
+        if !spec.workdir.is_dir() {
+            return Err(Error::Workdir {
+                instance,
+                workdir: spec.workdir.clone(),
+            });
+        }
+        let log_error = |source| Error::Log {
+            instance: spec.describe(),
+            path: spec.log.clone(),
+            source,
+        };
+        // Files, not pipes: a pipe would break (SIGPIPE) when the controller
+        // dies, taking the instance with it.
+        let stdout = logfile::open(spec).map_err(log_error)?;
+        let stderr = stdout.try_clone().map_err(log_error)?;
+
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(&spec.command)
+            .current_dir(&spec.workdir)
+            .envs(&spec.vars)
+            .env("PORT", spec.port.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr))
+            // Its own group, so stop reaches `sh`, the service and anything
+            // it forks, and a Ctrl-C on the controller's terminal does not.
+            .process_group(0)
+            .kill_on_drop(false);
+        let spawn_error = |source| Error::Spawn {
+            instance: spec.describe(),
+            command: spec.command.clone(),
+            workdir: spec.workdir.clone(),
+            source,
+        };
+        let mut child = command.spawn().map_err(spawn_error)?;
+        // Linux pids fit in an i32, which signalling needs.
+        let pid = child
+            .id()
+            .filter(|pid| i32::try_from(*pid).is_ok())
+            .ok_or_else(|| spawn_error(std::io::Error::other("the child has no pid")))?;
+
+        // Until it is waited for, the child stays in /proc (at worst as a
+        // zombie), so its start time can always be read here.
+        let start_time = match procfs::stat(pid) {
+            Ok(Some(stat)) => stat.start_time,
+            failed => {
+                // Without an identity it could never be found and stopped
+                // safely later, so it must not be left running.
+                if let Some(group) = Pid::from_raw(pid as i32) {
+                    let _ = rustix::process::kill_process_group(group, Signal::KILL);
+                }
+                return Err(Error::Identify {
+                    instance,
+                    pid,
+                    source: failed
+                        .err()
+                        .unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
+                });
+            }
+        };
+        let id = LocalId {
+            pid,
+            start_time,
+            boot: self.boot_id.clone(),
+        };
+
+        let (tx, rx) = watch::channel(None);
+        // Reaps the child as soon as it exits, so no zombies pile up, and
+        // keeps the exit status for `status` and `wait_healthy`.
+        tokio::spawn(async move {
+            tx.send_replace(Some(exit_status(child.wait().await)));
+        });
+        self.remember(id.clone(), rx);
+        tracing::info!(instance = %instance, pid, port = spec.port, "started");
+
+        Ok(Instance {
+            id: id.to_id(),
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, spec.port)),
+            env: spec.env.clone(),
+            slot: spec.slot.clone(),
+            service: spec.service.clone(),
+            release: spec.release.clone(),
+        })
+    }
+
+    async fn wait_healthy(
+        &self,
+        spec: &InstanceSpec,
+        instance: &Instance,
+        timeout: Duration,
+    ) -> Result<()> {
+        let id = self.local_id(instance)?;
+        let deadline = Instant::now() + timeout;
+        let mut exit = self.exit_watch(&id);
+        let mut interval = Duration::from_millis(25);
+        loop {
+            if let Some(status) = self.finished(&id, exit.as_mut()).await {
+                return Err(Error::ExitedBeforeHealthy {
+                    instance: instance.describe(),
+                    status,
+                    log: spec.log.clone(),
+                    tail: logfile::tail(&spec.log, TAIL_LINES),
+                });
+            }
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            // Even with no time left, probe once: the caller should get a
+            // reason, and an instance that is up should pass.
+            let probe_timeout = remaining.clamp(Duration::from_millis(100), PROBE_TIMEOUT);
+            let last =
+                match probe::get_status(instance.addr, &spec.health_path, probe_timeout).await {
+                    Ok(code) if (200..300).contains(&code) => {
+                        if self.owns_port(&id, instance.addr.port()) {
+                            tracing::info!(instance = %instance.describe(), "healthy");
+                            return Ok(());
+                        }
+                        ProbeFailure::NotThisInstance(instance.addr.port())
+                    }
+                    Ok(code) => ProbeFailure::Status(code),
+                    Err(failure) => failure,
+                };
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Unhealthy {
+                    instance: instance.describe(),
+                    path: spec.health_path.clone(),
+                    timeout,
+                    last,
+                });
+            }
+            let nap = sleep(interval.min(deadline - now));
+            match exit.as_mut() {
+                // Wake at once when our child dies: fail fast.
+                Some(rx) => tokio::select! {
+                    Ok(()) = rx.changed() => {}
+                    () = nap => {}
+                },
+                None => nap.await,
+            }
+            interval = (interval * 2).min(MAX_POLL_INTERVAL);
+        }
+    }
+
+    fn status(&self, instance: &Instance) -> InstanceStatus {
+        let Some(id) = LocalId::parse(&instance.id) else {
+            return InstanceStatus::Unknown;
+        };
+        if let Some(status) = self.exit_watch(&id).and_then(|rx| *rx.borrow()) {
+            return status;
+        }
+        match self.leader(&id) {
+            Ok(Leader::Alive) => InstanceStatus::Running,
+            Ok(Leader::Zombie | Leader::Vanished | Leader::Replaced) => InstanceStatus::Exited {
+                code: None,
+                signal: None,
+            },
+            Err(_) => InstanceStatus::Unknown,
+        }
+    }
+
+    async fn probe(&self, instance: &Instance, path: &str, timeout: Duration) -> Result<u16> {
+        probe::get_status(instance.addr, path, timeout)
+            .await
+            .map_err(|failure| Error::Probe {
+                instance: instance.describe(),
+                url: format!("http://{}{path}", instance.addr),
+                failure,
+            })
+    }
+
+    async fn stop(&self, instance: &Instance, grace: Duration) -> Result<()> {
+        let id = self.local_id(instance)?;
+        let pgid = id.pgid();
+        // When /proc cannot be read, still try: the group id cannot have been
+        // reused while the group exists.
+        if self
+            .leader(&id)
+            .is_ok_and(|leader| leader == Leader::Replaced)
+        {
+            return Ok(());
+        }
+        if self.signal_group(instance, pgid, Signal::TERM)?
+            && !Self::wait_group_gone(pgid, grace).await
+        {
+            tracing::warn!(instance = %instance.describe(), ?grace, "still running after SIGTERM; sending SIGKILL");
+            if self.signal_group(instance, pgid, Signal::KILL)?
+                && !Self::wait_group_gone(pgid, KILL_WAIT).await
+            {
+                return Err(Error::StillRunning {
+                    instance: instance.describe(),
+                    pgid,
+                });
+            }
+        }
+        // Let our reaper record how it ended, so `status` can tell.
+        if let Some(mut rx) = self.exit_watch(&id) {
+            let _ = timeout(REAP_WAIT, rx.wait_for(Option::is_some)).await;
+        }
+        tracing::info!(instance = %instance.describe(), "stopped");
+        Ok(())
+    }
+}
