@@ -74,6 +74,7 @@ fn options(root: &Path) -> Result<Options> {
         shell_quote(&admin.to_string_lossy()),
     );
     let launch = ProxyLaunch {
+        managed: true,
         command,
         workdir: root.to_path_buf(),
         admin,

@@ -564,9 +564,10 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                     self.canary(config, env, &d).await?;
                 } else {
                     if d.strategy != ROLLBACK
-                        && let Err(reason) = self.smoke(env).await {
-                            return self.end(config, env, &d, Ending::Failed, &reason).await;
-                        }
+                        && let Err(reason) = self.smoke(env).await
+                    {
+                        return self.end(config, env, &d, Ending::Failed, &reason).await;
+                    }
                     self.promote(config, env, &d, "").await?;
                 }
             }
@@ -942,9 +943,10 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
     ) -> Result<()> {
         let release = ReleaseId::from_stored(d.release.clone());
         if d.strategy != ROLLBACK
-            && let Err(refusal) = self.gate(env, &release) {
-                return self.end(config, env, d, Ending::Failed, &refusal).await;
-            }
+            && let Err(refusal) = self.gate(env, &release)
+        {
+            return self.end(config, env, d, Ending::Failed, &refusal).await;
+        }
         let mut routing = self.store.routing(&env.name)?;
         let old = routing.active.clone();
         routing

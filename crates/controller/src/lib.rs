@@ -237,9 +237,10 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
         let mut waiting = names.len();
         let mut ready = Some(ready);
         if waiting == 0
-            && let Some(ready) = ready.take() {
-                ready();
-            }
+            && let Some(ready) = ready.take()
+        {
+            ready();
+        }
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,

@@ -15,6 +15,10 @@ use crate::error::{Error, Result};
 /// How to start the proxy.
 #[derive(Debug, Clone)]
 pub struct ProxyLaunch {
+    /// Whether the controller starts and supervises the proxy. When false,
+    /// something else runs it (a service manager, or a test that runs it in
+    /// process) and the controller only talks to its admin socket.
+    pub managed: bool,
     /// The command line (run with `sh -c`), e.g. `'/usr/bin/hifi' proxy --state-dir ...`.
     pub command: String,
     /// Working directory.
@@ -65,6 +69,16 @@ impl ProxyLaunch {
     /// Adopts the running proxy, or starts one. Returns whether it started one.
     pub async fn ensure<R: Runtime>(&self, runtime: &R) -> Result<bool> {
         let client = AdminClient::new(&self.admin);
+        if !self.managed {
+            return if wait_ready(&client, Duration::from_secs(10)).await {
+                Ok(false)
+            } else {
+                Err(Error::ProxyStart(format!(
+                    "nothing answers on {}",
+                    self.admin.display()
+                )))
+            };
+        }
         if let Some(instance) = self.recorded() {
             if runtime.status(&instance).is_running()
                 && wait_ready(&client, Duration::from_secs(5)).await
@@ -92,12 +106,17 @@ impl ProxyLaunch {
 
     /// Whether the recorded proxy still runs.
     pub fn alive<R: Runtime>(&self, runtime: &R) -> bool {
-        self.recorded()
-            .is_some_and(|i| runtime.status(&i).is_running())
+        !self.managed
+            || self
+                .recorded()
+                .is_some_and(|i| runtime.status(&i).is_running())
     }
 
     /// Stops the proxy (its listeners close, so every port is freed).
     pub async fn stop<R: Runtime>(&self, runtime: &R) -> Result<bool> {
+        if !self.managed {
+            return Ok(false);
+        }
         let Some(instance) = self.recorded() else {
             return Ok(false);
         };
