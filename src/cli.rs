@@ -113,6 +113,15 @@ pub enum Command {
     },
     /// Stop every process hifi started and free every port.
     Down,
+    /// The whole story on a generated example project.
+    Demo {
+        /// Short intervals; stop everything at the end; exit 0 only if every claim held.
+        #[arg(long)]
+        once: bool,
+        /// Generate the project here (an empty or new directory) instead of a temporary one.
+        #[arg(long, value_name = "PATH")]
+        dir: Option<PathBuf>,
+    },
     /// Run the data plane (the proxy) in the foreground; `hifi up` starts it for you.
     Proxy(ProxyArgs),
 }

@@ -8,6 +8,7 @@
 //! - `cmd`: one module per command group (`init`, `card` and `board`,
 //!   `compose`, `release` for releases/diff/approve, `proxy`).
 //! - `compose`: composing an environment — git merges, release, artifacts.
+//! - `demo`: `hifi demo`, the whole story on a generated example project.
 //! - `project`: the repository, config, store and actor a command works on.
 //! - `error`: failures, their messages and exit codes.
 //! - `output`: tables, JSON and timestamps.
@@ -16,6 +17,7 @@
 mod cli;
 mod cmd;
 mod compose;
+mod demo;
 mod error;
 mod output;
 mod project;

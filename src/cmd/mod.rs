@@ -56,5 +56,6 @@ pub fn run(cli: Cli) -> Result {
         Command::Up { detach } => up::up(&open()?, detach, out),
         Command::Down => up::down(&open()?, out),
         Command::Proxy(args) => up::proxy(&dir, args),
+        Command::Demo { once, dir } => crate::demo::run(crate::demo::DemoOptions { once, dir }),
     }
 }

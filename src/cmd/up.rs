@@ -200,9 +200,10 @@ fn up_detached(project: &Project, state: &Path, out: Output) -> Result {
     let started = Instant::now();
     loop {
         if let Ok(pid) = std::fs::read_to_string(state.join(READY))
-            && pid.trim() == child.id().to_string() {
-                break;
-            }
+            && pid.trim() == child.id().to_string()
+        {
+            break;
+        }
         if let Ok(Some(status)) = child.try_wait() {
             let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(10).collect();

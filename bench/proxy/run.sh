@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Benchmark of hifi's proxy against nginx and HAProxy, all on loopback.
+# A benchmark, never a test: numbers depend on the machine.
+#
+#   bash bench/proxy/run.sh            # DURATION=10s HIFI_WORKERS=2 SWITCHES=100 by default
+#
+# Same backend for everyone (nginx `return 200` on 127.0.0.1:19101 "blue" and
+# :19102 "green"), same client (wrk -t1 -c64 --latency). Measures:
+#   1. throughput and latency: direct, through hifi, nginx (2 workers, upstream
+#      keepalive) and HAProxy (2 threads, http-reuse always);
+#   2. switch under load (bench-switch, 4 keep-alive clients, SWITCHES flips):
+#      time until keep-alive clients see the new slot and failed requests, for
+#      hifi (admin table update), nginx (config rewrite + reload) and HAProxy
+#      (runtime API over its unix socket);
+#   3. hifi's resident memory at 256 connections (wrk -c256).
+# Prints a table and writes it, with the command, into bench/RESULTS.md ("## Proxy").
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+DURATION=${DURATION:-10s}
+# Two tokio workers, like nginx's 2 workers and HAProxy's 2 threads. On this
+# 2-core machine (shared with wrk and the backend) 1 and 2 workers measured
+# within noise of each other (20-29k req/s either way, depending on load).
+HIFI_WORKERS=${HIFI_WORKERS:-2}
+SWITCHES=${SWITCHES:-100}
+BLUE=19101 GREEN=19102 HIFI=18080 HIFI_INTERNAL=18090 NGINX=18081 HAPROXY=18082
+
+need=()
+for tool in nginx haproxy wrk; do command -v "$tool" >/dev/null || need+=("$tool"); done
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+# SKIP_BUILD=1 uses binaries already built into $CARGO_TARGET_DIR.
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p hifi-proxy --example bench-proxy --example bench-switch
+BIN=$CARGO_TARGET_DIR/release/examples
+
+WORK=$(mktemp -d /tmp/hifi-proxy-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for f in "$WORK"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+  sleep 0.3
+}
+trap cleanup EXIT
+
+wait_port() { # bounded wait for a listening port
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "port $1 never opened" >&2; return 1
+}
+
+# ---- backend: nginx return 200 ----------------------------------------------
+cat >"$WORK/backend.conf" <<CONF
+worker_processes 2;
+pid $WORK/backend.pid;
+error_log $WORK/backend-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  server { listen 127.0.0.1:$BLUE;  location / { return 200 "blue\n"; } }
+  server { listen 127.0.0.1:$GREEN; location / { return 200 "green\n"; } }
+}
+CONF
+nginx -c "$WORK/backend.conf"
+wait_port $BLUE
+
+# ---- nginx as proxy -----------------------------------------------------------
+echo "upstream app { server 127.0.0.1:$BLUE; keepalive 64; }" >"$WORK/upstream.conf"
+cat >"$WORK/nginx-proxy.conf" <<CONF
+worker_processes 2;
+pid $WORK/nginx-proxy.pid;
+error_log $WORK/nginx-proxy-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  include $WORK/upstream.conf;
+  server {
+    listen 127.0.0.1:$NGINX;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+CONF
+nginx -c "$WORK/nginx-proxy.conf"
+wait_port $NGINX
+
+# ---- HAProxy ------------------------------------------------------------------
+cat >"$WORK/haproxy.cfg" <<CONF
+global
+  nbthread 2
+  maxconn 8000
+  stats socket $WORK/haproxy.sock mode 600 level admin
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$HAPROXY
+  default_backend be
+backend be
+  server blue 127.0.0.1:$BLUE
+  server green 127.0.0.1:$GREEN disabled
+CONF
+haproxy -f "$WORK/haproxy.cfg" -D -p "$WORK/haproxy.pid"
+wait_port $HAPROXY
+
+# ---- hifi -----------------------------------------------------------------------
+"$BIN/bench-proxy" --state-dir "$WORK/hifi-state" --admin "$WORK/hifi.sock" --workers "$HIFI_WORKERS" &
+HIFI_PID=$!
+PIDS+=("$HIFI_PID")
+for _ in $(seq 1 100); do [ -S "$WORK/hifi.sock" ] && break; sleep 0.1; done
+table() { # slot port
+  printf '{"env":"bench","listen":"127.0.0.1:%s","services":[{"name":"app","route":"/","internal_listen":"127.0.0.1:%s","active":{"slot":"%s","backends":["127.0.0.1:%s"]}}]}' \
+    "$HIFI" "$HIFI_INTERNAL" "$1" "$2"
+}
+table blue $BLUE >"$WORK/table-blue.json"
+table green $GREEN >"$WORK/table-green.json"
+curl -fsS --unix-socket "$WORK/hifi.sock" -X PUT --data-binary @"$WORK/table-blue.json" http://hifi/tables/bench >/dev/null
+wait_port $HIFI
+
+# ---- 1. throughput ----------------------------------------------------------------
+run_wrk() { # name port connections
+  wrk -t1 -c"$3" -d"$DURATION" --latency "http://127.0.0.1:$2/" >"$WORK/wrk-$1.txt" 2>&1
+}
+field() { # name: req/s p50 p99 errors
+  local f="$WORK/wrk-$1.txt"
+  local rps p50 p99 errs non2xx
+  rps=$(awk '/^Requests\/sec/ {print $2}' "$f")
+  p50=$(awk '$1=="50%" {print $2}' "$f")
+  p99=$(awk '$1=="99%" {print $2}' "$f")
+  errs=$(awk '/Socket errors/ {gsub(",",""); print $4+$6+$8+$10}' "$f")
+  non2xx=$(awk '/Non-2xx/ {print $5}' "$f")
+  echo "${rps:-?} ${p50:-?} ${p99:-?} $(( ${errs:-0} + ${non2xx:-0} ))"
+}
+for target in "direct:$BLUE" "hifi:$HIFI" "nginx:$NGINX" "haproxy:$HAPROXY"; do
+  name=${target%%:*} port=${target##*:}
+  wrk -t1 -c64 -d2s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm-up
+  run_wrk "$name" "$port" 64
+done
+
+# ---- 2. switch under load -----------------------------------------------------------
+"$BIN/bench-switch" --mode hifi --target 127.0.0.1:$HIFI --switches "$SWITCHES" \
+  --admin "$WORK/hifi.sock" --env bench --table-blue "$WORK/table-blue.json" --table-green "$WORK/table-green.json" \
+  >"$WORK/switch-hifi.txt"
+"$BIN/bench-switch" --mode nginx --target 127.0.0.1:$NGINX --switches "$SWITCHES" \
+  --nginx-conf "$WORK/nginx-proxy.conf" --nginx-upstream "$WORK/upstream.conf" \
+  --blue 127.0.0.1:$BLUE --green 127.0.0.1:$GREEN >"$WORK/switch-nginx.txt"
+"$BIN/bench-switch" --mode haproxy --target 127.0.0.1:$HAPROXY --switches "$SWITCHES" \
+  --haproxy-sock "$WORK/haproxy.sock" >"$WORK/switch-haproxy.txt"
+kv() { tr ' ' '\n' <"$WORK/switch-$1.txt" | awk -F= -v k="$2" '$1==k {print $2}'; }
+
+# ---- 3. hifi memory at 256 connections -------------------------------------------------
+rss() { awk -v k="$1:" '$1==k {print $2}' "/proc/$HIFI_PID/status"; }
+RSS_IDLE=$(rss VmRSS)
+wrk -t1 -c256 -d"$DURATION" "http://127.0.0.1:$HIFI/" >"$WORK/wrk-hifi-256.txt" 2>&1 &
+WRK256=$!
+sleep "$(( ${DURATION%s} * 7 / 10 ))"
+RSS_LOAD=$(rss VmRSS)
+wait "$WRK256"
+RSS_HWM=$(rss VmHWM)
+
+# ---- report -------------------------------------------------------------------------------
+CMD="bash bench/proxy/run.sh   # DURATION=$DURATION HIFI_WORKERS=$HIFI_WORKERS SWITCHES=$SWITCHES"
+{
+  echo "## Proxy"
+  echo
+  echo "Command: \`$CMD\` on $(nproc) cores ($(uname -r)), $(date -u +%Y-%m-%d)."
+  echo "Backend: nginx \`return 200\` on loopback; client: \`wrk -t1 -c64 -d$DURATION --latency\` (everything shares the same cores)."
+  echo
+  echo "| path | req/s | p50 | p99 | errors |"
+  echo "|---|---:|---:|---:|---:|"
+  for n in direct hifi nginx haproxy; do
+    read -r rps p50 p99 errs <<<"$(field "$n")"
+    echo "| $n | $rps | $p50 | $p99 | $errs |"
+  done
+  echo
+  echo "Switch under load: $SWITCHES switches, 4 keep-alive clients; visible = from issuing the switch until the clients' responses come from the new slot (first client / all clients), p50 and max; failed = requests that got an error or non-2xx."
+  echo
+  echo "| proxy | switch command p50 | visible first p50 | visible first max | visible all p50 | visible all max | failed | reconnects |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  for n in hifi nginx haproxy; do
+    echo "| $n | $(kv $n command_ms_p50) ms | $(kv $n visible_first_ms_p50) ms | $(kv $n visible_first_ms_max) ms | $(kv $n visible_all_ms_p50) ms | $(kv $n visible_all_ms_max) ms | $(kv $n failed) | $(kv $n reconnects) |"
+  done
+  echo
+  echo "hifi memory (wrk -c256): VmRSS idle $((RSS_IDLE / 1024)) MB, under load $((RSS_LOAD / 1024)) MB, peak (VmHWM) $((RSS_HWM / 1024)) MB; $(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk-hifi-256.txt") req/s at 256 connections."
+  echo
+  cat "$(dirname "$0")/NOTES.md"
+} >"$WORK/section.md"
+cat "$WORK/section.md"
+
+RESULTS=bench/RESULTS.md
+[ -f "$RESULTS" ] || printf '# Benchmark results\n\n' >"$RESULTS"
+# Replace the "## Proxy" section (up to the next "## " heading), keep the rest.
+python3 - "$RESULTS" "$WORK/section.md" <<'PY'
+import sys
+path, section = sys.argv[1], open(sys.argv[2]).read().rstrip("\n") + "\n"
+lines = open(path).read().split("\n")
+out, i, done = [], 0, False
+while i < len(lines):
+    if lines[i].strip() == "## Proxy":
+        i += 1
+        while i < len(lines) and not lines[i].startswith("## "):
+            i += 1
+        out.append(section)
+        done = True
+        continue
+    out.append(lines[i])
+    i += 1
+text = "\n".join(out).rstrip("\n") + "\n"
+if not done:
+    text += "\n" + section
+open(path, "w").write(text)
+PY
+echo "raw outputs in $WORK; section written to $RESULTS"

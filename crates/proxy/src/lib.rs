@@ -1,0 +1,374 @@
+//! hifi's data plane: the reverse proxy that carries every user request.
+//!
+//! It runs as its own process ([`serve`]) so traffic keeps flowing while the
+//! control plane restarts. The control plane drives it through a local admin
+//! socket ([`AdminClient`]): it replaces an environment's whole routing
+//! table in one step, watches in-flight counts drain, closes long-lived
+//! connections at a drain deadline, and reads per-slot statistics for canary
+//! analysis.
+//!
+//! # Routing table
+//!
+//! One JSON document per environment ([`TableSpec`]), unknown fields refused:
+//!
+//! ```json
+//! { "env": "prod", "listen": "127.0.0.1:8500",
+//!   "user_key": "cookie:hifi-user",
+//!   "preview_token": null,
+//!   "services": [
+//!     { "name": "catalog", "route": "/catalog", "host": null,
+//!       "internal_listen": "127.0.0.1:18501", "health": "/healthz",
+//!       "active":    { "slot": "blue",  "backends": ["127.0.0.1:4001"] },
+//!       "candidate": { "slot": "green", "backends": ["127.0.0.1:4002"], "weight": 10.0 },
+//!       "standby":   null } ] }
+//! ```
+//!
+//! `user_key` defaults to `cookie:hifi-user`, `health` to `/healthz`,
+//! `preview_token`, `host`, `candidate` and `standby` to null. Addresses are
+//! `IP:PORT` with a fixed port. Refused: unknown fields, a weight outside
+//! 0–100, an empty backend list, an unparsable address, two services on one
+//! (host, route), one slot name in two roles, a listener address used twice
+//! or used by another environment.
+//!
+//! # Updates
+//!
+//! `PUT /tables/{env}` replaces the whole table of one environment. The new
+//! table is validated (a refused table changes nothing), its new listeners
+//! are bound (an address taken by another process: 409, nothing changed),
+//! then it is stored in one atomic step: a request sees the old table or the
+//! new one, never a mix, and takes effect for the next request on every
+//! connection. The answer comes once the table is durable in `state_dir`
+//! (temp file + fsync + rename); if it cannot be written, the previous table
+//! is put back and the update is refused. Listeners the new table no longer
+//! has are then closed (their connections finish the request in progress).
+//! On start, every stored table is loaded, so a restarted proxy serves
+//! exactly what it served before.
+//!
+//! # Routing rules
+//!
+//! - The public listener routes by the longest `route` prefix on path-segment
+//!   boundaries (`/cat` does not match `/catalog`; `/` catches all); a route
+//!   with a `host` only matches that host and wins over one without at equal
+//!   length. The path is forwarded unchanged. No route: 503.
+//! - Each service's `internal_listen` is a stable address for its peers
+//!   (`HIFI_URL_<SERVICE>`); a request there carrying `x-hifi-slot: <name>`
+//!   of one of the service's slots (active, candidate or standby) stays on
+//!   that slot, so one user's request path never mixes releases.
+//! - Slot choice is per request, never per connection: a keep-alive
+//!   connection sees a switch on its very next request.
+//! - Sticky canary: the user key is the configured cookie or header, else the
+//!   `hifi-user` cookie; a public request with neither gets
+//!   `Set-Cookie: hifi-user=<random id>; Path=/; HttpOnly; SameSite=Lax` and
+//!   is bucketed by that id. Bucket = FNV-1a-64(key) mod 10000; the user
+//!   goes to the candidate iff bucket < weight × 100. The same user thus lands
+//!   on the same slot for every service of the environment, and as the weight
+//!   rises users only move from active to candidate. (A user who logs in and
+//!   starts sending the configured key may change bucket once: their
+//!   identity changed.)
+//! - Testers: `x-hifi-slot: candidate` on the public listener goes to the
+//!   candidate (503 if the service has none); when the table has a
+//!   `preview_token` the request also needs `x-hifi-preview-token: <token>`,
+//!   else 403. Other `x-hifi-slot` values from the public side are ignored.
+//! - Every request to a backend carries `x-hifi-slot: <slot name>`,
+//!   `x-forwarded-for`, `x-forwarded-proto`, `x-forwarded-host`; hop-by-hop
+//!   headers and the preview token are removed. Responses carry
+//!   `x-hifi-slot` too.
+//!
+//! # Sticky users of a slot that goes away (PRIOR-ART pitfall 5)
+//!
+//! Stickiness is a property of the user's bucket, not a pin to a slot. When
+//! a table drops a slot (candidate aborted, or old active switched away), a
+//! user whose bucket pointed there is routed by the new table from their
+//! next request on: requests already in flight on the old slot finish there,
+//! their streaming responses and WebSockets stay open until the drain
+//! deadline ([`DrainRequest`]) and are then closed, and the client's
+//! reconnect lands on the new slot. A slot kept as standby receives no user
+//! traffic at all; only internal requests that name it explicitly reach it.
+//! No slot outside active/candidate ever admits users, unlike a drained
+//! HAProxy server that still admits its sticky users.
+//!
+//! # Health
+//!
+//! Every backend is probed (`GET <health>`) each `health_interval`; after
+//! `unhealthy_threshold` consecutive failures it leaves rotation, and one
+//! success brings it back. A backend new to the proxy counts as healthy
+//! until probed: the control plane only adds backends it has already
+//! health-checked, and starting them unhealthy would delay every switch by a
+//! probe interval. No healthy backend: 503.
+//!
+//! # Errors seen by clients
+//!
+//! Short plain-text bodies naming service and environment: 503 (no table,
+//! no route, no healthy backend, no candidate), 502 (backend refused or
+//! closed the connection), 504 (no response headers within
+//! `upstream_timeout`), 403 (preview token). Malformed requests get 400 from
+//! hyper.
+//!
+//! # Layout
+//!
+//! - [`table`] — the table's JSON shape and its validation.
+//! - `runtime` — the compiled table that requests read, swapped atomically.
+//! - `router` — longest-prefix routing on segment boundaries.
+//! - `balancer` — slot choice (sticky bucket, tester override, internal
+//!   pinning) and round-robin backend choice.
+//! - `proxy` — the request path: headers, forwarding, error answers, upgrades.
+//! - `body` — streamed request/response bodies and their drain hook.
+//! - `upstream` — the per-slot backend client, pool hygiene and retry.
+//! - `health` — active health checks.
+//! - `metrics` — per-slot counters, latency histogram, windowed statistics
+//!   and the Prometheus exposition.
+//! - `tracking` — in-flight requests, upgraded connections and drain tokens
+//!   per slot.
+//! - `listener` — public/internal listeners and client connections.
+//! - `control` — applying tables, opening/closing listeners, admin queries.
+//! - `persist` — durable, atomic storage of the tables.
+//! - `admin` — the admin HTTP server on the unix socket.
+//! - `client` — [`AdminClient`].
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod admin;
+mod balancer;
+mod body;
+mod client;
+mod control;
+mod error;
+mod health;
+mod listener;
+mod metrics;
+mod persist;
+mod proxy;
+mod router;
+mod runtime;
+pub mod table;
+mod tracking;
+mod upstream;
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use balancer::bucket;
+pub use client::AdminClient;
+pub use control::{DrainAnswer, DrainRequest, Inflight};
+pub use error::{Error, Result};
+pub use health::BackendReport;
+pub use metrics::{Stats, StatsQuery};
+pub use table::{CandidateSpec, ServiceSpec, SlotSpec, TableSpec};
+
+use crate::balancer::IdGen;
+use crate::control::Control;
+use crate::health::HealthConfig;
+use crate::proxy::RequestShared;
+use crate::upstream::UpstreamConfig;
+
+/// Address of the admin interface: a unix socket path (never TCP, so routing
+/// can only be changed by local processes that may open the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminAddr(PathBuf);
+
+impl AdminAddr {
+    /// A unix socket at `path`.
+    pub fn unix(path: impl Into<PathBuf>) -> Self {
+        AdminAddr(path.into())
+    }
+
+    /// The socket path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl From<PathBuf> for AdminAddr {
+    fn from(p: PathBuf) -> Self {
+        AdminAddr(p)
+    }
+}
+
+/// Settings of [`serve`]. Build with [`ProxyOptions::new`] and adjust fields.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// Directory for persisted tables (`<state_dir>/tables/<env>.json`).
+    pub state_dir: PathBuf,
+    /// Admin socket.
+    pub admin: AdminAddr,
+    /// Time between health probes of a backend (default 1 s).
+    pub health_interval: Duration,
+    /// Time a probe may take (default 2 s).
+    pub health_timeout: Duration,
+    /// Consecutive failed probes before a backend leaves rotation (default 3).
+    pub unhealthy_threshold: u32,
+    /// Time a backend has to send response headers (default 60 s); then 504.
+    pub upstream_timeout: Duration,
+    /// Time to connect to a backend (default 2 s); then 502.
+    pub connect_timeout: Duration,
+    /// Idle time after which a pooled backend connection is closed (default
+    /// 4 s: below common backend keep-alive timeouts, see PRIOR-ART pitfall 1).
+    pub pool_idle_timeout: Duration,
+    /// On shutdown, time given to in-flight requests before [`serve`] returns
+    /// (default 10 s).
+    pub shutdown_grace: Duration,
+}
+
+impl ProxyOptions {
+    /// Defaults for a state directory and admin socket.
+    pub fn new(state_dir: impl Into<PathBuf>, admin: AdminAddr) -> Self {
+        ProxyOptions {
+            state_dir: state_dir.into(),
+            admin,
+            health_interval: Duration::from_secs(1),
+            health_timeout: Duration::from_secs(2),
+            unhealthy_threshold: 3,
+            upstream_timeout: Duration::from_secs(60),
+            connect_timeout: Duration::from_secs(2),
+            pool_idle_timeout: Duration::from_secs(4),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Bind the admin socket, refusing to steal it from a live proxy but
+/// replacing a stale file left by one that died.
+async fn bind_admin(path: &Path) -> Result<UnixListener> {
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            return Err(Error::AdminInUse {
+                path: path.to_path_buf(),
+            });
+        }
+        std::fs::remove_file(path).map_err(|source| Error::Io {
+            action: "remove stale admin socket",
+            path: path.to_path_buf(),
+            source,
+        })?;
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            action: "create directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    }
+    let listener = UnixListener::bind(path).map_err(|source| Error::Io {
+        action: "bind admin socket",
+        path: path.to_path_buf(),
+        source,
+    })?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(
+            |source| Error::Io {
+                action: "restrict admin socket",
+                path: path.to_path_buf(),
+                source,
+            },
+        )?;
+    }
+    Ok(listener)
+}
+
+/// Run the proxy until `shutdown` completes: load the persisted tables, open
+/// their listeners and the admin socket, and serve. On shutdown, listeners
+/// stop accepting, in-flight requests get `shutdown_grace` to finish, and the
+/// admin socket file is removed.
+///
+/// Runs on the caller's tokio runtime (multi-threaded recommended; the
+/// number of worker threads is the caller's choice).
+pub async fn serve(opts: ProxyOptions, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let tables_dir = persist::tables_dir(&opts.state_dir);
+    std::fs::create_dir_all(&tables_dir).map_err(|source| Error::Io {
+        action: "create state directory",
+        path: tables_dir.clone(),
+        source,
+    })?;
+    let admin_path = opts.admin.path().to_path_buf();
+    let admin_listener = bind_admin(&admin_path).await?;
+
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let shared = Arc::new(RequestShared {
+        upstream_timeout: opts.upstream_timeout,
+        ids: IdGen::new(),
+        shutdown: token.clone(),
+    });
+    let upstream = UpstreamConfig {
+        connect_timeout: opts.connect_timeout,
+        pool_idle_timeout: opts.pool_idle_timeout,
+    };
+    let control = Arc::new(Control::new(
+        tables_dir.clone(),
+        upstream,
+        shared,
+        tracker.clone(),
+    ));
+
+    let loaded = persist::load_all(&tables_dir);
+    let result = async {
+        for spec in loaded? {
+            let env = spec.env.clone();
+            control
+                .apply(spec, false)
+                .await
+                .map_err(|e| Error::CorruptState {
+                    path: tables_dir.join(format!("{env}.json")),
+                    message: e.to_string(),
+                })?;
+        }
+        Ok::<_, Error>(())
+    }
+    .await;
+    if let Err(e) = result {
+        token.cancel();
+        let _ = std::fs::remove_file(&admin_path);
+        return Err(e);
+    }
+
+    tracker.spawn(health::run_checker(
+        control.health.clone(),
+        HealthConfig {
+            interval: opts.health_interval,
+            timeout: opts.health_timeout,
+            unhealthy_threshold: opts.unhealthy_threshold.max(1),
+        },
+        token.clone(),
+    ));
+    {
+        let control = control.clone();
+        let token = token.clone();
+        tracker.spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tick.tick() => control.tick(),
+                }
+            }
+        });
+    }
+    tracing::info!(admin = %admin_path.display(), "hifi proxy serving");
+
+    tokio::select! {
+        _ = admin::serve(admin_listener, control.clone()) => {}
+        _ = shutdown => {}
+    }
+    tracing::info!("hifi proxy shutting down");
+    token.cancel();
+    tracker.close();
+    if tokio::time::timeout(opts.shutdown_grace, tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_ms = opts.shutdown_grace.as_millis() as u64,
+            "connections still open after the shutdown grace period; closing them"
+        );
+    }
+    let _ = std::fs::remove_file(&admin_path);
+    Ok(())
+}

@@ -1,0 +1,535 @@
+//! Per-slot request metrics: lifetime counters for Prometheus and a
+//! 15-minute ring of one-second buckets for the rollout engine's windowed
+//! queries.
+//!
+//! The hot path only does relaxed atomic additions on memory owned by the
+//! slot: no lock, no allocation, no map lookup. Latency goes into a fixed
+//! log-scale histogram (4 buckets per power of two from 64 µs to ~67 s, so a
+//! reported quantile is the upper bound of its bucket and at most ~19 % above
+//! the true value). Window buckets are cleared two seconds ahead of use by a
+//! once-a-second maintenance tick ([`SlotMetrics::clear_ahead`]); a recorder
+//! that finds a stale bucket (the tick fell behind) clears it itself.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::registry::Registry;
+use serde::{Deserialize, Serialize};
+
+/// Seconds kept for windowed queries.
+pub(crate) const WINDOW_SECS: u64 = 900;
+/// Number of latency buckets: `< 64 µs`, 20 octaves × 4, and overflow.
+pub(crate) const BUCKETS: usize = 82;
+
+/// Response classes counted per slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Class {
+    /// Status 100–199 (e.g. 101 for an upgrade).
+    Informational = 0,
+    /// 2xx.
+    Success = 1,
+    /// 3xx.
+    Redirect = 2,
+    /// 4xx.
+    ClientError = 3,
+    /// 5xx answered by the backend.
+    ServerError = 4,
+    /// 502/503/504 produced by the proxy itself.
+    ProxyError = 5,
+}
+
+const CLASS_LABELS: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "proxy_error"];
+
+impl Class {
+    /// The class of a backend's status code.
+    pub(crate) fn of(status: u16) -> Class {
+        match status {
+            0..=199 => Class::Informational,
+            200..=299 => Class::Success,
+            300..=399 => Class::Redirect,
+            400..=499 => Class::ClientError,
+            _ => Class::ServerError,
+        }
+    }
+
+    fn is_error(self) -> bool {
+        matches!(self, Class::ServerError | Class::ProxyError)
+    }
+}
+
+/// Histogram bucket of a latency in microseconds.
+pub(crate) fn bucket_index(us: u64) -> usize {
+    if us < 64 {
+        return 0;
+    }
+    let log2 = 63 - us.leading_zeros() as usize; // >= 6
+    let sub = ((us >> (log2 - 2)) & 3) as usize;
+    (1 + (log2 - 6) * 4 + sub).min(BUCKETS - 1)
+}
+
+/// Upper bound, in microseconds, of a histogram bucket (`u64::MAX` for overflow).
+pub(crate) fn bucket_upper_us(i: usize) -> u64 {
+    if i == 0 {
+        return 64;
+    }
+    if i >= BUCKETS - 1 {
+        return u64::MAX;
+    }
+    let log2 = 6 + (i - 1) / 4;
+    let sub = ((i - 1) % 4) as u64;
+    (4 + sub + 1) << (log2 - 2)
+}
+
+/// One second of the ring.
+struct Second {
+    /// Unix second this bucket holds, 0 when cleared.
+    stamp: AtomicU64,
+    requests: AtomicU32,
+    errors: AtomicU32,
+    hist: [AtomicU32; BUCKETS],
+}
+
+impl Second {
+    fn new() -> Self {
+        Second {
+            stamp: AtomicU64::new(0),
+            requests: AtomicU32::new(0),
+            errors: AtomicU32::new(0),
+            hist: std::array::from_fn(|_| AtomicU32::new(0)),
+        }
+    }
+
+    fn clear(&self) {
+        self.requests.store(0, Relaxed);
+        self.errors.store(0, Relaxed);
+        for h in &self.hist {
+            h.store(0, Relaxed);
+        }
+    }
+}
+
+/// Metrics of one (environment, service, slot).
+pub(crate) struct SlotMetrics {
+    requests: AtomicU64,
+    classes: [AtomicU64; 6],
+    hist: [AtomicU64; BUCKETS],
+    latency_sum_us: AtomicU64,
+    ring: Box<[Second]>,
+}
+
+impl std::fmt::Debug for SlotMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SlotMetrics")
+            .field("requests", &self.requests.load(Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Current unix time in whole seconds and milliseconds.
+pub(crate) fn unix_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+}
+
+impl SlotMetrics {
+    pub(crate) fn new() -> Self {
+        SlotMetrics {
+            requests: AtomicU64::new(0),
+            classes: std::array::from_fn(|_| AtomicU64::new(0)),
+            hist: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency_sum_us: AtomicU64::new(0),
+            ring: (0..WINDOW_SECS).map(|_| Second::new()).collect(),
+        }
+    }
+
+    /// A request was routed to this slot.
+    #[inline]
+    pub(crate) fn started(&self) {
+        self.requests.fetch_add(1, Relaxed);
+    }
+
+    /// A response (headers) was produced for a request routed to this slot.
+    #[inline]
+    pub(crate) fn finished(&self, class: Class, latency: Duration) {
+        let us = latency.as_micros().min(u64::MAX as u128) as u64;
+        let b = bucket_index(us);
+        self.classes[class as usize].fetch_add(1, Relaxed);
+        self.hist[b].fetch_add(1, Relaxed);
+        self.latency_sum_us.fetch_add(us, Relaxed);
+
+        let sec = unix_now().as_secs();
+        let slot = &self.ring[(sec % WINDOW_SECS) as usize];
+        let stamp = slot.stamp.load(Relaxed);
+        if stamp != sec {
+            if stamp == 0 {
+                // Cleared ahead by the maintenance tick: claim it.
+                let _ = slot.stamp.compare_exchange(0, sec, Relaxed, Relaxed);
+            } else if stamp < sec
+                && slot
+                    .stamp
+                    .compare_exchange(stamp, sec, Relaxed, Relaxed)
+                    .is_ok()
+            {
+                // The tick fell behind (overloaded machine): clear it here.
+                slot.clear();
+            }
+        }
+        slot.requests.fetch_add(1, Relaxed);
+        if class.is_error() {
+            slot.errors.fetch_add(1, Relaxed);
+        }
+        slot.hist[b].fetch_add(1, Relaxed);
+    }
+
+    /// Clear the buckets of the next seconds so the hot path finds them empty.
+    pub(crate) fn clear_ahead(&self, now_sec: u64) {
+        for ahead in 2..=3 {
+            let sec = now_sec + ahead;
+            let slot = &self.ring[(sec % WINDOW_SECS) as usize];
+            let stamp = slot.stamp.load(Relaxed);
+            if stamp != 0 && stamp < sec {
+                slot.stamp.store(0, Relaxed);
+                slot.clear();
+            }
+        }
+    }
+
+    /// Add the window since `since_sec` (inclusive) to `acc`.
+    pub(crate) fn window_into(&self, since_sec: u64, now_sec: u64, acc: &mut Window) {
+        for s in self.ring.iter() {
+            let stamp = s.stamp.load(Relaxed);
+            if stamp != 0 && stamp >= since_sec && stamp <= now_sec {
+                acc.requests += u64::from(s.requests.load(Relaxed));
+                acc.errors += u64::from(s.errors.load(Relaxed));
+                for (a, h) in acc.hist.iter_mut().zip(s.hist.iter()) {
+                    *a += u64::from(h.load(Relaxed));
+                }
+            }
+        }
+    }
+
+    /// A consistent-enough copy of the lifetime counters for a scrape.
+    pub(crate) fn sample(&self) -> LifetimeSample {
+        let mut buckets = Vec::with_capacity(BUCKETS / 4 + 2);
+        let mut pending = 0u64;
+        let mut count = 0u64;
+        for (i, h) in self.hist.iter().enumerate() {
+            let n = h.load(Relaxed);
+            pending += n;
+            count += n;
+            let upper = bucket_upper_us(i);
+            // Export the powers of two only (every fourth bound) to keep the
+            // series short; the finer buckets serve the windowed quantiles.
+            if upper == u64::MAX {
+                buckets.push((f64::MAX, pending));
+                pending = 0;
+            } else if i == 0 || i % 4 == 0 {
+                buckets.push((upper as f64 / 1e6, pending));
+                pending = 0;
+            }
+        }
+        LifetimeSample {
+            requests: self.requests.load(Relaxed),
+            classes: std::array::from_fn(|i| self.classes[i].load(Relaxed)),
+            buckets,
+            count,
+            sum_seconds: self.latency_sum_us.load(Relaxed) as f64 / 1e6,
+        }
+    }
+}
+
+/// Lifetime counters of one slot, read at scrape time.
+#[derive(Debug)]
+pub(crate) struct LifetimeSample {
+    requests: u64,
+    classes: [u64; 6],
+    /// (upper bound in seconds, count in this bucket only).
+    buckets: Vec<(f64, u64)>,
+    count: u64,
+    sum_seconds: f64,
+}
+
+/// Accumulator for a windowed query.
+pub(crate) struct Window {
+    requests: u64,
+    errors: u64,
+    hist: [u64; BUCKETS],
+}
+
+impl Window {
+    pub(crate) fn new() -> Self {
+        Window {
+            requests: 0,
+            errors: 0,
+            hist: [0; BUCKETS],
+        }
+    }
+
+    fn quantile_ms(&self, q: f64) -> Option<f64> {
+        let total: u64 = self.hist.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+        let mut seen = 0;
+        for (i, n) in self.hist.iter().enumerate() {
+            seen += n;
+            if seen >= rank {
+                let upper = bucket_upper_us(i);
+                // Overflow bucket: report its lower bound, the largest known value.
+                let us = if upper == u64::MAX {
+                    bucket_upper_us(i - 1)
+                } else {
+                    upper
+                };
+                return Some(us as f64 / 1000.0);
+            }
+        }
+        None
+    }
+
+    pub(crate) fn into_stats(self, query: &StatsQuery) -> Stats {
+        Stats {
+            env: query.env.clone(),
+            slot: query.slot.clone(),
+            service: query.service.clone(),
+            since_ms: query.since_ms,
+            requests: self.requests,
+            errors: self.errors,
+            error_ratio: if self.requests == 0 {
+                0.0
+            } else {
+                self.errors as f64 / self.requests as f64
+            },
+            p50_ms: self.quantile_ms(0.50),
+            p99_ms: self.quantile_ms(0.99),
+        }
+    }
+}
+
+/// A windowed query: `GET /stats?env=E&slot=S[&service=X][&since_ms=T]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsQuery {
+    /// Environment.
+    pub env: String,
+    /// Slot name (`blue`, `green`, …).
+    pub slot: String,
+    /// Restrict to one service; all services of the slot otherwise.
+    #[serde(default)]
+    pub service: Option<String>,
+    /// Count requests completed at or after this unix time in milliseconds.
+    /// The resolution is one second: the second containing `since_ms` is
+    /// included whole. Only the last 15 minutes are kept.
+    #[serde(default)]
+    pub since_ms: u64,
+}
+
+/// The answer to a [`StatsQuery`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Environment.
+    pub env: String,
+    /// Slot.
+    pub slot: String,
+    /// Service, when the query named one.
+    pub service: Option<String>,
+    /// The query's start.
+    pub since_ms: u64,
+    /// Responses produced (by the backend or by the proxy) in the window.
+    pub requests: u64,
+    /// Backend 5xx plus proxy errors (502/503/504) in the window.
+    pub errors: u64,
+    /// `errors / requests`, 0 when there were no requests.
+    pub error_ratio: f64,
+    /// Median time to response headers, milliseconds (bucket upper bound).
+    pub p50_ms: Option<f64>,
+    /// 99th percentile time to response headers, milliseconds.
+    pub p99_ms: Option<f64>,
+}
+
+/// One slot's series for a scrape.
+#[derive(Debug)]
+pub(crate) struct SlotSample {
+    pub(crate) env: String,
+    pub(crate) service: String,
+    pub(crate) slot: String,
+    pub(crate) lifetime: LifetimeSample,
+    pub(crate) inflight: u64,
+    pub(crate) upgraded: u64,
+}
+
+/// One backend's health for a scrape.
+#[derive(Debug)]
+pub(crate) struct BackendSample {
+    pub(crate) env: String,
+    pub(crate) service: String,
+    pub(crate) slot: String,
+    pub(crate) backend: String,
+    pub(crate) healthy: bool,
+}
+
+/// Everything a scrape shows, copied out of the live structures first so the
+/// encoder holds no lock.
+#[derive(Debug, Default)]
+pub(crate) struct Scrape {
+    pub(crate) slots: Vec<SlotSample>,
+    pub(crate) backends: Vec<BackendSample>,
+    /// Requests per environment that matched no route (or arrived while the
+    /// table was being removed).
+    pub(crate) unrouted: Vec<(String, u64)>,
+}
+
+impl Scrape {
+    /// Prometheus text exposition.
+    pub(crate) fn render(self) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(self));
+        let mut out = String::new();
+        // Encoding into a String only fails if a collector fails, which ours
+        // do not; an empty answer is the safe fallback.
+        if encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+impl Collector for Scrape {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        fn labels(s: &SlotSample) -> [(&'static str, &str); 3] {
+            [
+                ("env", s.env.as_str()),
+                ("service", s.service.as_str()),
+                ("slot", s.slot.as_str()),
+            ]
+        }
+        let mut e = encoder.encode_descriptor(
+            "hifi_proxy_requests",
+            "Requests routed to the slot.",
+            None,
+            MetricType::Counter,
+        )?;
+        for s in &self.slots {
+            ConstCounter::new(s.lifetime.requests).encode(e.encode_family(&labels(s))?)?;
+        }
+        let mut e = encoder.encode_descriptor(
+            "hifi_proxy_responses",
+            "Responses by status class; proxy_error is a 502/503/504 made by the proxy.",
+            None,
+            MetricType::Counter,
+        )?;
+        for s in &self.slots {
+            for (class, n) in CLASS_LABELS.iter().zip(s.lifetime.classes) {
+                let [a, b, c] = labels(s);
+                let set = [a, b, c, ("class", *class)];
+                ConstCounter::new(n).encode(e.encode_family(&set)?)?;
+            }
+        }
+        let mut e = encoder.encode_descriptor(
+            "hifi_proxy_inflight_requests",
+            "Requests whose response has not finished (streaming bodies included).",
+            None,
+            MetricType::Gauge,
+        )?;
+        for s in &self.slots {
+            ConstGauge::new(s.inflight as i64).encode(e.encode_family(&labels(s))?)?;
+        }
+        let mut e = encoder.encode_descriptor(
+            "hifi_proxy_upgraded_connections",
+            "Open upgraded (WebSocket) connections.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for s in &self.slots {
+            ConstGauge::new(s.upgraded as i64).encode(e.encode_family(&labels(s))?)?;
+        }
+        let mut e = encoder.encode_descriptor(
+            "hifi_proxy_request_duration_seconds",
+            "Time from request to response headers.",
+            None,
+            MetricType::Histogram,
+        )?;
+        for s in &self.slots {
+            e.encode_family(&labels(s))?
+                .encode_histogram::<NoLabelSet>(
+                    s.lifetime.sum_seconds,
+                    s.lifetime.count,
+                    &s.lifetime.buckets,
+                    None,
+                )?;
+        }
+        let mut e = encoder.encode_descriptor(
+            "hifi_proxy_backend_healthy",
+            "1 when the backend passes its health check and is in rotation.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for b in &self.backends {
+            let set = [
+                ("env", b.env.as_str()),
+                ("service", b.service.as_str()),
+                ("slot", b.slot.as_str()),
+                ("backend", b.backend.as_str()),
+            ];
+            ConstGauge::new(i64::from(b.healthy)).encode(e.encode_family(&set)?)?;
+        }
+        let mut e = encoder.encode_descriptor(
+            "hifi_proxy_unrouted_requests",
+            "Requests that matched no route of the environment.",
+            None,
+            MetricType::Counter,
+        )?;
+        for (env, n) in &self.unrouted {
+            ConstCounter::new(*n).encode(e.encode_family(&[("env", env.as_str())])?)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_cover_their_values() {
+        for us in [0, 63, 64, 65, 100, 1_000, 12_345, 1_000_000, 60_000_000] {
+            let i = bucket_index(us);
+            assert!(us < bucket_upper_us(i), "{us} in bucket {i}");
+            if i > 0 {
+                assert!(us >= bucket_upper_us(i - 1), "{us} above bucket {}", i - 1);
+            }
+        }
+        assert_eq!(bucket_index(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn window_quantiles() {
+        let m = SlotMetrics::new();
+        for _ in 0..99 {
+            m.finished(Class::Success, Duration::from_micros(1_000));
+        }
+        m.finished(Class::ProxyError, Duration::from_millis(500));
+        let mut w = Window::new();
+        let now = unix_now().as_secs();
+        m.window_into(now - 5, now, &mut w);
+        let q = StatsQuery {
+            env: "e".into(),
+            slot: "s".into(),
+            service: None,
+            since_ms: 0,
+        };
+        let s = w.into_stats(&q);
+        assert_eq!((s.requests, s.errors), (100, 1));
+        let p50 = s.p50_ms.expect("p50");
+        assert!((1.0..1.2).contains(&p50), "{p50}");
+        let p99 = s.p99_ms.expect("p99");
+        assert!((1.0..1.2).contains(&p99), "{p99}");
+    }
+}

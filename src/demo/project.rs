@@ -1,0 +1,341 @@
+//! The example project `hifi demo` deploys: a git repository with three
+//! python3 services — a gateway that calls catalog and checkout through
+//! `HIFI_URL_*`, passing `x-hifi-slot` and the user's cookie along so one
+//! user's request never mixes releases — and four card branches: two
+//! ordinary features, one that conflicts with another, and one whose routes
+//! fail for real users while its health check passes.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::error::{Failure, Result};
+
+/// The ports the demo's environments listen on.
+#[derive(Debug, Clone)]
+pub struct Ports {
+    /// (environment, port), lowest environment first.
+    pub envs: Vec<(&'static str, u16)>,
+}
+
+impl Ports {
+    /// The port of an environment.
+    pub fn of(&self, env: &str) -> u16 {
+        self.envs
+            .iter()
+            .find(|(e, _)| *e == env)
+            .map(|(_, p)| *p)
+            .unwrap_or(0)
+    }
+}
+
+/// Picks five ports: 8100, 8200, … when they are free, else free ones.
+pub fn pick_ports() -> Result<Ports> {
+    let names = ["dev", "uat", "staging", "prep", "prod"];
+    let preferred: Vec<u16> = (1..=5).map(|i| 8000 + 100 * i).collect();
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let ports = if preferred.iter().all(|p| free(*p)) {
+        preferred
+    } else {
+        // Hold every listener until all five are chosen, so none repeats.
+        let listeners: Vec<std::net::TcpListener> = (0..5)
+            .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
+            .collect::<std::io::Result<_>>()
+            .map_err(|e| Failure::refused(format!("cannot find free ports: {e}")))?;
+        listeners
+            .iter()
+            .map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0))
+            .collect()
+    };
+    Ok(Ports {
+        envs: names.into_iter().zip(ports).collect(),
+    })
+}
+
+/// Timings: short for `--once`, comfortable to watch otherwise.
+#[derive(Debug, Clone, Copy)]
+pub struct Pace {
+    /// Soak of prep (and the other environments).
+    pub soak: &'static str,
+    /// Interval of each canary step in prod.
+    pub interval: &'static str,
+}
+
+const SERVICE_PRELUDE: &str = r#"import http.server, json, os, urllib.request
+
+SLOT = os.environ.get("HIFI_SLOT", "?")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+
+    def reply(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.send_header("x-served-slot", SLOT)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+"#;
+
+const SERVICE_MAIN: &str = r#"
+
+server = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
+server.daemon_threads = True
+server.serve_forever()
+"#;
+
+fn catalog(items: &str) -> String {
+    format!(
+        "{SERVICE_PRELUDE}
+ITEMS = {items}
+
+
+class Catalog(Handler):
+    def do_GET(self):
+        if self.path == \"/healthz\":
+            return self.reply(200, {{\"ok\": True}})
+        self.reply(200, {{\"service\": \"catalog\", \"slot\": SLOT, \"items\": ITEMS}})
+
+
+Handler = Catalog{SERVICE_MAIN}"
+    )
+}
+
+fn checkout(methods: &str) -> String {
+    format!(
+        "{SERVICE_PRELUDE}
+METHODS = {methods}
+
+
+class Checkout(Handler):
+    def do_GET(self):
+        if self.path == \"/healthz\":
+            return self.reply(200, {{\"ok\": True}})
+        self.reply(200, {{\"service\": \"checkout\", \"slot\": SLOT, \"methods\": METHODS}})
+
+
+Handler = Checkout{SERVICE_MAIN}"
+    )
+}
+
+fn gateway(broken: bool) -> String {
+    let guard = if broken {
+        "            # v2 \"optimisation\": the response cache is not ready yet.\n            raise RuntimeError(\"cache not ready\")\n"
+    } else {
+        ""
+    };
+    format!(
+        "{SERVICE_PRELUDE}
+
+def call(service, path, headers):
+    # Peers are found through HIFI_URL_<SERVICE>; passing x-hifi-slot keeps
+    # this user's whole request on one release.
+    url = os.environ[\"HIFI_URL_\" + service.upper()] + path
+    request = urllib.request.Request(url, headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as answer:
+        return json.loads(answer.read())
+
+
+class Gateway(Handler):
+    def do_GET(self):
+        if self.path == \"/healthz\":
+            return self.reply(200, {{\"ok\": True}})
+        try:
+{guard}            headers = {{\"x-hifi-slot\": self.headers.get(\"x-hifi-slot\", SLOT)}}
+            if self.headers.get(\"cookie\"):
+                headers[\"cookie\"] = self.headers[\"cookie\"]
+            shop = {{
+                \"gateway\": SLOT,
+                \"catalog\": call(\"catalog\", \"/catalog\", headers),
+                \"checkout\": call(\"checkout\", \"/checkout\", headers),
+            }}
+            self.reply(200, shop)
+        except Exception as error:
+            self.reply(500, {{\"error\": str(error), \"slot\": SLOT}})
+
+
+Handler = Gateway{SERVICE_MAIN}"
+    )
+}
+
+fn config(ports: &Ports, pace: Pace) -> String {
+    let service = |name: &str, route: &str| {
+        format!(
+            "[[service]]\nname = \"{name}\"\npath = \"services/{name}\"\nbuild = \"python3 -m py_compile app.py\"\nrun = \"exec python3 app.py\"\nhealth = \"/healthz\"\nroute = \"{route}\"\n\n"
+        )
+    };
+    let mut text = String::from(
+        "# The example project of `hifi demo`.\n[project]\nname = \"shop\"\nbase = \"main\"\n\n",
+    );
+    text.push_str(&service("gateway", "/"));
+    text.push_str(&service("catalog", "/catalog"));
+    text.push_str(&service("checkout", "/checkout"));
+    let soak = pace.soak;
+    for (env, stage) in [
+        ("dev", "In Dev"),
+        ("uat", "In Test"),
+        ("staging", "Ready for PO Sign-Off"),
+        ("prep", "Ready for Production"),
+    ] {
+        text.push_str(&format!(
+            "[[environment]]\nname = \"{env}\"\nport = {}\ncards_from = \"{stage}\"\nstrategy = \"blue-green\"\nsoak = \"{soak}\"\ndrain = \"5s\"\n",
+            ports.of(env)
+        ));
+        if env == "uat" {
+            text.push_str(
+                "smoke = \"python3 -c 'import os, urllib.request; urllib.request.urlopen(os.environ[\\\"HIFI_CANDIDATE_URL\\\"] + \\\"/catalog\\\", timeout=5)'\"\n",
+            );
+        }
+        text.push_str(&format!(
+            "[environment.vars]\nPAYMENT_MODE = \"{}\"\n\n",
+            if env == "prep" {
+                "live-sandbox"
+            } else {
+                "test"
+            }
+        ));
+    }
+    text.push_str(&format!(
+        "[[environment]]\nname = \"prod\"\nport = {}\npromote_from = \"prep\"\nstrategy = \"canary\"\napprovals = 1\nsoak = \"{soak}\"\ndrain = \"5s\"\n\
+         [environment.canary]\nsteps = [10, 50, 100]\ninterval = \"{}\"\nmax_error_rate = 0.02\nmax_p99_ms = 800\nmin_requests = 20\n\
+         [environment.vars]\nPAYMENT_MODE = \"live\"\n",
+        ports.of("prod"),
+        pace.interval
+    ));
+    text
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "hifi demo")
+        .env("GIT_AUTHOR_EMAIL", "demo@hifi.local")
+        .env("GIT_COMMITTER_NAME", "hifi demo")
+        .env("GIT_COMMITTER_EMAIL", "demo@hifi.local")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .map_err(|e| Failure::refused(format!("cannot run git: {e}")))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(Failure::refused(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )))
+    }
+}
+
+fn write(dir: &Path, path: &str, text: &str) -> Result {
+    let path = dir.join(path);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&path, text)?;
+    Ok(())
+}
+
+/// One card of the story.
+pub struct DemoCard {
+    /// Id.
+    pub id: &'static str,
+    /// Branch.
+    pub branch: &'static str,
+    /// Title.
+    pub title: &'static str,
+}
+
+/// The four cards, in the order the story adds them.
+pub const CARDS: [DemoCard; 4] = [
+    DemoCard {
+        id: "PAY-1",
+        branch: "feature/pay-by-card",
+        title: "Pay by card",
+    },
+    DemoCard {
+        id: "CAT-2",
+        branch: "feature/cold-brew",
+        title: "Cold brew in the catalog",
+    },
+    DemoCard {
+        id: "CAT-3",
+        branch: "feature/seasonal",
+        title: "Seasonal catalog",
+    },
+    DemoCard {
+        id: "GW-4",
+        branch: "feature/gateway-cache",
+        title: "Gateway response cache",
+    },
+];
+
+/// Writes the project into `dir` (empty or missing) and commits it.
+pub fn generate(dir: &Path, ports: &Ports, pace: Pace) -> Result {
+    std::fs::create_dir_all(dir)?;
+    if std::fs::read_dir(dir)?.next().is_some() {
+        return Err(Failure::refused(format!(
+            "{} is not empty; the demo needs an empty directory",
+            dir.display()
+        )));
+    }
+    git(dir, &["init", "-q", "-b", "main"])?;
+    write(dir, "services/gateway/app.py", &gateway(false))?;
+    write(
+        dir,
+        "services/catalog/app.py",
+        &catalog("[\"espresso\", \"filter\"]"),
+    )?;
+    write(dir, "services/checkout/app.py", &checkout("[\"cash\"]"))?;
+    write(dir, "hifi.toml", &config(ports, pace))?;
+    write(dir, ".gitignore", ".hifi/\n__pycache__/\n")?;
+    write(
+        dir,
+        "README.md",
+        "# shop\n\nThe example project of `hifi demo`.\n",
+    )?;
+    git(dir, &["add", "-A"])?;
+    git(
+        dir,
+        &["commit", "-q", "-m", "shop: gateway, catalog and checkout"],
+    )?;
+
+    let branch = |name: &str, path: &str, text: &str, message: &str| -> Result {
+        git(dir, &["checkout", "-q", "-b", name, "main"])?;
+        write(dir, path, text)?;
+        git(dir, &["commit", "-q", "-am", message])?;
+        git(dir, &["checkout", "-q", "main"])
+    };
+    branch(
+        CARDS[0].branch,
+        "services/checkout/app.py",
+        &checkout("[\"cash\", \"card\"]"),
+        "checkout: pay by card",
+    )?;
+    branch(
+        CARDS[1].branch,
+        "services/catalog/app.py",
+        &catalog("[\"espresso\", \"filter\", \"cold brew\"]"),
+        "catalog: cold brew",
+    )?;
+    // Same line as CAT-2, differently: the two cannot both be merged.
+    branch(
+        CARDS[2].branch,
+        "services/catalog/app.py",
+        &catalog("[\"espresso\", \"pumpkin spice\"]"),
+        "catalog: seasonal menu",
+    )?;
+    branch(
+        CARDS[3].branch,
+        "services/gateway/app.py",
+        &gateway(true),
+        "gateway: response cache",
+    )?;
+    Ok(())
+}
