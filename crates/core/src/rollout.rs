@@ -301,7 +301,11 @@ mod tests {
         assert_eq!(displaced.release, release("a"));
         assert!(r.standby.is_none());
         r.abort().unwrap();
-        assert_eq!(r.standby.as_ref().unwrap().release, release("a"), "an aborted rollout restores the standby");
+        assert_eq!(
+            r.standby.as_ref().unwrap().release,
+            release("a"),
+            "an aborted rollout restores the standby"
+        );
         r.begin(release("d")).unwrap();
         r.promote(9).unwrap();
         assert!(r.displaced.is_none());

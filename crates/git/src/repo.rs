@@ -68,7 +68,10 @@ impl Repo {
     /// The branch `HEAD` points at (even before its first commit), or
     /// `None` when `HEAD` is detached.
     pub fn current_branch(&self) -> Result<Option<String>> {
-        let output = self.git().args(["symbolic-ref", "--quiet", "--short", "HEAD"]).output()?;
+        let output = self
+            .git()
+            .args(["symbolic-ref", "--quiet", "--short", "HEAD"])
+            .output()?;
         if output.status != Some(0) {
             return Ok(None);
         }

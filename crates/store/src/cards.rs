@@ -163,7 +163,13 @@ impl Store {
             let cleared = tx.execute("DELETE FROM conflicts WHERE env = ?1", [env])?;
             if cleared > 0 {
                 let message = format!("{env} composes again; its conflict flag is cleared");
-                record(tx, audit, "compose.conflict-cleared", Subject::env(env), &message)?;
+                record(
+                    tx,
+                    audit,
+                    "compose.conflict-cleared",
+                    Subject::env(env),
+                    &message,
+                )?;
             }
             Ok(())
         })
