@@ -564,7 +564,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                     self.canary(config, env, &d).await?;
                 } else {
                     if d.strategy != ROLLBACK
-                        && let Err(reason) = self.smoke(env).await
+                        && let Err(reason) = self.smoke(config, env).await
                     {
                         return self.end(config, env, &d, Ending::Failed, &reason).await;
                     }
@@ -907,10 +907,15 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         fidelity::check(env, release, &facts).map_err(|r| r.to_string())
     }
 
-    async fn smoke(&mut self, env: &Environment) -> Result<(), String> {
+    async fn smoke(&mut self, config: &Config, env: &Environment) -> Result<(), String> {
         let Some(smoke) = &env.smoke else {
             return Ok(());
         };
+        let ports = self.ports(config, env).map_err(|e| e.to_string())?;
+        let preview_url = format!(
+            "http://127.0.0.1:{}",
+            ports.get(table::PREVIEW).copied().unwrap_or(env.port)
+        );
         let log = self
             .shared
             .options
@@ -927,6 +932,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         crate::smoke::run(
             smoke,
             &url,
+            &preview_url,
             preview.as_deref(),
             &log,
             self.shared.options.smoke_timeout,

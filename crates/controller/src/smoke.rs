@@ -1,7 +1,7 @@
 //! The smoke check: the environment's `smoke` command, run against the
-//! candidate before any user is switched to it. It reaches the candidate
-//! through the public listener with the tester override (`x-hifi-slot:
-//! candidate`), exactly as a tester would.
+//! candidate before any user is switched to it. `HIFI_CANDIDATE_URL` is the
+//! proxy's preview listener, which routes like the public one but sends
+//! every request to the candidate; `HIFI_URL` is the public listener.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -13,6 +13,7 @@ use tokio::process::Command;
 pub async fn run(
     command: &str,
     url: &str,
+    candidate_url: &str,
     preview_token: Option<&str>,
     log: &Path,
     timeout: Duration,
@@ -28,8 +29,7 @@ pub async fn run(
     cmd.arg("-c")
         .arg(command)
         .env("HIFI_URL", url)
-        .env("HIFI_CANDIDATE_URL", url)
-        .env("HIFI_CANDIDATE_HEADER", "x-hifi-slot: candidate")
+        .env("HIFI_CANDIDATE_URL", candidate_url)
         .stdin(Stdio::null())
         .stdout(file)
         .stderr(err)

@@ -21,6 +21,10 @@ pub mod health {
     pub const EXITED: &str = "exited";
 }
 
+/// The key of the environment's preview listener among its internal ports
+/// (service names cannot contain `@`).
+pub const PREVIEW: &str = "@preview";
+
 /// An instance with its recorded health.
 #[derive(Debug, Clone)]
 pub struct Running {
@@ -51,7 +55,8 @@ pub struct Inputs<'a> {
     pub routing: &'a Routing,
     /// Its instances.
     pub instances: &'a [Running],
-    /// Stable internal port of each service.
+    /// Stable internal port of each service, and the preview port under
+    /// [`PREVIEW`].
     pub internal_ports: &'a HashMap<String, u16>,
     /// The preview token, resolved from hifi's environment.
     pub preview_token: Option<String>,
@@ -127,6 +132,10 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
         listen: format!("127.0.0.1:{}", inputs.env.port),
         user_key: inputs.env.user_key.to_string(),
         preview_token: inputs.preview_token.clone(),
+        preview_listen: inputs
+            .internal_ports
+            .get(PREVIEW)
+            .map(|port| format!("127.0.0.1:{port}")),
         services,
     })
 }

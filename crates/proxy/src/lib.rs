@@ -14,7 +14,7 @@
 //! ```json
 //! { "env": "prod", "listen": "127.0.0.1:8500",
 //!   "user_key": "cookie:hifi-user",
-//!   "preview_token": null,
+//!   "preview_token": null, "preview_listen": "127.0.0.1:18599",
 //!   "services": [
 //!     { "name": "catalog", "route": "/catalog", "host": null,
 //!       "internal_listen": "127.0.0.1:18501", "health": "/healthz",
@@ -24,7 +24,7 @@
 //! ```
 //!
 //! `user_key` defaults to `cookie:hifi-user`, `health` to `/healthz`,
-//! `preview_token`, `host`, `candidate` and `standby` to null. Addresses are
+//! `preview_token`, `preview_listen`, `host`, `candidate` and `standby` to null. Addresses are
 //! `IP:PORT` with a fixed port. Refused: unknown fields, a weight outside
 //! 0–100, an empty backend list, an unparsable address, two services on one
 //! (host, route), one slot name in two roles, a listener address used twice
@@ -69,6 +69,10 @@
 //!   candidate (503 if the service has none); when the table has a
 //!   `preview_token` the request also needs `x-hifi-preview-token: <token>`,
 //!   else 403. Other `x-hifi-slot` values from the public side are ignored.
+//! - The optional `preview_listen` routes like the public listener but sends
+//!   every request to the candidate (the active slot where a service has no
+//!   candidate), with no token: it is where a smoke check reaches a release
+//!   before any user does, so bind it to loopback.
 //! - Every request to a backend carries `x-hifi-slot: <slot name>`,
 //!   `x-forwarded-for`, `x-forwarded-proto`, `x-forwarded-host`; hop-by-hop
 //!   headers and the preview token are removed. Responses carry

@@ -46,6 +46,7 @@ impl EnvCell {
 pub(crate) struct EnvRuntime {
     pub(crate) valid: ValidTable,
     pub(crate) listen: SocketAddr,
+    pub(crate) preview_listen: Option<SocketAddr>,
     pub(crate) user_key: UserKey,
     pub(crate) preview_token: Option<String>,
     pub(crate) router: Router,
@@ -62,6 +63,7 @@ impl EnvRuntime {
     /// Every listener address of the table.
     pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
         std::iter::once(self.listen)
+            .chain(self.preview_listen)
             .chain(self.services.iter().map(|s| s.internal_listen))
             .collect()
     }
@@ -205,6 +207,7 @@ impl Compiler<'_> {
         );
         EnvRuntime {
             listen: valid.listen,
+            preview_listen: valid.preview_listen,
             user_key: valid.user_key.clone(),
             preview_token: valid.spec.preview_token.clone(),
             router,

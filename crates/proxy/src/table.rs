@@ -33,6 +33,13 @@ pub struct TableSpec {
     /// `x-hifi-preview-token: <token>`.
     #[serde(default)]
     pub preview_token: Option<String>,
+    /// Optional preview listener, `IP:PORT`: routes like `listen`, but every
+    /// request goes to the candidate where a service has one (and to the
+    /// active slot where it has none), with no token asked. It is how a
+    /// smoke check reaches a release before any user does; bind it to
+    /// loopback.
+    #[serde(default)]
+    pub preview_listen: Option<String>,
     /// The services of the environment.
     pub services: Vec<ServiceSpec>,
 }
@@ -112,6 +119,8 @@ pub struct ValidTable {
     pub spec: TableSpec,
     /// Parsed public listener.
     pub listen: SocketAddr,
+    /// Parsed preview listener.
+    pub preview_listen: Option<SocketAddr>,
     /// Parsed user key.
     pub user_key: UserKey,
     /// Parsed services, in table order.
@@ -275,6 +284,19 @@ impl TableSpec {
         }
         let mut names = HashSet::new();
         let mut addrs: Vec<(SocketAddr, String)> = vec![(listen, "listen".to_owned())];
+        let preview_listen = match &self.preview_listen {
+            None => None,
+            Some(text) => {
+                let addr = parse_addr("preview_listen", text)?;
+                if addrs_clash(addr, listen) {
+                    return Err(invalid(format!(
+                        "preview_listen {addr} clashes with listen {listen}"
+                    )));
+                }
+                addrs.push((addr, "preview_listen".to_owned()));
+                Some(addr)
+            }
+        };
         let mut services = Vec::with_capacity(self.services.len());
         for s in &self.services {
             check_name("service", &s.name)?;
@@ -377,6 +399,7 @@ impl TableSpec {
         Ok(ValidTable {
             spec: self.clone(),
             listen,
+            preview_listen,
             user_key,
             services,
         })
@@ -390,6 +413,12 @@ impl ValidTable {
             self.listen,
             format!("listen of environment {}", self.spec.env),
         )];
+        if let Some(preview) = self.preview_listen {
+            v.push((
+                preview,
+                format!("preview_listen of environment {}", self.spec.env),
+            ));
+        }
         for s in &self.services {
             v.push((
                 s.internal_listen,

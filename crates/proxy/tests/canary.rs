@@ -247,6 +247,44 @@ async fn tester_reaches_candidate_only_with_the_preview_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_listener_sends_everything_to_the_candidate_without_a_token() {
+    let s = canary_setup(0.0).await;
+    let mut t = s
+        .proxy
+        .admin
+        .get_table("prod")
+        .await
+        .expect("get")
+        .expect("table");
+    let preview = free_port();
+    t.preview_token = Some("s3cret".into());
+    t.preview_listen = Some(local(preview));
+    s.proxy.put(&t).await;
+    for _ in 0..5 {
+        let r = get(preview, "/catalog").await;
+        assert_eq!((r.status, r.backend()), (200, "green"));
+    }
+    assert_eq!(
+        get(s.port, "/catalog").await.backend(),
+        "blue",
+        "users stay on blue"
+    );
+
+    // Without a candidate, the preview listener serves what users get.
+    t.services[0].candidate = None;
+    s.proxy.put(&t).await;
+    assert_eq!(get(preview, "/catalog").await.backend(), "blue");
+
+    // And it may not share the public listener's address.
+    t.preview_listen = Some(t.listen.clone());
+    let refused = s.proxy.admin.put_table(&t).await;
+    assert!(
+        refused.is_err(),
+        "a preview listener on the public address is refused"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn internal_listener_keeps_requests_on_the_named_slot() {
     let s = canary_setup(0.0).await;
     let old = Backend::start("old").await;

@@ -506,6 +506,7 @@ pub fn table(env: &str, port: u16, services: Vec<ServiceSpec>) -> TableSpec {
         listen: local(port),
         user_key: "cookie:hifi-user".to_owned(),
         preview_token: None,
+        preview_listen: None,
         services,
     }
 }
