@@ -258,8 +258,11 @@ impl Story {
                 && d.state == DeploymentState::Verifying
             {
                 last_split = Instant::now();
+                // Only a canary splits users; a blue-green switch is one step.
                 let routing = store.routing(env)?;
-                println!("    {}", split_line(&routing, &load.tally().since(&start)));
+                if routing.candidate.is_some() && routing.weight > 0.0 {
+                    println!("    {}", split_line(&routing, &load.tally().since(&start)));
+                }
             }
             if !d.state.is_in_progress() {
                 return Ok(d);
@@ -394,7 +397,7 @@ impl Story {
             let (d, _) = self.deploy_under_load(env, &["deploy", env])?;
             self.claim(d.state == DeploymentState::Live, format!("{env} is live"));
         }
-        self.say("CAT-2 and PAY-1 get a second look in dev: a new composition goes out while users keep shopping.");
+        self.say("CAT-2 passes its developer checks and moves to In Test: uat is composed anew and switches while users keep shopping.");
         self.must(&["card", "move", "CAT-2", "in-test"])?;
         self.must(&["compose", "uat"])?;
         let (d, tally) = self.deploy_under_load("uat", &["deploy", "uat"])?;

@@ -560,14 +560,25 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                 let gradual = env.strategy == Strategy::Canary
                     && d.strategy != ROLLBACK
                     && routing.active.is_some();
+                // The smoke check runs before any user reaches the candidate:
+                // before the switch, or before a canary's first step.
+                let before_users = !gradual || d.weight <= 0.0;
+                if before_users && d.strategy != ROLLBACK && env.smoke.is_some() && !d.paused {
+                    if let Err(reason) = self.smoke(config, env).await {
+                        return self.end(config, env, &d, Ending::Failed, &reason).await;
+                    }
+                    self.update(
+                        d.id,
+                        Update {
+                            kind: Some("deployment.smoke-passed"),
+                            message: "smoke check passed against the candidate",
+                            ..Update::default()
+                        },
+                    )?;
+                }
                 if gradual {
                     self.canary(config, env, &d).await?;
                 } else {
-                    if d.strategy != ROLLBACK
-                        && let Err(reason) = self.smoke(config, env).await
-                    {
-                        return self.end(config, env, &d, Ending::Failed, &reason).await;
-                    }
                     self.promote(config, env, &d, "").await?;
                 }
             }
