@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 
-use hifi_core::{Environment, Routing, Service, Slot};
+use hifi_core::rollout::Placement;
+use hifi_core::{Environment, Routing, Service};
 use hifi_proxy::{CandidateSpec, ServiceSpec, SlotSpec, TableSpec};
 use hifi_runtime::Instance;
 
@@ -62,12 +63,20 @@ pub struct Inputs<'a> {
     pub preview_token: Option<String>,
 }
 
-fn backends(inputs: &Inputs<'_>, slot: Slot, service: &str) -> Vec<String> {
+/// The routable instances of `service` that run `placement`'s release in
+/// its slot. Matching the release too matters while a slot changes hands
+/// (an aborted candidate's instances still run where the standby it
+/// displaced is coming back): the table never points a role at another
+/// release's processes.
+fn backends(inputs: &Inputs<'_>, placement: &Placement, service: &str) -> Vec<String> {
     inputs
         .instances
         .iter()
         .filter(|r| {
-            r.instance.slot == slot.as_str() && r.instance.service == service && r.routable()
+            r.instance.slot == placement.slot.as_str()
+                && r.instance.release == placement.release.as_str()
+                && r.instance.service == service
+                && r.routable()
         })
         .map(|r| r.instance.addr.to_string())
         .collect()
@@ -81,8 +90,8 @@ fn backends(inputs: &Inputs<'_>, slot: Slot, service: &str) -> Vec<String> {
 pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
     let routing = inputs.routing;
     let (active, candidate) = match (&routing.active, &routing.candidate) {
-        (Some(active), candidate) => (active.slot, candidate.as_ref().map(|c| c.slot)),
-        (None, Some(candidate)) => (candidate.slot, None),
+        (Some(active), candidate) => (active, candidate.as_ref()),
+        (None, Some(candidate)) => (candidate, None),
         (None, None) => return None,
     };
     let mut services = Vec::with_capacity(inputs.services.len());
@@ -95,16 +104,16 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
         let Some(port) = inputs.internal_ports.get(&service.name) else {
             continue;
         };
-        let candidate = candidate.and_then(|slot| {
-            let backends = backends(inputs, slot, &service.name);
+        let candidate = candidate.and_then(|c| {
+            let backends = backends(inputs, c, &service.name);
             (!backends.is_empty()).then(|| CandidateSpec {
-                slot: slot.to_string(),
+                slot: c.slot.to_string(),
                 backends,
                 weight: routing.weight,
             })
         });
         let standby = routing.standby.as_ref().and_then(|s| {
-            let backends = backends(inputs, s.slot, &service.name);
+            let backends = backends(inputs, s, &service.name);
             (!backends.is_empty()).then(|| SlotSpec {
                 slot: s.slot.to_string(),
                 backends,
@@ -117,7 +126,7 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
             internal_listen: format!("127.0.0.1:{port}"),
             health: service.health.clone(),
             active: SlotSpec {
-                slot: active.to_string(),
+                slot: active.slot.to_string(),
                 backends: active_backends,
             },
             candidate,

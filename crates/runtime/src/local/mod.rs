@@ -109,7 +109,7 @@ impl LocalRuntime {
         Ok(match procfs::stat(id.pid)? {
             None => Leader::Vanished,
             Some(stat) if stat.start_time != id.start_time => Leader::Replaced,
-            Some(stat) if stat.is_dead() => Leader::Zombie,
+            Some(stat) if stat.is_dead() && !procfs::has_live_threads(id.pid) => Leader::Zombie,
             Some(_) => Leader::Alive,
         })
     }

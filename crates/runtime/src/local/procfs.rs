@@ -67,9 +67,31 @@ pub(crate) fn boot_id() -> String {
         .unwrap_or_default()
 }
 
+/// Whether a process whose `stat` says zombie still has live threads. The
+/// state in `/proc/<pid>/stat` is the main thread's: a multi-threaded
+/// service whose main thread returned shows `Z` while its other threads
+/// still serve and hold its sockets.
+pub(crate) fn has_live_threads(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.filter_map(|t| t.ok()).any(|t| {
+        let state = fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        // The state follows the command name, which is in parentheses.
+        let after = state
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start())
+            .unwrap_or("");
+        !matches!(
+            after.chars().next(),
+            None | Some('Z') | Some('X') | Some('x')
+        )
+    })
+}
+
 /// Pids of the processes in group `pgid` that have not finished. Zombies are
 /// left out: they are dead, and when init does not reap orphans they would
-/// otherwise look alive forever.
+/// otherwise look alive forever — unless some of their threads still run.
 pub(crate) fn live_group_members(pgid: i32) -> io::Result<Vec<u32>> {
     let mut members = Vec::new();
     for entry in fs::read_dir("/proc")? {
@@ -79,7 +101,7 @@ pub(crate) fn live_group_members(pgid: i32) -> io::Result<Vec<u32>> {
         // Processes come and go during the scan; a vanished one is no member.
         if let Ok(Some(stat)) = stat(pid)
             && stat.pgrp == pgid
-            && !stat.is_dead()
+            && (!stat.is_dead() || has_live_threads(pid))
         {
             members.push(pid);
         }
