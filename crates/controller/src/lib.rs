@@ -12,8 +12,10 @@
 //! # Layout
 //!
 //! - [`clock`]: the injected clock.
-//! - `env`: the reconciler of one environment — supervision, the deployment
-//!   lifecycle, canary steps, promotion, abort, verification.
+//! - `env`: the reconciler of one environment and its table push;
+//!   `env/supervise.rs` keeps instances alive and the live state running
+//!   (restarts, health, verification); `env/rollout.rs` drives deployments
+//!   (gate, artifacts, idle slot, smoke, canary steps, promotion, abort).
 //! - [`instances`]: specifying, starting, recording and stopping instances.
 //! - [`table`]: the proxy's routing table, derived from state.
 //! - [`proxy_process`]: starting, adopting and restarting the proxy.
