@@ -3,6 +3,14 @@
 
 mod util;
 
+// The control plane: a running hifi, its proxy and services, under load.
+mod cluster;
+mod control_bluegreen;
+mod control_canary;
+mod control_crash;
+mod control_errors;
+mod load;
+
 mod artifacts;
 mod cards;
 mod compose;

@@ -350,13 +350,16 @@ async fn supervise_proxy<R: Runtime, C: Clock>(
             Ok(_) => {
                 shared.generation.fetch_add(1, Ordering::SeqCst);
                 tracing::warn!("the proxy had stopped; restarted it with its persisted tables");
-                if let Ok(mut store) = shared.open_store() {
-                    let _ = store.record_event(
+                let recorded = shared.open_store().and_then(|mut store| {
+                    Ok(store.record_event(
                         &shared.audit(),
                         "proxy.restarted",
                         Subject::default(),
                         "the proxy had stopped; restarted it with its persisted tables",
-                    );
+                    )?)
+                });
+                if let Err(e) = recorded {
+                    tracing::error!("could not record the proxy's restart: {e}");
                 }
             }
             Err(e) => tracing::warn!("restarting the proxy: {e}"),

@@ -96,7 +96,22 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
     };
     let mut services = Vec::with_capacity(inputs.services.len());
     for service in inputs.services {
-        let active_backends = backends(inputs, active, &service.name);
+        let mut active_backends = backends(inputs, active, &service.name);
+        if active_backends.is_empty() {
+            // Every instance of the active role is down (crashed, restarting):
+            // keep pointing at them, so the environment's listener stays open
+            // and answers 502/503 until the restart, rather than closing.
+            active_backends = inputs
+                .instances
+                .iter()
+                .filter(|r| {
+                    r.instance.slot == active.slot.as_str()
+                        && r.instance.release == active.release.as_str()
+                        && r.instance.service == service.name
+                })
+                .map(|r| r.instance.addr.to_string())
+                .collect();
+        }
         if active_backends.is_empty() {
             // Nothing to route to yet; the proxy answers 503 for the route.
             continue;

@@ -109,22 +109,22 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         self.apply_table(&config, &env).await
     }
 
+    /// The stable internal port of every service, and of the preview
+    /// listener (under [`table::PREVIEW`]), assigned on first use.
     fn ports(&mut self, config: &Config, env: &Environment) -> Result<HashMap<String, u16>> {
         let mut ports = HashMap::new();
-        for service in &config.services {
+        let names = config.services.iter().map(|s| s.name.as_str());
+        for name in names.chain([table::PREVIEW]) {
             // A port taken by an earlier assignment is retried with another.
             let mut attempts = 0;
             let port = loop {
-                match self
-                    .store
-                    .internal_port(&env.name, &service.name, free_port()?)
-                {
+                match self.store.internal_port(&env.name, name, free_port()?) {
                     Ok(port) => break port,
                     Err(hifi_store::Error::AlreadyExists { .. }) if attempts < 5 => attempts += 1,
                     Err(e) => return Err(e.into()),
                 }
             };
-            ports.insert(service.name.clone(), port);
+            ports.insert(name.to_string(), port);
         }
         Ok(ports)
     }

@@ -1,0 +1,194 @@
+//! Canary rollouts through the real control plane: one that passes goes
+//! live step by step with sticky users, one whose requests fail aborts by
+//! itself, and promotion is refused before verification and approval.
+
+use std::time::{Duration, Instant};
+
+use super::cluster::{Cluster, Mode, assert_sticky, canary_ready, wait_until};
+use super::load::Load;
+use super::util::assert_mentions;
+
+const TWO_STEPS: &str = "steps = [20, 60]\ninterval = \"1s\"";
+
+#[test]
+fn canary_that_passes_goes_live_step_by_step_and_keeps_users_on_the_new_release() {
+    let (c, _v1, v2) = canary_ready(TWO_STEPS, "v2", Mode::Ok);
+    assert_eq!(c.version("prod", "first-user"), "v1");
+
+    let load = Load::start(c.port("prod"), 40, 4);
+    std::thread::sleep(Duration::from_millis(500));
+    c.hifi(&["promote", "prep", "prod", "--wait"]).ok();
+    let live = Instant::now();
+    std::thread::sleep(Duration::from_millis(1_000));
+    let tally = load.stop();
+
+    tally.assert_no_failures();
+    assert_sticky(&tally, "v1", "v2");
+    let first_v2 = tally
+        .samples
+        .iter()
+        .find(|s| s.version().as_deref() == Some("v2"))
+        .map(|s| s.sent)
+        .expect("v2 answered");
+    assert!(
+        first_v2 < live,
+        "some users should meet v2 before it goes live"
+    );
+    assert!(
+        tally
+            .since(first_v2)
+            .any(|s| s.sent < live && s.version().as_deref() == Some("v1")),
+        "the canary should keep some users on v1 while others are on v2: {}",
+        tally.summary()
+    );
+    let stale = tally
+        .since(live)
+        .filter(|s| s.version().as_deref() != Some("v2"))
+        .count();
+    assert_eq!(stale, 0, "once live, only v2 answers: {}", tally.summary());
+
+    let entry = &c.history("prod")[0];
+    let deployment = &entry["deployment"];
+    assert_eq!(deployment["release"], v2.as_str(), "{entry}");
+    assert_eq!(deployment["strategy"], "canary", "{entry}");
+    assert_eq!(deployment["state"], "live", "{entry}");
+    let analyses = entry["analyses"].as_array().expect("analyses");
+    let passed: Vec<i64> = analyses
+        .iter()
+        .filter(|a| a["verdict"] == "pass")
+        .map(|a| a["step"].as_i64().expect("a step"))
+        .collect();
+    assert_eq!(passed, [0, 1], "each step below 100 % passed once: {entry}");
+    assert!(
+        analyses
+            .iter()
+            .all(|a| a["verdict"] != "fail" && a["errors"] == 0),
+        "{entry}"
+    );
+    let status = c.status("prod");
+    assert_eq!(status["routing"]["active"]["release"], v2.as_str());
+    assert!(status["routing"]["candidate"].is_null(), "{status}");
+}
+
+#[test]
+fn canary_of_a_release_whose_requests_fail_aborts_by_itself_and_leaves_the_active_release() {
+    let (c, v1, v2) = canary_ready(TWO_STEPS, "v2", Mode::Buggy);
+    let before = c.instances("prod");
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    let load = Load::start(c.port("prod"), 40, 4);
+    std::thread::sleep(Duration::from_millis(500));
+    let stderr = c.hifi(&["promote", "prep", "prod", "--wait"]).fails(1);
+    let aborted = Instant::now();
+    std::thread::sleep(Duration::from_millis(1_000));
+    let tally = load.stop();
+
+    assert_mentions(&stderr, &["aborted", "error ratio"]);
+    assert!(
+        !tally.failures().is_empty(),
+        "the candidate's share should have seen its 500s: {}",
+        tally.summary()
+    );
+    let after: Vec<_> = tally.since(aborted).collect();
+    assert!(!after.is_empty());
+    assert!(
+        after.iter().all(|s| s.version().as_deref() == Some("v1")),
+        "after the abort every user is back on v1: {}",
+        tally.summary()
+    );
+
+    let status = c.status("prod");
+    assert_eq!(
+        status["routing"]["active"]["release"],
+        v1.as_str(),
+        "{status}"
+    );
+    assert!(status["routing"]["candidate"].is_null(), "{status}");
+    assert!(status["deployment"].is_null(), "{status}");
+    wait_until(
+        "the aborted candidate's instance to stop",
+        Duration::from_secs(15),
+        || {
+            let now = c.instances("prod");
+            match now.len() {
+                1 => Ok(()),
+                _ => Err(format!("{now:?}")),
+            }
+        },
+    );
+    let active_slot = status["routing"]["active"]["slot"]
+        .as_str()
+        .expect("a slot");
+    assert_eq!(
+        Cluster::instance_id(&c.instances("prod")[active_slot]),
+        Cluster::instance_id(&before[active_slot]),
+        "the active instance is untouched"
+    );
+
+    let entry = &c.history("prod")[0];
+    let deployment = &entry["deployment"];
+    assert_eq!(deployment["release"], v2.as_str(), "{entry}");
+    assert_eq!(deployment["state"], "aborted", "{entry}");
+    assert_mentions(
+        deployment["reason"].as_str().expect("a reason"),
+        &["error ratio", "requests"],
+    );
+    let last = entry["analyses"]
+        .as_array()
+        .and_then(|a| a.last())
+        .expect("the analysis that failed");
+    assert_eq!(last["verdict"], "fail", "{entry}");
+    assert!(last["errors"].as_i64() > Some(0), "{entry}");
+    assert!(last["requests"].as_i64() >= Some(5), "{entry}");
+}
+
+#[test]
+fn promote_is_refused_before_the_source_verified_the_release_and_without_approval() {
+    let c = Cluster::new(
+        r#"
+[[environment]]
+name = "uat"
+port = 0
+cards_from = "In Dev"
+soak = "1h"
+
+[[environment]]
+name = "prep"
+port = 0
+cards_from = "In Dev"
+soak = "1s"
+
+[[environment]]
+name = "staging"
+port = 0
+promote_from = "uat"
+
+[[environment]]
+name = "prod"
+port = 0
+promote_from = "prep"
+approvals = 1
+"#,
+    );
+    let release = c.compose("uat");
+    assert_eq!(c.compose("prep"), release, "same content, same release");
+    c.up();
+    c.deploy("uat");
+    c.deploy("prep");
+    c.wait_verified("prep", &release);
+    assert_eq!(c.status("uat")["verified"], false);
+
+    let stderr = c.hifi(&["promote", "uat", "staging", "--wait"]).fails(1);
+    assert_mentions(&stderr, &["not verified in uat"]);
+    assert!(c.history("staging").is_empty(), "nothing recorded");
+
+    let stderr = c.hifi(&["promote", "prep", "prod", "--wait"]).fails(1);
+    assert_mentions(&stderr, &["0 of the 1 approval(s)", "hifi approve prod"]);
+    assert!(c.history("prod").is_empty(), "nothing recorded");
+    assert!(c.status("prod")["routing"]["active"].is_null());
+
+    c.hifi(&["approve", "prod"]).ok();
+    c.hifi(&["promote", "prep", "prod", "--wait"]).ok();
+    assert_eq!(c.history("prod").len(), 1);
+    assert_eq!(c.version("prod", "someone"), "v1");
+}
