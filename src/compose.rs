@@ -154,13 +154,14 @@ pub fn compose(
         services.push(ServiceVersion {
             service: service.name.clone(),
             version: version.to_string(),
+            recipe: service.clone(),
         });
     }
 
     let artifacts = Artifacts::new(&project.state_dir());
     let mut builds = Vec::with_capacity(services.len());
     for (service, version) in project.config.services.iter().zip(&services) {
-        if !artifacts.exists(&service.name, &version.version) && service.build.is_some() {
+        if !artifacts.exists(service, &version.version) && service.build.is_some() {
             progress(&format!(
                 "building {} {}",
                 service.name,
@@ -244,7 +245,7 @@ fn unchanged(
     if !release
         .services
         .iter()
-        .all(|v| artifacts.exists(&v.service, &v.version))
+        .all(|v| artifacts.exists(&v.recipe, &v.version))
     {
         return Ok(None);
     }

@@ -146,7 +146,19 @@ macro_rules! refuse_from {
 
 refuse_from!(
     hifi_store::Error,
-    hifi_git::Error,
     hifi_core::fidelity::Refusal,
     std::io::Error
 );
+
+impl From<hifi_git::Error> for Failure {
+    fn from(e: hifi_git::Error) -> Failure {
+        match e {
+            // Running hifi outside a repository is a usage error, like a
+            // missing hifi.toml.
+            hifi_git::Error::NotARepository { .. } | hifi_git::Error::NoWorkTree { .. } => {
+                Failure::Usage(e.to_string())
+            }
+            e => Failure::refused(e.to_string()),
+        }
+    }
+}

@@ -122,11 +122,15 @@ fn move_to(project: &mut Project, id: &str, stage: &str, out: Output) -> Result 
     let from = project
         .store
         .move_card(&project.audit(), id.as_str(), &stage.name)?;
-    let card = project
-        .cards()?
-        .into_iter()
-        .find(|c| c.id == id)
-        .ok_or_else(|| Failure::refused(format!("card {id} vanished while it was moved")))?;
+    // The move is recorded; report on this card alone (another card on a
+    // stage the workflow lost must not turn a done move into an error).
+    let row = project.store.card(id.as_str())?;
+    let card = Card {
+        id: id.clone(),
+        title: row.title,
+        branch: row.branch,
+        stage: stage.clone(),
+    };
     if out.json {
         output::json(&CardReport::new(project, &card));
     } else {

@@ -8,8 +8,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use hifi_controller::ROLLBACK;
-use hifi_core::deployment::DeploymentState;
+use hifi_core::deployment::{DeploymentState, Kind, Request};
 use hifi_core::fidelity;
 use hifi_core::{Environment, ReleaseId};
 use hifi_store::{Deployment, Update};
@@ -58,18 +57,30 @@ fn start(
     project: &mut Project,
     env: &Environment,
     release: &ReleaseId,
-    strategy: &str,
+    kind: Kind,
     wait: bool,
     out: Output,
 ) -> Result {
     let up = check_running(project, wait)?;
+    if project
+        .store
+        .routing(&env.name)?
+        .active
+        .is_some_and(|a| a.release == *release)
+    {
+        return Err(Failure::refused(format!(
+            "release {release} is already live in {}; there is nothing to deploy",
+            env.name
+        ))
+        .hint("compose a new release, or roll back with `hifi rollback`"));
+    }
     let id = project
         .store
-        .record_deployment(&project.audit(), &env.name, release, strategy)
+        .record_deployment(&project.audit(), &env.name, release, kind.as_str())
         .map_err(refuse_store)?;
     if !out.json {
         println!(
-            "Deployment #{id}: release {release} to {} ({strategy}).",
+            "Deployment #{id}: release {release} to {} ({kind}).",
             env.name
         );
         if !up {
@@ -121,14 +132,7 @@ pub fn deploy(
         },
     };
     gate(project, &env, &release)?;
-    start(
-        project,
-        &env,
-        &release,
-        &env.strategy.to_string(),
-        wait,
-        out,
-    )
+    start(project, &env, &release, Kind::from(env.strategy), wait, out)
 }
 
 /// `hifi promote FROM TO`.
@@ -161,7 +165,7 @@ pub fn promote(project: &mut Project, from: &str, to: &str, wait: bool, out: Out
         project,
         &target,
         &release,
-        &target.strategy.to_string(),
+        Kind::from(target.strategy),
         wait,
         out,
     )
@@ -202,7 +206,7 @@ pub fn rollback(project: &mut Project, env: &str, wait: bool, out: Output) -> Re
                 .hint("a rollback needs an earlier release that was live here"),
         );
     };
-    start(project, &env, &previous, ROLLBACK, wait, out)
+    start(project, &env, &previous, Kind::Rollback, wait, out)
 }
 
 /// `hifi canary ENV pause|resume|abort|promote`.
@@ -214,11 +218,11 @@ pub fn canary(project: &mut Project, env: &str, action: CanaryAction, out: Outpu
                 .hint(format!("see `hifi status {}`", env.name)),
         );
     };
-    let is_canary = d.strategy == "canary";
+    let is_canary = d.strategy.parse::<Kind>() == Ok(Kind::Canary);
     let (update, what) = match action {
         CanaryAction::Abort => (
             Update {
-                request: Some(Some("abort")),
+                request: Some(Some(Request::Abort.as_str())),
                 kind: Some("canary.abort-requested"),
                 ..Update::default()
             },
@@ -248,7 +252,7 @@ pub fn canary(project: &mut Project, env: &str, action: CanaryAction, out: Outpu
         ),
         CanaryAction::Promote => (
             Update {
-                request: Some(Some("promote")),
+                request: Some(Some(Request::Promote.as_str())),
                 kind: Some("canary.promote-requested"),
                 ..Update::default()
             },
@@ -260,14 +264,23 @@ pub fn canary(project: &mut Project, env: &str, action: CanaryAction, out: Outpu
         "deployment #{} in {}: {what} by {}",
         d.id, env.name, audit.actor
     );
-    let d = project.store.update_deployment(
+    let d = match project.store.update_deployment(
         &audit,
         d.id,
         Update {
             message: &message,
             ..update
         },
-    )?;
+    ) {
+        // It ended between our read and our write.
+        Err(hifi_store::Error::Refused(why)) => {
+            return Err(Failure::refused(why).hint(format!(
+                "if it went live and should not have, roll it back: hifi rollback {}",
+                env.name
+            )));
+        }
+        other => other?,
+    };
     if out.json {
         output::json(&d);
     } else {
@@ -292,6 +305,9 @@ pub fn follow(project: &Project, id: i64, out: Output) -> Result {
     let mut seen = 0usize;
     let mut down_since: Option<Instant> = None;
     let deployment: Deployment = loop {
+        // State first, then events: the events read then include every
+        // step up to that state, the last one too.
+        let d = project.store.deployment(id)?;
         let events = project.store.deployment_events(id)?;
         for e in &events[seen.min(events.len())..] {
             match &bar {
@@ -304,7 +320,6 @@ pub fn follow(project: &Project, id: i64, out: Output) -> Result {
             }
         }
         seen = events.len();
-        let d = project.store.deployment(id)?;
         if !d.state.is_in_progress() {
             break d;
         }

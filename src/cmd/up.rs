@@ -243,7 +243,28 @@ fn up_detached(project: &Project, state: &Path, out: Output) -> Result {
 /// `hifi down`.
 pub fn down(project: &Project, out: Output) -> Result {
     let state = project.state_dir();
-    if let Some(pid) = running(&state) {
+    let lock = open_lock(&state)?;
+    if lock.try_lock().is_err() {
+        // A control plane holds the lock; one that has just started may not
+        // have written its pid yet.
+        let started = Instant::now();
+        let pid = loop {
+            match running(&state) {
+                Some(pid) if pid > 0 => break pid,
+                None => {
+                    // It stopped meanwhile: start over.
+                    drop(lock);
+                    return down(project, out);
+                }
+                Some(_) if started.elapsed() > Duration::from_secs(5) => {
+                    return Err(Failure::refused(format!(
+                        "{} is locked but holds no pid",
+                        state.join(LOCK).display()
+                    )));
+                }
+                Some(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        };
         let target = rustix::process::Pid::from_raw(pid as i32).ok_or_else(|| {
             Failure::refused(format!("{} holds no pid", state.join(LOCK).display()))
         })?;
@@ -264,7 +285,8 @@ pub fn down(project: &Project, out: Output) -> Result {
         );
         return Ok(());
     }
-    // No control plane: stop what a killed one left running.
+    // No control plane, and holding its lock no `hifi up` can start while
+    // we stop what a killed one left running.
     let leftovers = project.store.instances(None)?.len();
     let options = options(project.root())?;
     let runtime_ = LocalRuntime::new();

@@ -36,11 +36,7 @@ fn a_service_version_is_built_once_and_kept_with_its_log() {
 
     for env in ["dev", "uat"] {
         for service in ["catalog", "checkout"] {
-            let dir = p
-                .path()
-                .join(".hifi/artifacts")
-                .join(service)
-                .join(version(&p, env, service));
+            let dir = artifact_dir(&p, service, &version(&p, env, service));
             assert!(dir.is_dir(), "{} missing", dir.display());
             let built = std::fs::read_to_string(dir.join("built.txt")).unwrap();
             assert_eq!(
@@ -73,12 +69,7 @@ fn lost_artifacts_are_rebuilt_into_the_same_release() {
     assert_eq!(p.rev("hifi/env/dev"), commit);
     assert_eq!(p.releases().len(), 1);
     let version = version(&p, "dev", "catalog");
-    assert!(
-        p.path()
-            .join(".hifi/artifacts/catalog")
-            .join(version)
-            .is_dir()
-    );
+    assert!(artifact_dir(&p, "catalog", &version).is_dir());
 }
 
 /// The existing paths ending in `.log` that `text` mentions.
@@ -134,4 +125,19 @@ fn failing_build_stops_the_composition_and_keeps_its_log() {
     p.hifi(&["compose", "uat"]).fails(1);
     assert_eq!(p.rev("hifi/env/uat"), None);
     assert_eq!(p.releases().len(), 1);
+}
+
+/// The artifact directory of a service version: `<service>/<version>`, with
+/// a suffix naming the build command when the service has one.
+fn artifact_dir(p: &TestProject, service: &str, version: &str) -> std::path::PathBuf {
+    let parent = p.path().join(".hifi/artifacts").join(service);
+    std::fs::read_dir(&parent)
+        .unwrap_or_else(|e| panic!("{}: {e}", parent.display()))
+        .map(|e| e.unwrap().path())
+        .find(|d| {
+            d.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(version))
+                && d.is_dir()
+        })
+        .unwrap_or_else(|| panic!("no artifact of {service} {version} in {}", parent.display()))
 }

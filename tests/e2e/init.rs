@@ -56,7 +56,8 @@ fn init_refuses_to_overwrite_hifi_toml() {
 fn init_outside_a_git_repository_is_refused() {
     let dir = tempfile::tempdir().unwrap();
 
-    let stderr = hifi_in(dir.path(), "tester", &["init"]).fails(1);
+    // Outside a repository is a usage error, like a missing hifi.toml.
+    let stderr = hifi_in(dir.path(), "tester", &["init"]).fails(2);
 
     assert_mentions(&stderr, &["git repository"]);
     assert!(!dir.path().join("hifi.toml").exists());

@@ -23,6 +23,7 @@ use std::time::Instant;
 
 use hifi_core::Service;
 use hifi_git::{Oid, Repo};
+use sha2::{Digest, Sha256};
 
 /// What can go wrong while making an artifact.
 #[derive(Debug, thiserror::Error)]
@@ -94,30 +95,46 @@ impl Artifacts {
         }
     }
 
-    /// Where one service version's artifact lives.
-    pub fn dir(&self, service: &str, version: &str) -> PathBuf {
-        self.root.join(service).join(version)
+    /// Where the artifact of `service` at `version` lives: keyed by the
+    /// version and, when there is one, the build command, so changing how a
+    /// service is built never reuses what the old command produced.
+    pub fn dir(&self, service: &Service, version: &str) -> PathBuf {
+        let key = match &service.build {
+            None => version.to_string(),
+            Some(build) => {
+                let digest = Sha256::digest(build.as_bytes());
+                let short: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+                format!("{version}-{short}")
+            }
+        };
+        self.root.join(&service.name).join(key)
     }
 
     /// Whether a complete artifact exists.
-    pub fn exists(&self, service: &str, version: &str) -> bool {
+    pub fn exists(&self, service: &Service, version: &str) -> bool {
         self.dir(service, version).join(MARKER).is_file()
     }
 
     /// Makes sure the artifact of `service` at `version` (its subtree id)
     /// exists, building it if needed.
     pub fn ensure(&self, repo: &Repo, service: &Service, version: &str) -> Result<Built> {
-        if self.exists(&service.name, version) {
+        if self.exists(service, version) {
             return Ok(Built::Reused);
         }
         let started = Instant::now();
-        let final_dir = self.dir(&service.name, version);
+        let final_dir = self.dir(service, version);
         let parent = self.root.join(&service.name);
         io(&parent, fs::create_dir_all(&parent))?;
-        let scratch = parent.join(format!(".building-{version}-{}", std::process::id()));
-        if scratch.exists() {
-            io(&scratch, fs::remove_dir_all(&scratch))?;
-        }
+        // A scratch directory of its own, so builds of the same version by
+        // two tasks or processes never share one; kept (not auto-deleted)
+        // because success renames it into place.
+        let scratch = io(
+            &parent,
+            tempfile::Builder::new()
+                .prefix(".building-")
+                .tempdir_in(&parent),
+        )?
+        .keep();
         let tree: Oid = version.parse()?;
         repo.export(&tree, "", &scratch)?;
 

@@ -69,6 +69,8 @@ pub struct SpecBuilder<'a> {
 
 impl SpecBuilder<'_> {
     /// The spec of `service` at `version` (of release `release`) in `slot`.
+    /// `service` is the recipe recorded with the release, so an instance
+    /// runs exactly the command and health path that were verified.
     pub fn spec(
         &self,
         service: &Service,
@@ -83,7 +85,7 @@ impl SpecBuilder<'_> {
             service: service.name.clone(),
             release: release.to_string(),
             command: service.run.clone(),
-            workdir: self.artifacts.dir(&service.name, version),
+            workdir: self.artifacts.dir(service, version),
             port,
             vars: instance_vars(
                 self.env,
@@ -125,7 +127,7 @@ pub fn load(store: &Store, env: &str) -> Result<Vec<Running>> {
         .collect()
 }
 
-/// Records an instance (and an event, when `message` is not empty).
+/// Records an instance with an event.
 pub fn record(
     store: &mut Store,
     audit: &Audit,
@@ -163,19 +165,37 @@ pub async fn start<R: Runtime>(
         health: health::STARTING.into(),
         restarts,
     };
-    record(store, audit, &running, "instance.started", "")?;
+    let message = format!(
+        "{} started on {} (release {})",
+        running.instance.describe(),
+        running.instance.addr,
+        &spec.release[..spec.release.len().min(12)]
+    );
+    record(store, audit, &running, "instance.started", &message)?;
     Ok(running)
 }
 
-/// Stops an instance and forgets it.
+/// Stops an instance and forgets it; `why` goes into the event.
 pub async fn stop<R: Runtime>(
     runtime: &R,
     store: &mut Store,
+    audit: &Audit,
     running: &Running,
     grace: Duration,
+    why: &str,
 ) -> Result<()> {
     runtime.stop(&running.instance, grace).await?;
     let i = &running.instance;
-    store.remove_instance(&i.env, &i.slot, &i.service)?;
+    let message = format!("{} stopped: {why}", i.describe());
+    store.remove_instance(audit, (&i.env, &i.slot, &i.service), &message)?;
     Ok(())
+}
+
+/// The preview token of `env`, filled from hifi's environment.
+pub fn preview_token(env: &Environment) -> Result<Option<String>, String> {
+    env.preview_token
+        .as_deref()
+        .map(|t| interpolate(t, |v| std::env::var(v).ok()))
+        .transpose()
+        .map_err(|e| format!("preview_token of {}: {e}", env.name))
 }

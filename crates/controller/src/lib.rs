@@ -32,7 +32,7 @@ pub mod proxy_process;
 mod smoke;
 pub mod table;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -46,13 +46,11 @@ use hifi_runtime::Runtime;
 use hifi_store::events::Subject;
 use hifi_store::{Audit, Store, Update};
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, Result};
 pub use proxy_process::ProxyLaunch;
-
-/// The strategy name of a deployment that returns to a previous release.
-pub const ROLLBACK: &str = "rollback";
 
 /// How the controller runs.
 #[derive(Debug, Clone)]
@@ -158,6 +156,14 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
     /// A controller for the project in `options.root`.
     pub fn new(options: Options, runtime: R, clock: C) -> Result<Self> {
         let (modified, config) = read_config(&options.root)?;
+        // A preview token that cannot be resolved would keep the
+        // environment's listener closed; refuse to start instead.
+        for env in &config.environments {
+            instances::preview_token(env).map_err(|message| Error::Config {
+                path: options.root.join("hifi.toml"),
+                message,
+            })?;
+        }
         let proxy = AdminClient::new(&options.proxy.admin);
         Ok(Controller {
             shared: Arc::new(Shared {
@@ -199,44 +205,16 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let (first_tx, mut first_rx) = tokio::sync::mpsc::channel::<()>(64);
-        let mut tasks = Vec::new();
-        let names: Vec<String> = shared
-            .config()
-            .environments
-            .iter()
-            .map(|e| e.name.clone())
-            .collect();
-        for name in &names {
-            let mut reconciler = env::EnvReconciler::new(name.clone(), shared.clone())?;
-            let mut stop = stop_rx.clone();
-            let first = first_tx.clone();
-            let tick = shared.options.tick;
-            let env_name = name.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut announced = false;
-                loop {
-                    if let Err(e) = reconciler.tick().await {
-                        tracing::warn!("{env_name}: {e}");
-                    }
-                    if !announced {
-                        announced = true;
-                        let _ = first.send(()).await;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(tick) => {}
-                        _ = stop.changed() => break,
-                    }
-                }
-            }));
+        let mut envs: HashMap<String, JoinHandle<()>> = HashMap::new();
+        for env in &shared.config().environments {
+            let task = spawn_reconciler(shared, &env.name, &stop_rx, Some(first_tx.clone()))?;
+            envs.insert(env.name.clone(), task);
         }
         drop(first_tx);
-        tasks.push(tokio::spawn(supervise_proxy(
-            shared.clone(),
-            stop_rx.clone(),
-        )));
+        let proxy_task = tokio::spawn(supervise_proxy(shared.clone(), stop_rx.clone()));
 
         let mut shutdown = std::pin::pin!(shutdown);
-        let mut waiting = names.len();
+        let mut waiting = envs.len();
         let mut ready = Some(ready);
         if waiting == 0
             && let Some(ready) = ready.take()
@@ -251,17 +229,86 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
                     if waiting == 0
                         && let Some(ready) = ready.take() { ready(); }
                 }
+                // hifi.toml may gain or lose environments while hifi runs.
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {
+                    self.follow_environments(&mut envs, &stop_rx).await?;
+                }
             }
         }
 
         let _ = stop_tx.send(true);
-        for task in tasks {
-            // A task in the middle of a long wait is cut short: every step is
-            // persisted before it acts, so nothing is lost.
+        // A task in the middle of a long wait is cut short: every step is
+        // recorded before the effects that follow from it, so nothing is lost.
+        for task in envs.into_values().chain([proxy_task]) {
             task.abort();
             let _ = task.await;
         }
         self.stop_everything("hifi was stopped").await
+    }
+
+    /// Starts a reconciler for each environment added to `hifi.toml`, and
+    /// retires each one removed: its deployment in progress is aborted, its
+    /// instances stopped, its table (and so its ports) removed.
+    async fn follow_environments(
+        &self,
+        envs: &mut HashMap<String, JoinHandle<()>>,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<()> {
+        let shared = &self.shared;
+        let config = shared.config();
+        let wanted: Vec<&str> = config
+            .environments
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        for name in &wanted {
+            if !envs.contains_key(*name) {
+                envs.insert(
+                    name.to_string(),
+                    spawn_reconciler(shared, name, stop, None)?,
+                );
+                let message = format!("environment {name} added to hifi.toml; reconciling it");
+                shared.open_store()?.record_event(
+                    &shared.audit(),
+                    "environment.added",
+                    Subject::env(name),
+                    &message,
+                )?;
+            }
+        }
+        let gone: Vec<String> = envs
+            .keys()
+            .filter(|name| !wanted.contains(&name.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(task) = envs.remove(&name) {
+                task.abort();
+                let _ = task.await;
+            }
+            let mut store = shared.open_store()?;
+            let audit = shared.audit();
+            abort_in_progress(&mut store, &audit, &name, "its environment left hifi.toml")?;
+            let errors = stop_instances(
+                &mut store,
+                &shared.runtime,
+                &audit,
+                Some(&name),
+                shared.options.stop_grace,
+            )
+            .await?;
+            if let Err(e) = shared.proxy.remove_table(&name).await {
+                tracing::warn!("removing the table of {name}: {e}");
+            }
+            let mut message = format!(
+                "environment {name} left hifi.toml; its instances and listeners are stopped"
+            );
+            if !errors.is_empty() {
+                message.push_str(&format!(" (could not stop: {})", errors.join("; ")));
+            }
+            store.record_event(&audit, "environment.removed", Subject::env(&name), &message)?;
+        }
+        Ok(())
     }
 
     /// Aborts deployments in progress and stops every instance and the proxy.
@@ -279,7 +326,8 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
 /// Stops everything hifi started for the project in `options.root`, whether
 /// or not a controller runs: aborts deployments in progress (their candidate
 /// is gone with the processes), stops every recorded instance, then the
-/// proxy. Returns how many processes were stopped.
+/// proxy. A process that cannot be stopped does not stop the others; the
+/// failures are reported together at the end.
 pub async fn stop_everything<R: Runtime>(
     options: &Options,
     runtime: &R,
@@ -287,51 +335,116 @@ pub async fn stop_everything<R: Runtime>(
     why: &str,
 ) -> Result<()> {
     let mut store = Store::open(&options.root.join(".hifi/state.db"))?;
-    let config = read_config(&options.root).map(|(_, c)| c).ok();
-    let envs: Vec<String> = config
-        .map(|c| c.environments.into_iter().map(|e| e.name).collect())
+    let envs: Vec<String> = read_config(&options.root)
+        .map(|(_, c)| c.environments.into_iter().map(|e| e.name).collect())
         .unwrap_or_default();
     for env in &envs {
-        if let Some(d) = store.deployment_in_progress(env)? {
-            let mut routing = store.routing(env)?;
-            routing.abort().ok();
-            let reason = format!("aborted: {why} while it was {}", d.state);
-            store.update_deployment(
-                &audit,
-                d.id,
-                Update {
-                    state: Some(DeploymentState::Aborted),
-                    reason: Some(&reason),
-                    routing: Some(&routing),
-                    message: &reason,
-                    ..Update::default()
-                },
-            )?;
-        }
+        abort_in_progress(&mut store, &audit, env, why)?;
     }
-    let mut stopped: BTreeMap<String, usize> = BTreeMap::new();
-    for row in store.instances(None)? {
-        if let Ok(instance) = serde_json::from_str::<hifi_runtime::Instance>(&row.handle) {
-            runtime.stop(&instance, options.stop_grace).await?;
-        }
-        store.remove_instance(&row.env, &row.slot, &row.service)?;
-        *stopped.entry(row.env).or_default() += 1;
+    let count = store.instances(None)?.len();
+    let mut errors = stop_instances(&mut store, runtime, &audit, None, options.stop_grace).await?;
+    if let Err(e) = options.proxy.stop(runtime).await {
+        errors.push(format!("the proxy: {e}"));
     }
-    options.proxy.stop(runtime).await?;
-    let summary: Vec<String> = stopped
-        .iter()
-        .map(|(env, n)| format!("{env}: {n}"))
-        .collect();
-    let message = format!(
-        "control plane stopped ({why}); instances stopped: {}",
-        if summary.is_empty() {
-            "none".into()
-        } else {
-            summary.join(", ")
-        }
-    );
+    let mut message = format!("control plane stopped ({why}); {count} instance(s) stopped");
+    if !errors.is_empty() {
+        message.push_str(&format!("; could not stop: {}", errors.join("; ")));
+    }
     store.record_event(&audit, "controller.stopped", Subject::default(), &message)?;
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Other(format!(
+            "could not stop everything: {}",
+            errors.join("; ")
+        )))
+    }
+}
+
+/// Aborts the deployment in progress in `env`, if any: its candidate goes.
+fn abort_in_progress(store: &mut Store, audit: &Audit, env: &str, why: &str) -> Result<()> {
+    if let Some(d) = store.deployment_in_progress(env)? {
+        let mut routing = store.routing(env)?;
+        if routing
+            .candidate
+            .as_ref()
+            .is_some_and(|c| c.release.as_str() == d.release)
+        {
+            routing.abort().ok();
+        }
+        let reason = format!("aborted: {why} while it was {}", d.state);
+        store.update_deployment(
+            audit,
+            d.id,
+            Update {
+                state: Some(DeploymentState::Aborted),
+                reason: Some(&reason),
+                routing: Some(&routing),
+                message: &reason,
+                ..Update::default()
+            },
+        )?;
+    }
     Ok(())
+}
+
+/// Stops the recorded instances (of one environment, or all), going on past
+/// failures; returns what could not be stopped.
+async fn stop_instances<R: Runtime>(
+    store: &mut Store,
+    runtime: &R,
+    audit: &Audit,
+    env: Option<&str>,
+    grace: Duration,
+) -> Result<Vec<String>> {
+    let mut errors = Vec::new();
+    for row in store.instances(env)? {
+        let what = format!("service {} ({}/{})", row.service, row.env, row.slot);
+        match serde_json::from_str::<hifi_runtime::Instance>(&row.handle) {
+            Ok(instance) => {
+                if let Err(e) = runtime.stop(&instance, grace).await {
+                    errors.push(format!("{what}: {e}"));
+                    continue;
+                }
+            }
+            // Unreadable: nothing can be signalled; say so rather than guess.
+            Err(e) => {
+                errors.push(format!("{what}: its record is unreadable ({e})"));
+                continue;
+            }
+        }
+        let message = format!("{what} stopped");
+        store.remove_instance(audit, (&row.env, &row.slot, &row.service), &message)?;
+    }
+    Ok(errors)
+}
+
+/// Spawns the task that reconciles one environment every tick.
+fn spawn_reconciler<R: Runtime, C: Clock>(
+    shared: &Arc<Shared<R, C>>,
+    name: &str,
+    stop: &watch::Receiver<bool>,
+    first_pass: Option<tokio::sync::mpsc::Sender<()>>,
+) -> Result<JoinHandle<()>> {
+    let mut reconciler = env::EnvReconciler::new(name.to_string(), shared.clone())?;
+    let mut stop = stop.clone();
+    let tick = shared.options.tick;
+    let name = name.to_string();
+    Ok(tokio::spawn(async move {
+        let mut first_pass = first_pass;
+        loop {
+            if let Err(e) = reconciler.tick().await {
+                tracing::warn!("{name}: {e}");
+            }
+            if let Some(first) = first_pass.take() {
+                let _ = first.send(()).await;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(tick) => {}
+                _ = stop.changed() => break,
+            }
+        }
+    }))
 }
 
 async fn supervise_proxy<R: Runtime, C: Clock>(
@@ -347,7 +460,9 @@ async fn supervise_proxy<R: Runtime, C: Clock>(
             continue;
         }
         match shared.options.proxy.ensure(&shared.runtime).await {
-            Ok(_) => {
+            // One that answers but was never recorded was adopted: nothing new.
+            Ok(false) => {}
+            Ok(true) => {
                 shared.generation.fetch_add(1, Ordering::SeqCst);
                 tracing::warn!("the proxy had stopped; restarted it with its persisted tables");
                 let recorded = shared.open_store().and_then(|mut store| {

@@ -87,6 +87,15 @@ impl ProxyLaunch {
             }
             // Recorded but gone or unresponsive: make sure it is gone.
             let _ = runtime.stop(&instance, Duration::from_secs(2)).await;
+        } else if wait_ready(&client, Duration::from_millis(200)).await {
+            // A proxy answers but was never recorded (hifi died between
+            // starting it and writing the record): use it rather than start
+            // a second one beside it, which could not bind any port.
+            tracing::warn!(
+                "adopting the proxy answering on {} although it was not recorded; `hifi down` cannot stop it",
+                self.admin.display()
+            );
+            return Ok(false);
         }
         let _ = std::fs::remove_file(&self.admin);
         let instance = runtime.start(&self.spec()).await?;

@@ -304,6 +304,7 @@ max_p99_ms = 5000
             services.push(ServiceVersion {
                 service: service.name.clone(),
                 version,
+                recipe: service.clone(),
             });
         }
         let release = Release {

@@ -35,8 +35,8 @@ pub struct Config {
     pub environments: Vec<Environment>,
 }
 
-/// One microservice of the project.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One microservice of the project: where it lives and its recipe.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Service {
     /// Name, unique in the project.
     pub name: String,

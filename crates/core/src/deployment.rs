@@ -9,7 +9,11 @@
 //!
 //! `verifying` covers the smoke check and the canary steps; `live` means the
 //! release is the active slot. A live deployment ends when a later one goes
-//! live (`superseded`) or when it is rolled back.
+//! live (`superseded`) or when it is rolled back. A rollback to a warm
+//! standby goes from `building` straight to `live`: nothing needs starting.
+//!
+//! [`Kind`] says how a deployment replaces what runs, and [`Request`] what a
+//! user asked of one in progress; both are stored by name.
 
 use std::fmt;
 use std::str::FromStr;
@@ -81,8 +85,8 @@ impl DeploymentState {
         use DeploymentState::*;
         let allowed = match (self, to) {
             (Pending, Building) | (Building, Starting) | (Starting, Verifying) => true,
-            // Blue-green without a smoke command goes straight to live.
-            (Starting, Live) | (Verifying, Live) => true,
+            // A rollback to the warm standby needs no start.
+            (Building, Live) | (Verifying, Live) => true,
             (Live, Superseded) | (Live, RolledBack) => true,
             (from, Failed) | (from, Aborted) => from.is_in_progress(),
             _ => false,
@@ -128,6 +132,87 @@ impl FromStr for DeploymentState {
     }
 }
 
+/// How a deployment replaces what runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// All users switch at once when every service is healthy.
+    BlueGreen,
+    /// A growing, sticky share of users, judged at each step.
+    Canary,
+    /// Back to the previous release: the warm standby if there is one.
+    Rollback,
+}
+
+impl Kind {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::BlueGreen => "blue-green",
+            Kind::Canary => "canary",
+            Kind::Rollback => "rollback",
+        }
+    }
+}
+
+impl From<crate::config::Strategy> for Kind {
+    fn from(strategy: crate::config::Strategy) -> Kind {
+        match strategy {
+            crate::config::Strategy::BlueGreen => Kind::BlueGreen,
+            crate::config::Strategy::Canary => Kind::Canary,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Kind::BlueGreen, Kind::Canary, Kind::Rollback]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown deployment kind `{s}`"))
+    }
+}
+
+/// What a user asked of a deployment in progress, for the controller to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Request {
+    /// Stop it: users go back to the active release.
+    Abort,
+    /// Skip the remaining canary steps.
+    Promote,
+}
+
+impl Request {
+    /// The name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Request::Abort => "abort",
+            Request::Promote => "promote",
+        }
+    }
+}
+
+impl FromStr for Request {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "abort" => Ok(Request::Abort),
+            "promote" => Ok(Request::Promote),
+            other => Err(format!("unknown request `{other}`")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::DeploymentState::*;
@@ -156,5 +241,17 @@ mod tests {
         for state in DeploymentState::ALL {
             assert_eq!(state.as_str().parse(), Ok(state));
         }
+        for kind in [Kind::BlueGreen, Kind::Canary, Kind::Rollback] {
+            assert_eq!(kind.as_str().parse(), Ok(kind));
+        }
+        for request in [Request::Abort, Request::Promote] {
+            assert_eq!(request.as_str().parse(), Ok(request));
+        }
+    }
+
+    #[test]
+    fn only_a_warm_rollback_skips_starting() {
+        assert!(Building.advance(Live).is_ok());
+        assert!(Starting.advance(Live).is_err());
     }
 }

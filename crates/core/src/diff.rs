@@ -133,6 +133,14 @@ mod tests {
                 .map(|(s, v)| ServiceVersion {
                     service: s.to_string(),
                     version: v.to_string(),
+                    recipe: crate::Service {
+                        name: s.to_string(),
+                        path: format!("services/{s}"),
+                        build: None,
+                        run: "true".into(),
+                        health: "/healthz".into(),
+                        route: format!("/{s}"),
+                    },
                 })
                 .collect(),
             composed_for: "dev".into(),

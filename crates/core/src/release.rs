@@ -94,13 +94,18 @@ pub struct MergedCard {
     pub commit: String,
 }
 
-/// One service's version in a release: the hash of its subtree.
+/// One service's version in a release: the hash of its subtree, and the
+/// recipe (path, build, run, health, route) the release id was computed
+/// from. Instances start from this recipe, never from a later `hifi.toml`,
+/// so what runs is what was verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceVersion {
     /// The service.
     pub service: String,
     /// The git tree id of the service's directory.
     pub version: String,
+    /// The service's recipe at composition time.
+    pub recipe: Service,
 }
 
 /// An immutable release.
@@ -125,6 +130,18 @@ pub struct Release {
 }
 
 impl Release {
+    /// Recomputes the id from the tree and the recorded recipes: equal to
+    /// [`Release::id`] unless the record was tampered with.
+    pub fn recomputed_id(&self) -> ReleaseId {
+        let recipes: Vec<Service> = self.services.iter().map(|s| s.recipe.clone()).collect();
+        ReleaseId::compute(&self.tree, &recipes)
+    }
+
+    /// One service of the release.
+    pub fn service(&self, name: &str) -> Option<&ServiceVersion> {
+        self.services.iter().find(|v| v.service == name)
+    }
+
     /// The version of one service.
     pub fn version_of(&self, service: &str) -> Option<&str> {
         self.services

@@ -2,11 +2,11 @@
 //! approvals. [`Store::facts`] reads exactly what the gate in
 //! `hifi_core::fidelity` decides on.
 
-use hifi_core::deployment::DeploymentState;
+use hifi_core::deployment::{DeploymentState, Kind};
 use hifi_core::fidelity::Facts;
 use hifi_core::release::ReleaseId;
 use hifi_core::rollout::{Routing, Slot};
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 
 use crate::events::{Subject, record};
@@ -116,8 +116,9 @@ fn deployment_from_row(r: &Row<'_>) -> rusqlite::Result<Deployment> {
     })
 }
 
-fn load_deployment(tx: &Transaction<'_>, id: i64) -> Result<Deployment> {
-    tx.query_row(
+/// Reads one deployment through any connection or transaction.
+fn load_deployment(conn: &rusqlite::Connection, id: i64) -> Result<Deployment> {
+    conn.query_row(
         &format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = ?1"),
         [id],
         deployment_from_row,
@@ -127,6 +128,17 @@ fn load_deployment(tx: &Transaction<'_>, id: i64) -> Result<Deployment> {
         kind: "deployment",
         id: id.to_string(),
     })
+}
+
+/// `('pending', 'building', ...)`: the states the lifecycle calls in
+/// progress, for SQL, from the one place that defines them.
+fn in_progress_sql() -> String {
+    let states: Vec<String> = DeploymentState::ALL
+        .into_iter()
+        .filter(|s| s.is_in_progress())
+        .map(|s| format!("'{s}'"))
+        .collect();
+    format!("({})", states.join(", "))
 }
 
 impl Store {
@@ -142,7 +154,7 @@ impl Store {
         self.write(|tx| {
             let busy: Option<i64> = tx
                 .query_row(
-                    "SELECT id FROM deployments WHERE env = ?1 AND state IN ('pending', 'building', 'starting', 'verifying')",
+                    &format!("SELECT id FROM deployments WHERE env = ?1 AND state IN {}", in_progress_sql()),
                     [env],
                     |r| r.get(0),
                 )
@@ -174,13 +186,27 @@ impl Store {
     ) -> Result<Deployment> {
         self.write(|tx| {
             let mut d = load_deployment(tx, id)?;
+            // A user's request reaches only a deployment still in progress:
+            // one that went live meanwhile must be rolled back instead.
+            if (update.request.is_some_and(|r| r.is_some()) || update.paused.is_some())
+                && !d.state.is_in_progress()
+            {
+                return Err(Error::Refused(format!(
+                    "deployment #{id} in {} is already {}",
+                    d.env, d.state
+                )));
+            }
             if let Some(to) = update.state {
                 d.state = d.state.advance(to).map_err(|e| Error::Refused(format!("deployment #{id}: {e}")))?;
                 if to == DeploymentState::Live {
-                    let ended = if d.strategy == "rollback" { "rolled-back" } else { "superseded" };
+                    let ended = if d.strategy == Kind::Rollback.as_str() {
+                        DeploymentState::RolledBack
+                    } else {
+                        DeploymentState::Superseded
+                    };
                     tx.execute(
                         "UPDATE deployments SET state = ?2, updated_at = ?3 WHERE env = ?1 AND state = 'live' AND id != ?4",
-                        params![d.env, ended, audit.at, id],
+                        params![d.env, ended.as_str(), audit.at, id],
                     )?;
                 }
             }
@@ -219,17 +245,7 @@ impl Store {
 
     /// One deployment.
     pub fn deployment(&self, id: i64) -> Result<Deployment> {
-        self.conn()
-            .query_row(
-                &format!("SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE id = ?1"),
-                [id],
-                deployment_from_row,
-            )
-            .optional()?
-            .ok_or_else(|| Error::NotFound {
-                kind: "deployment",
-                id: id.to_string(),
-            })
+        load_deployment(self.conn(), id)
     }
 
     /// The deployment in progress in an environment, if any.
@@ -239,7 +255,8 @@ impl Store {
             .query_row(
                 &format!(
                     "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE env = ?1
-                     AND state IN ('pending', 'building', 'starting', 'verifying') ORDER BY id LIMIT 1"
+                     AND state IN {} ORDER BY id LIMIT 1",
+                    in_progress_sql()
                 ),
                 [env],
                 deployment_from_row,

@@ -2,6 +2,7 @@
 //! changed; each composition of an environment appends a row pointing at
 //! the release it produced, with the key of its inputs.
 
+use hifi_core::Service;
 use hifi_core::card::CardId;
 use hifi_core::release::{MergedCard, Release, ReleaseId, ServiceVersion};
 use rusqlite::{OptionalExtension, params};
@@ -63,9 +64,11 @@ impl Store {
                     )?;
                 }
                 for service in &release.services {
+                    let r = &service.recipe;
                     tx.execute(
-                        "INSERT INTO release_services (release_id, service, version) VALUES (?1, ?2, ?3)",
-                        params![id, service.service, service.version],
+                        "INSERT INTO release_services (release_id, service, version, path, build, run, health, route)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                        params![id, service.service, service.version, r.path, r.build, r.run, r.health, r.route],
                     )?;
                 }
             }
@@ -125,8 +128,13 @@ impl Store {
             kind: "release",
             id: prefix.to_string(),
         };
-        if prefix.len() < 4 || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(not_found());
+        }
+        if prefix.len() < 4 {
+            return Err(Error::Refused(format!(
+                "release id `{prefix}` is too short; give at least 4 of its hex characters"
+            )));
         }
         let mut stmt = self.conn().prepare(
             "SELECT id FROM releases WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 5",
@@ -176,13 +184,23 @@ impl Store {
             })
             .collect::<Result<Vec<_>>>()?;
         let mut stmt = self.conn().prepare(
-            "SELECT service, version FROM release_services WHERE release_id = ?1 ORDER BY service",
+            "SELECT service, version, path, build, run, health, route FROM release_services
+             WHERE release_id = ?1 ORDER BY service",
         )?;
         let services = stmt
             .query_map([id.as_str()], |r| {
+                let service: String = r.get(0)?;
                 Ok(ServiceVersion {
-                    service: r.get(0)?,
                     version: r.get(1)?,
+                    recipe: Service {
+                        name: service.clone(),
+                        path: r.get(2)?,
+                        build: r.get(3)?,
+                        run: r.get(4)?,
+                        health: r.get(5)?,
+                        route: r.get(6)?,
+                    },
+                    service,
                 })
             })?
             .collect::<Result<_, _>>()?;

@@ -155,7 +155,8 @@ impl Store {
         })
     }
 
-    /// Records (or replaces) the instance of a service in a slot.
+    /// Records (or replaces) the instance of a service in a slot, with an
+    /// event of `kind`.
     pub fn put_instance(
         &mut self,
         audit: &Audit,
@@ -171,40 +172,27 @@ impl Store {
                      restarts = ?7, updated_at = ?8",
                 params![row.env, row.slot, row.service, row.release, row.handle, row.health, row.restarts, audit.at],
             )?;
-            if !message.is_empty() {
-                record(tx, audit, kind, Subject::env(&row.env).with_release(&row.release), message)?;
-            }
+            record(tx, audit, kind, Subject::env(&row.env).with_release(&row.release), message)?;
             Ok(())
         })
     }
 
-    /// Updates an instance's health without an event (health is observed
-    /// every few hundred milliseconds; changes worth telling get events from
-    /// the caller).
-    pub fn set_instance_health(
+    /// Forgets an instance after it was stopped, with its event.
+    pub fn remove_instance(
         &mut self,
-        env: &str,
-        slot: &str,
-        service: &str,
-        health: &str,
-        at: i64,
+        audit: &Audit,
+        row: (&str, &str, &str),
+        message: &str,
     ) -> Result<()> {
+        let (env, slot, service) = row;
         self.write(|tx| {
-            tx.execute(
-                "UPDATE instances SET health = ?4, updated_at = ?5 WHERE env = ?1 AND slot = ?2 AND service = ?3",
-                params![env, slot, service, health, at],
-            )?;
-            Ok(())
-        })
-    }
-
-    /// Forgets an instance (after it was stopped).
-    pub fn remove_instance(&mut self, env: &str, slot: &str, service: &str) -> Result<()> {
-        self.write(|tx| {
-            tx.execute(
+            let removed = tx.execute(
                 "DELETE FROM instances WHERE env = ?1 AND slot = ?2 AND service = ?3",
                 params![env, slot, service],
             )?;
+            if removed > 0 {
+                record(tx, audit, "instance.stopped", Subject::env(env), message)?;
+            }
             Ok(())
         })
     }

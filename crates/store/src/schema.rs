@@ -47,10 +47,17 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (release_id, position)
     ) STRICT;
 
+    -- Each service's version and the recipe the release id hashed: what
+    -- runs is started from here, never from a later hifi.toml.
     CREATE TABLE release_services (
         release_id  TEXT NOT NULL REFERENCES releases(id),
         service     TEXT NOT NULL,
         version     TEXT NOT NULL,
+        path        TEXT NOT NULL,
+        build       TEXT,
+        run         TEXT NOT NULL,
+        health      TEXT NOT NULL,
+        route       TEXT NOT NULL,
         PRIMARY KEY (release_id, service)
     ) STRICT;
 

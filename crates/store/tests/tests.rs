@@ -33,6 +33,14 @@ fn release(tree: &str) -> Release {
         services: vec![ServiceVersion {
             service: "api".into(),
             version: "v1".into(),
+            recipe: hifi_core::Service {
+                name: "api".into(),
+                path: "services/api".into(),
+                build: Some("make".into()),
+                run: "./api".into(),
+                health: "/healthz".into(),
+                route: "/api".into(),
+            },
         }],
         composed_for: "dev".into(),
         created_at: 5,
@@ -164,7 +172,7 @@ fn release_prefixes_resolve_or_say_why_not() {
     );
     assert!(matches!(
         store.resolve_release("abc"),
-        Err(Error::NotFound { .. })
+        Err(Error::Refused(m)) if m.contains("at least 4")
     ));
     assert!(matches!(
         store.resolve_release("zzzzzz"),
@@ -187,6 +195,7 @@ fn going_live_supersedes_the_previous_live_deployment() {
     for state in [
         DeploymentState::Building,
         DeploymentState::Starting,
+        DeploymentState::Verifying,
         DeploymentState::Live,
     ] {
         store
@@ -222,6 +231,7 @@ fn going_live_supersedes_the_previous_live_deployment() {
     for state in [
         DeploymentState::Building,
         DeploymentState::Starting,
+        DeploymentState::Verifying,
         DeploymentState::Live,
     ] {
         store
@@ -381,6 +391,7 @@ fn rollback_marks_the_previous_live_deployment_rolled_back() {
         for state in [
             DeploymentState::Building,
             DeploymentState::Starting,
+            DeploymentState::Verifying,
             DeploymentState::Live,
         ] {
             store
@@ -431,12 +442,28 @@ fn instances_and_internal_ports_persist() {
     store
         .put_instance(&audit(1), &row, "instance.started", "started")
         .unwrap();
+    let healthy = InstanceRow {
+        health: "healthy".into(),
+        ..row.clone()
+    };
     store
-        .set_instance_health("dev", "blue", "api", "healthy", 2)
+        .put_instance(&audit(2), &healthy, "instance.healthy", "healthy")
         .unwrap();
     assert_eq!(store.instances(Some("dev")).unwrap()[0].health, "healthy");
-    store.remove_instance("dev", "blue", "api").unwrap();
+    store
+        .remove_instance(&audit(3), ("dev", "blue", "api"), "stopped")
+        .unwrap();
     assert!(store.instances(None).unwrap().is_empty());
+    let kinds: Vec<String> = store
+        .events(Some("dev"), 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["instance.stopped", "instance.healthy", "instance.started"]
+    );
     assert_eq!(store.internal_port("dev", "api", 9001).unwrap(), 9001);
     assert_eq!(
         store.internal_port("dev", "api", 9002).unwrap(),
@@ -447,4 +474,61 @@ fn instances_and_internal_ports_persist() {
         store.internal_port("dev", "web", 9001),
         Err(Error::AlreadyExists { .. })
     ));
+}
+
+#[test]
+fn requests_reach_only_a_deployment_in_progress() {
+    let (_dir, mut store) = open();
+    let r = release("t");
+    store
+        .record_composition(&audit(1), "dev", &r, "c", "in")
+        .unwrap();
+    let id = store
+        .record_deployment(&audit(2), "dev", &r.id, "canary")
+        .unwrap();
+    let pause = || Update {
+        paused: Some(true),
+        message: "paused",
+        ..Update::default()
+    };
+    assert!(
+        store
+            .update_deployment(&audit(3), id, pause())
+            .unwrap()
+            .paused
+    );
+    store
+        .update_deployment(
+            &audit(4),
+            id,
+            Update {
+                state: Some(DeploymentState::Failed),
+                message: "failed",
+                ..Update::default()
+            },
+        )
+        .unwrap();
+    let abort = Update {
+        request: Some(Some("abort")),
+        message: "abort",
+        ..Update::default()
+    };
+    assert!(matches!(
+        store.update_deployment(&audit(5), id, abort),
+        Err(Error::Refused(m)) if m.contains("already failed")
+    ));
+    assert!(store.update_deployment(&audit(6), id, pause()).is_err());
+    assert_eq!(store.deployment(id).unwrap().request, None);
+}
+
+#[test]
+fn a_release_keeps_the_recipe_its_id_was_computed_from() {
+    let (_dir, mut store) = open();
+    let r = release("t");
+    store
+        .record_composition(&audit(1), "dev", &r, "c", "in")
+        .unwrap();
+    let read = store.release(&r.id).unwrap();
+    assert_eq!(read.services[0].recipe.run, "./api");
+    assert_eq!(read.services[0].recipe.build.as_deref(), Some("make"));
 }

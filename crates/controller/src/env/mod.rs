@@ -1,49 +1,53 @@
 //! The reconciler of one environment. Each tick it reads the desired state
-//! from the store, looks at what runs, and takes the next step — and every
-//! step is written to the store *before* the effect it leads to, so a
-//! controller killed at any point resumes from the last written step:
+//! from the store, looks at what runs, and takes the next step:
 //!
-//! - supervise: restart crashed instances (with backoff), probe health,
-//!   stop instances no slot needs any more;
-//! - drive the deployment in progress, one lifecycle state per tick:
-//!   pending (fidelity gate) → building (artifacts) → starting (idle slot,
-//!   health) → verifying (smoke, or canary steps judged on the proxy's
-//!   figures) → live, or failed / aborted with the reason;
-//! - otherwise keep the live state running (after `hifi down` or a reboot)
-//!   and record verification once the active release has soaked;
+//! - supervise (`supervise.rs`): restart crashed instances (with backoff),
+//!   probe health, stop instances no slot needs any more; without a
+//!   deployment in progress, keep the live state running (after `hifi down`
+//!   or a reboot) and record verification once the active release has been
+//!   healthy for the environment's soak time;
+//! - drive the deployment in progress (`rollout.rs`), one lifecycle state
+//!   per tick: pending (fidelity gate) → building (artifacts) → starting
+//!   (idle slot, health) → verifying (smoke, then canary steps judged on the
+//!   proxy's figures) → live, or failed / aborted with the reason;
 //! - push the routing table to the proxy when it changed.
 //!
-//! Long waits (instance health, smoke, drains) happen inside a step, and the
-//! step they belong to is already persisted, so redoing them after a crash
-//! is safe: starting adopts instances that already run this release.
-//!
-//! `supervise` keeps instances alive and the live state running; `rollout`
-//! drives deployments; this file holds the reconciler and its table push.
+//! The rule for crash safety: a step is recorded before the effects that
+//! follow from it (a candidate is in the routing before its instances
+//! start; an instance is recorded the moment it is spawned), and every
+//! effect is idempotent, so a controller killed anywhere redoes at most one
+//! step. Traffic is the one exception, on purpose: a new routing is pushed
+//! to the proxy *before* it is recorded, so a refused table (a port taken by
+//! another program) fails the deployment instead of recording a state
+//! nothing serves; a crash between the two is repaired by redoing the step.
 
-use std::collections::HashMap;
+mod rollout;
+mod supervise;
+
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use hifi_artifacts::Artifacts;
-use hifi_core::deployment::DeploymentState;
-use hifi_core::fidelity;
-use hifi_core::rollout::{Judgement, Window, judge, step_due, step_weight};
-use hifi_core::{Config, Environment, ReleaseId, Routing, Slot, Strategy};
-use hifi_proxy::{DrainRequest, StatsQuery};
-use hifi_runtime::{InstanceStatus, Runtime, free_port};
-use hifi_store::{Analysis, Audit, Deployment, Store, Update};
+use hifi_core::release::ServiceVersion;
+use hifi_core::{Config, Environment, ReleaseId, Routing, Slot};
+use hifi_runtime::{InstanceSpec, Runtime, free_port};
+use hifi_store::{Audit, Deployment, Store, Update};
 use serde_json::Value;
 
-use crate::clock::{Clock, wall_ms};
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::instances::{self, SpecBuilder};
-use crate::table::{self, Running, health};
-use crate::{ROLLBACK, Shared};
+use crate::{Shared, table};
 
 /// How often a running instance's health path is probed.
 const PROBE_EVERY_MS: i64 = 1_000;
 /// The longest wait between restarts of a crashing instance.
 const MAX_BACKOFF_MS: i64 = 30_000;
+
+/// How long to wait before restarting an instance that crashed `restarts` times.
+fn backoff_ms(restarts: i64) -> i64 {
+    (1_000i64 << restarts.clamp(0, 5)).min(MAX_BACKOFF_MS)
+}
 
 /// The reconciler of one environment.
 pub(crate) struct EnvReconciler<R: Runtime, C: Clock> {
@@ -52,21 +56,29 @@ pub(crate) struct EnvReconciler<R: Runtime, C: Clock> {
     store: Store,
     /// The table last accepted by the proxy, and the proxy generation it went to.
     last_table: Option<(u64, Value)>,
+    /// Stable internal ports already read or assigned.
+    ports: HashMap<String, u16>,
     /// When the current canary step may next be judged (after "too few requests").
     next_judgement: Option<(i64, i64)>,
     /// When each crashed instance may be restarted, by (slot, service).
     restart_at: HashMap<(String, String), i64>,
     last_probe: i64,
+    /// Since when every service of the active release has been healthy.
+    healthy_since: Option<(ReleaseId, i64)>,
     verified: Option<ReleaseId>,
+    /// The last "slot unavailable" reason recorded, so it is told once.
+    unavailable: HashMap<Slot, String>,
+    /// The deployment whose smoke check passed.
+    smoked: Option<i64>,
+    /// Since when the candidate of a deployment has not been fully routable.
+    unready_since: Option<(i64, i64)>,
 }
 
+/// How a deployment that did not go live ends.
 enum Ending {
     Failed,
     Aborted,
 }
-
-mod rollout;
-mod supervise;
 
 impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
     pub(crate) fn new(name: String, shared: Arc<Shared<R, C>>) -> Result<Self> {
@@ -76,10 +88,15 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             shared,
             store,
             last_table: None,
+            ports: HashMap::new(),
             next_judgement: None,
             restart_at: HashMap::new(),
             last_probe: 0,
+            healthy_since: None,
             verified: None,
+            unavailable: HashMap::new(),
+            smoked: None,
+            unready_since: None,
         })
     }
 
@@ -110,27 +127,93 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
     }
 
     /// The stable internal port of every service, and of the preview
-    /// listener (under [`table::PREVIEW`]), assigned on first use.
-    fn ports(&mut self, config: &Config, env: &Environment) -> Result<HashMap<String, u16>> {
-        let mut ports = HashMap::new();
-        let names = config.services.iter().map(|s| s.name.as_str());
-        for name in names.chain([table::PREVIEW]) {
-            // A port taken by an earlier assignment is retried with another.
+    /// listener (under [`table::PREVIEW`]): read once, assigned on first use.
+    fn ports(&mut self, config: &Config) -> Result<HashMap<String, u16>> {
+        let names: Vec<&str> = config
+            .services
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain([table::PREVIEW])
+            .collect();
+        if names.iter().all(|n| self.ports.contains_key(*n)) {
+            return Ok(self.ports.clone());
+        }
+        for (env, name, port) in self.store.internal_ports()? {
+            if env == self.name {
+                self.ports.insert(name, port);
+            }
+        }
+        for name in names {
+            if self.ports.contains_key(name) {
+                continue;
+            }
+            // Another environment may have claimed the same free port first.
             let mut attempts = 0;
             let port = loop {
-                match self.store.internal_port(&env.name, name, free_port()?) {
+                match self
+                    .store
+                    .internal_port(&self.name, name, self.free_port()?)
+                {
                     Ok(port) => break port,
                     Err(hifi_store::Error::AlreadyExists { .. }) if attempts < 5 => attempts += 1,
                     Err(e) => return Err(e.into()),
                 }
             };
-            ports.insert(name.to_string(), port);
+            self.ports.insert(name.to_string(), port);
         }
-        Ok(ports)
+        Ok(self.ports.clone())
+    }
+
+    /// A free port that is not reserved as any environment's internal or
+    /// preview port (those may not be bound yet, but they are taken).
+    fn free_port(&self) -> Result<u16> {
+        let reserved: HashSet<u16> = self
+            .store
+            .internal_ports()?
+            .into_iter()
+            .map(|(_, _, port)| port)
+            .collect();
+        for _ in 0..20 {
+            let port = free_port()?;
+            if !reserved.contains(&port) {
+                return Ok(port);
+            }
+        }
+        Err(Error::Other(
+            "could not find a free port outside the reserved ones".into(),
+        ))
     }
 
     fn artifacts(&self) -> Artifacts {
         Artifacts::new(&self.shared.options.root.join(".hifi"))
+    }
+
+    /// The spec of one service of a release in a slot.
+    fn spec(
+        &mut self,
+        config: &Config,
+        env: &Environment,
+        slot: Slot,
+        release: &ReleaseId,
+        service: &ServiceVersion,
+        port: u16,
+    ) -> Result<Result<InstanceSpec, String>> {
+        let ports = self.ports(config)?;
+        let artifacts = self.artifacts();
+        let builder = SpecBuilder {
+            root: &self.shared.options.root,
+            env,
+            services: &config.services,
+            internal_ports: &ports,
+            artifacts: &artifacts,
+        };
+        Ok(builder.spec(
+            &service.recipe,
+            slot,
+            release.as_str(),
+            &service.version,
+            port,
+        ))
     }
 
     fn update(&mut self, id: i64, update: Update<'_>) -> Result<Deployment> {
@@ -148,10 +231,8 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         Ok(())
     }
 
-    /// Pushes the table `routing` implies. Traffic moves only through here,
-    /// and callers push a new routing *before* recording it: if the proxy
-    /// refuses (a port taken by another program), the deployment fails with
-    /// the proxy's reason instead of claiming a state nothing serves.
+    /// Pushes the table `routing` implies (see the module doc for why
+    /// callers push before they record).
     async fn push(
         &mut self,
         config: &Config,
@@ -159,20 +240,14 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         routing: &Routing,
     ) -> Result<(), String> {
         let running = instances::load(&self.store, &env.name).map_err(|e| e.to_string())?;
-        let ports = self.ports(config, env).map_err(|e| e.to_string())?;
-        let preview_token = env
-            .preview_token
-            .as_deref()
-            .map(|t| hifi_core::config::interpolate(t, |v| std::env::var(v).ok()))
-            .transpose()
-            .map_err(|e| format!("preview_token of {}: {e}", env.name))?;
+        let ports = self.ports(config).map_err(|e| e.to_string())?;
         let inputs = table::Inputs {
             env,
             services: &config.services,
             routing,
             instances: &running,
             internal_ports: &ports,
-            preview_token,
+            preview_token: instances::preview_token(env)?,
         };
         let generation = self.shared.proxy_generation();
         match table::build(&inputs) {

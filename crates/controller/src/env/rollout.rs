@@ -1,10 +1,26 @@
 //! Deployments, one lifecycle state per tick: the fidelity gate, artifacts,
-//! the idle slot, smoke check, canary steps judged on the proxy's figures,
-//! promotion in one table update, and ending a rollout that did not go live.
+//! the idle slot, the smoke check, canary steps judged on the proxy's
+//! figures, the switch in one table update, and ending a rollout that did
+//! not go live.
 
-use super::*;
+use std::time::Duration;
+
+use hifi_core::deployment::{DeploymentState, Kind, Request};
+use hifi_core::rollout::{Judgement, Window, judge, step_due, step_weight};
+use hifi_core::{Config, Environment, ReleaseId, Routing, Slot, fidelity};
+use hifi_proxy::{DrainRequest, StatsQuery};
+use hifi_runtime::Runtime;
+use hifi_store::{Analysis, Deployment, Update};
+
+use super::{Ending, EnvReconciler};
+use crate::clock::{Clock, wall_ms};
+use crate::error::{Error, Result};
+use crate::{instances, table};
+
+const CANDIDATE_VANISHED: &str = "the candidate slot vanished from the environment's routing";
 
 impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
+    /// Takes the next step of the deployment in progress.
     pub(super) async fn drive(
         &mut self,
         config: &Config,
@@ -12,19 +28,18 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         d: Deployment,
     ) -> Result<()> {
         let release = ReleaseId::from_stored(d.release.clone());
-        if d.request.as_deref() == Some("abort") {
+        let kind: Kind = d.strategy.parse().map_err(Error::Other)?;
+        let request: Option<Request> = d.request.as_deref().and_then(|r| r.parse().ok());
+        if request == Some(Request::Abort) {
             let reason = format!("aborted by request while {}", d.state);
             return self.end(config, env, &d, Ending::Aborted, &reason).await;
         }
         match d.state {
             DeploymentState::Pending => {
-                if d.strategy != ROLLBACK {
-                    let facts = self.store.facts(&release, &env.name)?;
-                    if let Err(refusal) = fidelity::check(env, &release, &facts) {
-                        return self
-                            .end(config, env, &d, Ending::Failed, &refusal.to_string())
-                            .await;
-                    }
+                if kind != Kind::Rollback
+                    && let Err(refusal) = self.gate(env, &release)
+                {
+                    return self.end(config, env, &d, Ending::Failed, &refusal).await;
                 }
                 self.update(
                     d.id,
@@ -35,20 +50,24 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                     },
                 )?;
             }
-            DeploymentState::Building => self.building(config, env, &d, &release).await?,
+            DeploymentState::Building => self.building(config, env, &d, kind, &release).await?,
             DeploymentState::Starting => self.starting(config, env, &d, &release).await?,
             DeploymentState::Verifying => {
                 let routing = self.store.routing(&env.name)?;
-                let gradual = env.strategy == Strategy::Canary
-                    && d.strategy != ROLLBACK
-                    && routing.active.is_some();
-                // The smoke check runs before any user reaches the candidate:
-                // before the switch, or before a canary's first step.
+                let gradual = kind == Kind::Canary && routing.active.is_some();
+                // The smoke check runs once, before any user reaches the
+                // candidate: before the switch, or before a canary's first
+                // step — whatever was requested meanwhile.
                 let before_users = !gradual || d.weight <= 0.0;
-                if before_users && d.strategy != ROLLBACK && env.smoke.is_some() && !d.paused {
+                if before_users
+                    && kind != Kind::Rollback
+                    && self.smoked != Some(d.id)
+                    && env.smoke.is_some()
+                {
                     if let Err(reason) = self.smoke(config, env).await {
                         return self.end(config, env, &d, Ending::Failed, &reason).await;
                     }
+                    self.smoked = Some(d.id);
                     self.update(
                         d.id,
                         Update {
@@ -59,9 +78,9 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                     )?;
                 }
                 if gradual {
-                    self.canary(config, env, &d).await?;
+                    self.canary(config, env, &d, request).await?;
                 } else {
-                    self.promote(config, env, &d, "").await?;
+                    self.promote(config, env, &d, kind, "").await?;
                 }
             }
             _ => {}
@@ -69,72 +88,43 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         Ok(())
     }
 
-    pub(super) async fn building(
+    async fn building(
         &mut self,
         config: &Config,
         env: &Environment,
         d: &Deployment,
+        kind: Kind,
         release: &ReleaseId,
     ) -> Result<()> {
+        let mut routing = self.store.routing(&env.name)?;
+        if routing
+            .active
+            .as_ref()
+            .is_some_and(|a| a.release == *release)
+        {
+            let reason = format!("release {release} is already live in {}", env.name);
+            return self.end(config, env, d, Ending::Failed, &reason).await;
+        }
         let record = self.store.release(release)?;
-        let artifacts = self.artifacts();
-        let repo = hifi_git::Repo::open(&self.shared.options.root)?;
-        for service in &config.services {
-            let Some(version) = record.version_of(&service.name) else {
-                let reason = format!(
-                    "release {release} has no version of service {}; compose it again with the current hifi.toml",
-                    service.name
-                );
+        for service in &record.services {
+            if let Err(reason) = self.ensure_artifact(&service.recipe, &service.version) {
                 return self.end(config, env, d, Ending::Failed, &reason).await;
-            };
-            // Builds normally happened at compose time; this only rebuilds
-            // what was deleted, from exactly the same tree.
-            let built = tokio::task::block_in_place(|| artifacts.ensure(&repo, service, version));
-            if let Err(e) = built {
-                return self
-                    .end(config, env, d, Ending::Failed, &e.to_string())
-                    .await;
             }
         }
-        let mut routing = self.store.routing(&env.name)?;
-        if d.strategy == ROLLBACK {
-            let warm = routing
-                .standby
-                .as_ref()
-                .is_some_and(|s| s.release == *release)
-                && self
-                    .slot_routable(env, routing.standby.as_ref().map(|s| s.slot))
-                    .await?;
-            if warm {
-                let back_to = routing.standby.as_ref().map(|s| s.slot).expect("checked");
+        if kind == Kind::Rollback
+            && let Some(standby) = routing.standby.clone().filter(|s| s.release == *release)
+        {
+            let running = instances::load(&self.store, &env.name)?;
+            if self.slot_ready(&record, standby.slot, &running, false) {
+                let old = routing.active.as_ref().map(|a| a.slot);
                 routing
                     .rollback(self.now())
                     .map_err(|e| Error::Other(e.to_string()))?;
                 let message = format!(
-                    "rolled back to release {release}: the warm standby in {back_to} took all traffic in one table update"
+                    "rolled back to release {release}: the warm standby in {} took all traffic in one table update",
+                    standby.slot
                 );
-                if let Err(reason) = self.push(config, env, &routing).await {
-                    return self.end(config, env, d, Ending::Failed, &reason).await;
-                }
-                self.update(
-                    d.id,
-                    Update {
-                        state: Some(DeploymentState::Starting),
-                        slot: Some(back_to),
-                        message: "standby is warm",
-                        ..Update::default()
-                    },
-                )?;
-                self.update(
-                    d.id,
-                    Update {
-                        state: Some(DeploymentState::Live),
-                        routing: Some(&routing),
-                        message: &message,
-                        ..Update::default()
-                    },
-                )?;
-                return Ok(());
+                return self.switch(config, env, d, &routing, old, &message).await;
             }
         }
         let displaced = match routing.begin(release.clone()) {
@@ -145,7 +135,11 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                     .await;
             }
         };
-        let slot = routing.idle_slot();
+        let slot = routing
+            .candidate
+            .as_ref()
+            .map(|c| c.slot)
+            .expect("just begun");
         let message = format!("starting release {release} in {slot}");
         self.update(
             d.id,
@@ -158,12 +152,13 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             },
         )?;
         if let Some(displaced) = displaced {
-            self.stop_slot(&env.name, displaced.slot).await?;
+            let why = format!("its slot is needed for release {release}");
+            self.stop_slot(&env.name, displaced.slot, &why).await?;
         }
         Ok(())
     }
 
-    pub(super) async fn starting(
+    async fn starting(
         &mut self,
         config: &Config,
         env: &Environment,
@@ -178,45 +173,45 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             .map(|c| c.slot)
         else {
             return self
-                .end(
-                    config,
-                    env,
-                    d,
-                    Ending::Failed,
-                    "the candidate slot vanished from the environment's routing",
-                )
+                .end(config, env, d, Ending::Failed, CANDIDATE_VANISHED)
                 .await;
         };
-        match self.ensure_slot(config, env, slot, release).await? {
-            Ok(()) => {
-                if let Err(reason) = self.push(config, env, &routing).await {
-                    return self.end(config, env, d, Ending::Failed, &reason).await;
-                }
-                let message = format!("all {} service(s) healthy in {slot}", config.services.len());
-                let now = self.now();
-                self.update(
-                    d.id,
-                    Update {
-                        state: Some(DeploymentState::Verifying),
-                        step_started_at: Some(now),
-                        message: &message,
-                        ..Update::default()
-                    },
-                )?;
-                Ok(())
-            }
-            Err(reason) => self.end(config, env, d, Ending::Failed, &reason).await,
+        if let Err(reason) = self.ensure_slot(config, env, slot, release, true).await? {
+            return self.end(config, env, d, Ending::Failed, &reason).await;
         }
+        // The candidate enters the table at weight 0: only the smoke check
+        // and testers reach it.
+        if let Err(reason) = self.push(config, env, &routing).await {
+            return self.end(config, env, d, Ending::Failed, &reason).await;
+        }
+        let message = format!(
+            "all {} service(s) healthy in {slot}",
+            self.store.release(release)?.services.len()
+        );
+        let now = self.now();
+        self.update(
+            d.id,
+            Update {
+                state: Some(DeploymentState::Verifying),
+                step_started_at: Some(now),
+                message: &message,
+                ..Update::default()
+            },
+        )?;
+        Ok(())
     }
 
-    pub(super) async fn canary(
+    async fn canary(
         &mut self,
         config: &Config,
         env: &Environment,
         d: &Deployment,
+        request: Option<Request>,
     ) -> Result<()> {
-        if d.request.as_deref() == Some("promote") {
-            return self.promote(config, env, d, "promoted by request").await;
+        if request == Some(Request::Promote) {
+            return self
+                .promote(config, env, d, Kind::Canary, "promoted by request")
+                .await;
         }
         if d.paused {
             return Ok(());
@@ -226,18 +221,18 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         let mut routing = self.store.routing(&env.name)?;
         let Some(candidate) = routing.candidate.clone() else {
             return self
-                .end(
-                    config,
-                    env,
-                    d,
-                    Ending::Failed,
-                    "the candidate slot vanished from the environment's routing",
-                )
+                .end(config, env, d, Ending::Failed, CANDIDATE_VANISHED)
                 .await;
         };
+        if !self
+            .candidate_ready(config, env, d, &candidate.release, candidate.slot)
+            .await?
+        {
+            return Ok(());
+        }
         if d.weight <= 0.0 {
             let Some(weight) = step_weight(canary, 0) else {
-                return self.promote(config, env, d, "").await;
+                return self.promote(config, env, d, Kind::Canary, "").await;
             };
             if let Err(refusal) = self.gate(env, &candidate.release) {
                 return self.end(config, env, d, Ending::Failed, &refusal).await;
@@ -245,27 +240,14 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             routing
                 .set_weight(weight)
                 .map_err(|e| Error::Other(e.to_string()))?;
-            if let Err(reason) = self.push(config, env, &routing).await {
-                return self.end(config, env, d, Ending::Failed, &reason).await;
-            }
             let message = format!(
                 "step 1 of {}: {weight} % of users on release {}",
                 canary.steps.len(),
                 candidate.release
             );
-            self.update(
-                d.id,
-                Update {
-                    step: Some(0),
-                    weight: Some(weight),
-                    step_started_at: Some(now),
-                    routing: Some(&routing),
-                    kind: Some("canary.step"),
-                    message: &message,
-                    ..Update::default()
-                },
-            )?;
-            return Ok(());
+            return self
+                .step(config, env, d, &routing, 0, weight, &message)
+                .await;
         }
         let started = d.step_started_at.unwrap_or(now);
         if !step_due(canary, started, now)
@@ -334,6 +316,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                         ..Update::default()
                     },
                 )?;
+                Ok(())
             }
             Judgement::Fail(reasons) => {
                 let reason = format!(
@@ -341,49 +324,99 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                     d.weight,
                     reasons.join("; ")
                 );
-                return self.end(config, env, d, Ending::Aborted, &reason).await;
+                self.end(config, env, d, Ending::Aborted, &reason).await
             }
             Judgement::Pass => {
                 self.next_judgement = None;
                 let next = (d.step + 1) as usize;
+                let note = format!("step {} passed ({figures})", d.step + 1);
                 match step_weight(canary, next) {
                     Some(weight) => {
                         routing
                             .set_weight(weight)
                             .map_err(|e| Error::Other(e.to_string()))?;
-                        if let Err(reason) = self.push(config, env, &routing).await {
-                            return self.end(config, env, d, Ending::Failed, &reason).await;
-                        }
                         let message = format!(
-                            "step {} passed ({figures}); step {} of {}: {weight} % of users",
-                            d.step + 1,
+                            "{note}; step {} of {}: {weight} % of users",
                             next + 1,
                             canary.steps.len()
                         );
-                        self.update(
-                            d.id,
-                            Update {
-                                step: Some(next as i64),
-                                weight: Some(weight),
-                                step_started_at: Some(now),
-                                routing: Some(&routing),
-                                kind: Some("canary.step"),
-                                message: &message,
-                                ..Update::default()
-                            },
-                        )?;
+                        self.step(config, env, d, &routing, next as i64, weight, &message)
+                            .await
                     }
-                    None => {
-                        let note = format!("step {} passed ({figures})", d.step + 1);
-                        self.promote(config, env, d, &note).await?;
-                    }
+                    None => self.promote(config, env, d, Kind::Canary, &note).await,
                 }
             }
         }
+    }
+
+    /// Moves a canary to step `step` at `weight` (pushed, then recorded).
+    #[allow(clippy::too_many_arguments)]
+    async fn step(
+        &mut self,
+        config: &Config,
+        env: &Environment,
+        d: &Deployment,
+        routing: &Routing,
+        step: i64,
+        weight: f64,
+        message: &str,
+    ) -> Result<()> {
+        if let Err(reason) = self.push(config, env, routing).await {
+            return self.end(config, env, d, Ending::Failed, &reason).await;
+        }
+        let now = self.now();
+        self.update(
+            d.id,
+            Update {
+                step: Some(step),
+                weight: Some(weight),
+                step_started_at: Some(now),
+                routing: Some(routing),
+                kind: Some("canary.step"),
+                message,
+                ..Update::default()
+            },
+        )?;
         Ok(())
     }
 
-    pub(super) fn gate(&self, env: &Environment, release: &ReleaseId) -> Result<(), String> {
+    /// Whether every service of the candidate runs and takes traffic. Users
+    /// are never moved onto a slot with a dead service (PRIOR-ART pitfall
+    /// 6): the rollout waits for crash handling to bring it back, and fails
+    /// when that takes longer than an instance may take to start.
+    async fn candidate_ready(
+        &mut self,
+        config: &Config,
+        env: &Environment,
+        d: &Deployment,
+        release: &ReleaseId,
+        slot: Slot,
+    ) -> Result<bool> {
+        let record = self.store.release(release)?;
+        let running = instances::load(&self.store, &env.name)?;
+        if self.slot_ready(&record, slot, &running, false) {
+            self.unready_since = None;
+            return Ok(true);
+        }
+        let now = self.now();
+        let since = match self.unready_since {
+            Some((id, since)) if id == d.id => since,
+            _ => {
+                self.unready_since = Some((d.id, now));
+                now
+            }
+        };
+        if now - since > self.shared.options.start_timeout.as_millis() as i64 {
+            let reason = format!(
+                "a service of the candidate in {slot} has not been running for {} s",
+                (now - since) / 1000
+            );
+            self.end(config, env, d, Ending::Failed, &reason).await?;
+        }
+        Ok(false)
+    }
+
+    fn gate(&self, env: &Environment, release: &ReleaseId) -> Result<(), String> {
         let facts = self
             .store
             .facts(release, &env.name)
@@ -391,11 +424,11 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         fidelity::check(env, release, &facts).map_err(|r| r.to_string())
     }
 
-    pub(super) async fn smoke(&mut self, config: &Config, env: &Environment) -> Result<(), String> {
+    async fn smoke(&mut self, config: &Config, env: &Environment) -> Result<(), String> {
         let Some(smoke) = &env.smoke else {
             return Ok(());
         };
-        let ports = self.ports(config, env).map_err(|e| e.to_string())?;
+        let ports = self.ports(config).map_err(|e| e.to_string())?;
         let preview_url = format!(
             "http://127.0.0.1:{}",
             ports.get(table::PREVIEW).copied().unwrap_or(env.port)
@@ -407,46 +440,48 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             .join(".hifi/logs")
             .join(&env.name)
             .join("smoke.log");
-        let preview = env
-            .preview_token
-            .as_deref()
-            .map(|t| hifi_core::config::interpolate(t, |v| std::env::var(v).ok()))
-            .transpose()?;
+        let token = instances::preview_token(env)?;
         let url = format!("http://127.0.0.1:{}", env.port);
         crate::smoke::run(
             smoke,
             &url,
             &preview_url,
-            preview.as_deref(),
+            token.as_deref(),
             &log,
             self.shared.options.smoke_timeout,
         )
         .await
     }
 
-    pub(super) async fn promote(
+    /// Makes the candidate active: every user moves to it in one table
+    /// update, and the old active becomes the warm standby.
+    async fn promote(
         &mut self,
         config: &Config,
         env: &Environment,
         d: &Deployment,
+        kind: Kind,
         note: &str,
     ) -> Result<()> {
         let release = ReleaseId::from_stored(d.release.clone());
-        if d.strategy != ROLLBACK
+        if kind != Kind::Rollback
             && let Err(refusal) = self.gate(env, &release)
         {
             return self.end(config, env, d, Ending::Failed, &refusal).await;
         }
         let mut routing = self.store.routing(&env.name)?;
+        let Some(slot) = routing.candidate.as_ref().map(|c| c.slot) else {
+            return self
+                .end(config, env, d, Ending::Failed, CANDIDATE_VANISHED)
+                .await;
+        };
+        if !self.candidate_ready(config, env, d, &release, slot).await? {
+            return Ok(());
+        }
         let old = routing.active.clone();
         routing
             .promote(self.now())
             .map_err(|e| Error::Other(e.to_string()))?;
-        let slot = routing
-            .active
-            .as_ref()
-            .map(|a| a.slot)
-            .expect("just promoted");
         let mut message = format!("live: release {release} serves all users from {slot}");
         if let Some(old) = &old {
             message.push_str(&format!(
@@ -457,7 +492,24 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         if !note.is_empty() {
             message = format!("{note}; {message}");
         }
-        if let Err(reason) = self.push(config, env, &routing).await {
+        self.switch(config, env, d, &routing, old.map(|o| o.slot), &message)
+            .await
+    }
+
+    /// Puts `routing` live: pushed to the proxy, recorded with the
+    /// deployment going live, then the slot users left is drained — it keeps
+    /// running as the standby; only long-lived connections (WebSockets,
+    /// streams) are closed at the drain deadline.
+    async fn switch(
+        &mut self,
+        config: &Config,
+        env: &Environment,
+        d: &Deployment,
+        routing: &Routing,
+        left: Option<Slot>,
+        message: &str,
+    ) -> Result<()> {
+        if let Err(reason) = self.push(config, env, routing).await {
             return self.end(config, env, d, Ending::Failed, &reason).await;
         }
         self.update(
@@ -465,23 +517,22 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             Update {
                 state: Some(DeploymentState::Live),
                 weight: Some(100.0),
-                routing: Some(&routing),
-                message: &message,
+                routing: Some(routing),
+                message,
                 ..Update::default()
             },
         )?;
         self.verified = None;
-        if let Some(old) = old {
-            // The old slot keeps running as standby; only long-lived
-            // connections (WebSockets, streams) are closed at the deadline.
+        self.healthy_since = None;
+        if let Some(left) = left {
             let drain = DrainRequest {
                 env: env.name.clone(),
-                slot: old.slot.to_string(),
+                slot: left.to_string(),
                 service: None,
                 deadline_ms: env.drain.as_millis() as u64,
             };
             if let Err(e) = self.shared.proxy.drain(&drain).await {
-                tracing::warn!("draining {} {}: {e}", env.name, old.slot);
+                tracing::warn!("draining {} {left}: {e}", env.name);
             }
         }
         Ok(())
@@ -489,8 +540,9 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
 
     /// Ends a deployment that did not go live: the candidate leaves the
     /// table first, its in-flight requests finish, then it stops. The
-    /// active slot is never touched.
-    pub(super) async fn end(
+    /// active slot is never touched; a standby the candidate displaced is
+    /// put back (and started again by supervision).
+    async fn end(
         &mut self,
         config: &Config,
         env: &Environment,
@@ -511,7 +563,6 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             Ending::Aborted => DeploymentState::Aborted,
         };
         tracing::warn!("{} deployment #{} {state}: {reason}", env.name, d.id);
-        let routing_update = candidate.as_ref().map(|_| &routing);
         self.update(
             d.id,
             Update {
@@ -519,7 +570,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                 weight: Some(0.0),
                 reason: Some(reason),
                 request: Some(None),
-                routing: routing_update,
+                routing: candidate.as_ref().map(|_| &routing),
                 message: reason,
                 ..Update::default()
             },
@@ -527,14 +578,21 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         self.apply_table(config, env).await?;
         if let Some(candidate) = candidate {
             self.await_drained(env, candidate.slot).await;
-            self.stop_slot(&env.name, candidate.slot).await?;
+            let why = format!("deployment #{} {state}", d.id);
+            for r in instances::load(&self.store, &env.name)? {
+                if r.instance.slot == candidate.slot.as_str()
+                    && r.instance.release == candidate.release.as_str()
+                {
+                    self.stop(&r, &why).await?;
+                }
+            }
         }
         Ok(())
     }
 
     /// Waits (up to the environment's drain time) until the proxy has no
     /// request in flight on `slot`, then closes what is long-lived.
-    pub(super) async fn await_drained(&mut self, env: &Environment, slot: Slot) {
+    async fn await_drained(&mut self, env: &Environment, slot: Slot) {
         let deadline = wall_ms() + env.drain.as_millis() as i64;
         while wall_ms() < deadline {
             match self

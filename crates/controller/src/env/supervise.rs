@@ -2,9 +2,22 @@
 //! stopping what no slot needs, keeping the live state running, and
 //! recording verification once the active release has soaked.
 
-use super::*;
+use std::time::Duration;
+
+use hifi_core::release::Release;
+use hifi_core::rollout::Placement;
+use hifi_core::{Config, Environment, ReleaseId, Slot};
+use hifi_runtime::{InstanceStatus, Runtime};
+use hifi_store::events::Subject;
+
+use super::{EnvReconciler, PROBE_EVERY_MS, backoff_ms};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::instances;
+use crate::table::{Running, health};
 
 impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
+    /// Restarts what crashed, probes health, stops what no slot needs.
     pub(super) async fn supervise(&mut self, config: &Config, env: &Environment) -> Result<()> {
         let routing = self.store.routing(&env.name)?;
         let running = instances::load(&self.store, &env.name)?;
@@ -19,14 +32,9 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                 .and_then(|s| routing.in_slot(s))
                 .is_some_and(|p| p.release.as_str() == r.instance.release);
             if !wanted {
-                // No slot needs it: a leftover of an interrupted abort or a displaced standby.
-                instances::stop(
-                    &self.shared.runtime,
-                    &mut self.store,
-                    &r,
-                    self.shared.options.stop_grace,
-                )
-                .await?;
+                // A leftover of an interrupted abort or a displaced standby.
+                self.stop(&r, "no slot of the environment needs it any more")
+                    .await?;
                 continue;
             }
             match self.shared.runtime.status(&r.instance) {
@@ -34,7 +42,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                     self.crashed(config, env, r, code, signal).await?
                 }
                 InstanceStatus::Running if probe && r.health != health::STARTING => {
-                    self.probe(config, r).await?
+                    self.probe(r).await?
                 }
                 _ => {}
             }
@@ -42,12 +50,36 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         Ok(())
     }
 
-    pub(super) async fn probe(&mut self, config: &Config, r: Running) -> Result<()> {
-        let Some(service) = config.service(&r.instance.service) else {
+    pub(super) async fn stop(&mut self, r: &Running, why: &str) -> Result<()> {
+        let audit = self.audit();
+        let grace = self.shared.options.stop_grace;
+        instances::stop(&self.shared.runtime, &mut self.store, &audit, r, grace, why).await
+    }
+
+    fn record_health(&mut self, r: Running, health: &str, kind: &str, message: &str) -> Result<()> {
+        let audit = self.audit();
+        instances::record(
+            &mut self.store,
+            &audit,
+            &Running {
+                health: health.into(),
+                ..r
+            },
+            kind,
+            message,
+        )
+    }
+
+    async fn probe(&mut self, r: Running) -> Result<()> {
+        let release = self
+            .store
+            .release(&ReleaseId::from_stored(r.instance.release.clone()))?;
+        let Some(service) = release.service(&r.instance.service) else {
             return Ok(());
         };
+        let path = service.recipe.health.clone();
         let ok = matches!(
-            self.shared.runtime.probe(&r.instance, &service.health, Duration::from_secs(2)).await,
+            self.shared.runtime.probe(&r.instance, &path, Duration::from_secs(2)).await,
             Ok(code) if (200..300).contains(&code)
         );
         let health = if ok {
@@ -57,22 +89,12 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         };
         if r.health != health {
             let message = format!("{} is {health}", r.instance.describe());
-            let audit = self.audit();
-            instances::record(
-                &mut self.store,
-                &audit,
-                &Running {
-                    health: health.into(),
-                    ..r
-                },
-                &format!("instance.{health}"),
-                &message,
-            )?;
+            self.record_health(r, health, &format!("instance.{health}"), &message)?;
         }
         Ok(())
     }
 
-    pub(super) async fn crashed(
+    async fn crashed(
         &mut self,
         config: &Config,
         env: &Environment,
@@ -83,7 +105,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         let key = (r.instance.slot.clone(), r.instance.service.clone());
         let now = self.now();
         if r.health != health::EXITED {
-            let backoff = (1_000i64 << r.restarts.min(5)).min(MAX_BACKOFF_MS);
+            let backoff = backoff_ms(r.restarts);
             let how = match (code, signal) {
                 (Some(code), _) => format!("exited with status {code}"),
                 (_, Some(signal)) => format!("was killed by signal {signal}"),
@@ -95,119 +117,113 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                 backoff / 1000
             );
             tracing::warn!("{message}");
-            let audit = self.audit();
-            instances::record(
-                &mut self.store,
-                &audit,
-                &Running {
-                    health: health::EXITED.into(),
-                    ..r.clone()
-                },
-                "instance.crashed",
-                &message,
-            )?;
+            self.record_health(r, health::EXITED, "instance.crashed", &message)?;
             self.restart_at.insert(key, now + backoff);
             return Ok(());
         }
         if self.restart_at.get(&key).is_some_and(|at| now < *at) {
             return Ok(());
         }
-        self.restart_at.remove(&key);
-        let Some(service) = config.service(&r.instance.service) else {
-            return Ok(());
-        };
         let release = self
             .store
             .release(&ReleaseId::from_stored(r.instance.release.clone()))?;
-        let Some(version) = release.version_of(&service.name) else {
+        let Some(service) = release.service(&r.instance.service).cloned() else {
             return Ok(());
         };
-        let ports = self.ports(config, env)?;
-        let artifacts = self.artifacts();
-        let builder = SpecBuilder {
-            root: &self.shared.options.root,
-            env,
-            services: &config.services,
-            internal_ports: &ports,
-            artifacts: &artifacts,
-        };
         let slot: Slot = r.instance.slot.parse().map_err(Error::Other)?;
-        // Same port as before when it is free, so the table need not change.
-        let spec = builder
-            .spec(
-                service,
-                slot,
-                &r.instance.release,
-                version,
-                r.instance.addr.port(),
-            )
-            .map_err(Error::Other)?;
+        // Same port as before, so the table need not change.
+        let spec = match self.spec(
+            config,
+            env,
+            slot,
+            &release.id,
+            &service,
+            r.instance.addr.port(),
+        )? {
+            Ok(spec) => spec,
+            Err(reason) => {
+                self.restart_at
+                    .insert(key, now + backoff_ms(r.restarts + 1));
+                return self.unavailable(env, slot, reason);
+            }
+        };
         let audit = self.audit();
-        let started = instances::start(
+        let restarted = match instances::start(
             &self.shared.runtime,
             &mut self.store,
             &audit,
             &spec,
             r.restarts + 1,
         )
-        .await?;
+        .await
+        {
+            Ok(restarted) => restarted,
+            Err(e) => {
+                let message = format!("{}: restart failed: {e}", r.instance.describe());
+                let restarts = r.restarts + 1;
+                self.record_health(
+                    Running { restarts, ..r },
+                    health::EXITED,
+                    "instance.crashed",
+                    &message,
+                )?;
+                self.restart_at.insert(key, now + backoff_ms(restarts));
+                return Ok(());
+            }
+        };
+        self.restart_at.remove(&key);
+        let timeout = self.shared.options.start_timeout;
         match self
             .shared
             .runtime
-            .wait_healthy(&spec, &started.instance, self.shared.options.start_timeout)
+            .wait_healthy(&spec, &restarted.instance, timeout)
             .await
         {
             Ok(()) => {
                 let message = format!(
                     "{} restarted (restart #{})",
-                    started.instance.describe(),
-                    started.restarts
+                    restarted.instance.describe(),
+                    restarted.restarts
                 );
-                let audit = self.audit();
-                instances::record(
-                    &mut self.store,
-                    &audit,
-                    &Running {
-                        health: health::HEALTHY.into(),
-                        ..started
-                    },
-                    "instance.restarted",
-                    &message,
-                )?;
+                self.record_health(restarted, health::HEALTHY, "instance.restarted", &message)
             }
             Err(e) => {
-                let audit = self.audit();
                 let message = format!("restart failed: {e}");
-                instances::record(
-                    &mut self.store,
-                    &audit,
-                    &Running {
-                        health: health::EXITED.into(),
-                        ..started.clone()
-                    },
-                    "instance.crashed",
-                    &message,
-                )?;
+                let restarts = restarted.restarts;
                 let _ = self
                     .shared
                     .runtime
-                    .stop(&started.instance, self.shared.options.stop_grace)
+                    .stop(&restarted.instance, self.shared.options.stop_grace)
                     .await;
-                let backoff = (1_000i64 << started.restarts.min(5)).min(MAX_BACKOFF_MS);
-                self.restart_at.insert(
-                    (
-                        started.instance.slot.clone(),
-                        started.instance.service.clone(),
-                    ),
-                    self.now() + backoff,
-                );
+                self.record_health(restarted, health::EXITED, "instance.crashed", &message)?;
+                self.restart_at
+                    .insert(key, self.now() + backoff_ms(restarts));
+                Ok(())
             }
         }
+    }
+
+    /// Records, once per distinct reason, that a slot cannot be brought up.
+    fn unavailable(&mut self, env: &Environment, slot: Slot, reason: String) -> Result<()> {
+        if self.unavailable.get(&slot) == Some(&reason) {
+            return Ok(());
+        }
+        tracing::warn!("{} {slot}: {reason}", env.name);
+        let audit = self.audit();
+        let message = format!("{slot} cannot run: {reason}");
+        self.store.record_event(
+            &audit,
+            "slot.unavailable",
+            Subject::env(&env.name),
+            &message,
+        )?;
+        self.unavailable.insert(slot, reason);
         Ok(())
     }
 
-    /// Without a deployment in progress: keep the active and standby slots
-    /// running (after `hifi down` or a reboot), and record verification.
+    /// Without a deployment in progress: keep the active slot running (after
+    /// `hifi down` or a reboot), serve it, then warm the standby; and record
+    /// verification.
     pub(super) async fn maintain(&mut self, config: &Config, env: &Environment) -> Result<()> {
         let mut routing = self.store.routing(&env.name)?;
         if let Some(orphan) = routing.candidate.clone() {
@@ -222,66 +238,112 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             self.store
                 .set_routing(&audit, &env.name, &routing, "routing.repaired", &message)?;
         }
-        for placement in routing.active.iter().chain(&routing.standby) {
-            if let Err(message) = self
-                .ensure_slot(config, env, placement.slot, &placement.release)
-                .await?
-            {
-                tracing::warn!("{} {}: {message}", env.name, placement.slot);
-                let audit = self.audit();
-                self.store.record_event(
-                    &audit,
-                    "slot.unavailable",
-                    hifi_store::events::Subject::env(&env.name),
-                    &message,
-                )?;
-            }
+        if let Some(active) = routing.active.clone() {
+            self.keep_running(config, env, &active).await?;
+            // Serve the active slot before waiting on the standby.
+            self.apply_table(config, env).await?;
+        }
+        if let Some(standby) = routing.standby.clone() {
+            self.keep_running(config, env, &standby).await?;
         }
         self.verify(env, &routing)
     }
 
-    pub(super) fn verify(&mut self, env: &Environment, routing: &Routing) -> Result<()> {
-        let (Some(active), Some(since)) = (&routing.active, routing.live_since) else {
+    async fn keep_running(
+        &mut self,
+        config: &Config,
+        env: &Environment,
+        placement: &Placement,
+    ) -> Result<()> {
+        match self
+            .ensure_slot(config, env, placement.slot, &placement.release, false)
+            .await?
+        {
+            Ok(()) => {
+                self.unavailable.remove(&placement.slot);
+                Ok(())
+            }
+            Err(reason) => self.unavailable(env, placement.slot, reason),
+        }
+    }
+
+    /// Records verification once every service of the active release has
+    /// been healthy, without a break, for the environment's soak time. The
+    /// clock restarts at every crash, failed probe or restart of hifi.
+    fn verify(&mut self, env: &Environment, routing: &hifi_core::Routing) -> Result<()> {
+        let Some(active) = &routing.active else {
+            self.healthy_since = None;
+            return Ok(());
+        };
+        let release = self.store.release(&active.release)?;
+        let running = instances::load(&self.store, &env.name)?;
+        let healthy = self.slot_ready(&release, active.slot, &running, true);
+        let now = self.now();
+        self.healthy_since = match self.healthy_since.take() {
+            Some((id, since)) if healthy && id == active.release => Some((id, since)),
+            _ if healthy => Some((active.release.clone(), now)),
+            _ => None,
+        };
+        let Some((_, since)) = &self.healthy_since else {
             return Ok(());
         };
         if self.verified.as_ref() == Some(&active.release)
-            || self.now() - since < env.soak.as_millis() as i64
+            || now - since < env.soak.as_millis() as i64
         {
             return Ok(());
         }
-        let running = instances::load(&self.store, &env.name)?;
-        let healthy = running
-            .iter()
-            .filter(|r| r.instance.slot == active.slot.as_str())
-            .all(|r| r.health == health::HEALTHY);
-        if healthy && !running.is_empty() {
-            let audit = self.audit();
-            self.store
-                .record_verification(&audit, &env.name, &active.release)?;
-            self.verified = Some(active.release.clone());
-        }
+        let audit = self.audit();
+        self.store
+            .record_verification(&audit, &env.name, &active.release)?;
+        self.verified = Some(active.release.clone());
         Ok(())
     }
 
+    /// Whether every service of `release` has an instance of that release in
+    /// `slot` that runs and takes traffic (`healthy_only`: that passed its
+    /// last health probe).
+    pub(super) fn slot_ready(
+        &self,
+        release: &Release,
+        slot: Slot,
+        running: &[Running],
+        healthy_only: bool,
+    ) -> bool {
+        release.services.iter().all(|service| {
+            running.iter().any(|r| {
+                r.instance.slot == slot.as_str()
+                    && r.instance.release == release.id.as_str()
+                    && r.instance.service == service.service
+                    && if healthy_only {
+                        r.health == health::HEALTHY
+                    } else {
+                        r.routable()
+                    }
+                    && self.shared.runtime.status(&r.instance).is_running()
+            })
+        })
+    }
+
     /// Makes sure every service of `release` runs healthy in `slot`,
-    /// adopting what already runs. `Ok(Err(reason))` when an instance could
-    /// not be made healthy (the caller decides what that means).
+    /// adopting what already runs and rebuilding a missing artifact.
+    /// `Ok(Err(reason))` when that cannot be done (the caller decides what
+    /// it means). With `restart_exited`, a crashed instance is replaced now;
+    /// otherwise crash handling, with its backoff, owns it.
     pub(super) async fn ensure_slot(
         &mut self,
         config: &Config,
         env: &Environment,
         slot: Slot,
         release: &ReleaseId,
+        restart_exited: bool,
     ) -> Result<Result<(), String>> {
         let record = self.store.release(release)?;
-        let ports = self.ports(config, env)?;
-        let artifacts = self.artifacts();
         let running = instances::load(&self.store, &env.name)?;
         let mut waiting = Vec::new();
-        for service in &config.services {
-            let current = running
-                .iter()
-                .find(|r| r.instance.slot == slot.as_str() && r.instance.service == service.name);
+        for service in &record.services {
+            let current = running.iter().find(|r| {
+                r.instance.slot == slot.as_str() && r.instance.service == service.service
+            });
             if let Some(r) = current {
                 let same = r.instance.release == release.as_str();
                 let alive = self.shared.runtime.status(&r.instance).is_running();
@@ -291,125 +353,74 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                     }
                     continue;
                 }
-                if same && !alive && r.health == health::EXITED {
-                    // Crash handling (with its backoff) owns this one.
+                if same && !restart_exited {
                     continue;
                 }
-                instances::stop(
-                    &self.shared.runtime,
-                    &mut self.store,
-                    r,
-                    self.shared.options.stop_grace,
-                )
-                .await?;
+                self.stop(r, "replaced").await?;
             }
-            let Some(version) = record.version_of(&service.name) else {
-                return Ok(Err(format!(
-                    "release {release} has no version of service {}",
-                    service.name
-                )));
-            };
-            if !artifacts.exists(&service.name, version) {
-                return Ok(Err(format!(
-                    "the artifact of {} {} is missing under .hifi/artifacts; compose the release again to rebuild it",
-                    service.name,
-                    &version[..12.min(version.len())]
-                )));
+            if let Err(reason) = self.ensure_artifact(&service.recipe, &service.version) {
+                return Ok(Err(reason));
             }
-            let builder = SpecBuilder {
-                root: &self.shared.options.root,
-                env,
-                services: &config.services,
-                internal_ports: &ports,
-                artifacts: &artifacts,
-            };
-            let spec = match builder.spec(service, slot, release.as_str(), version, free_port()?) {
+            let port = self.free_port()?;
+            let spec = match self.spec(config, env, slot, release, service, port)? {
                 Ok(spec) => spec,
-                Err(message) => return Ok(Err(message)),
+                Err(reason) => return Ok(Err(reason)),
             };
             let audit = self.audit();
-            let started =
-                instances::start(&self.shared.runtime, &mut self.store, &audit, &spec, 0).await?;
-            waiting.push((service.clone(), started));
-        }
-        for (service, r) in waiting {
-            let version = record.version_of(&service.name).unwrap_or_default();
-            let builder = SpecBuilder {
-                root: &self.shared.options.root,
-                env,
-                services: &config.services,
-                internal_ports: &ports,
-                artifacts: &artifacts,
-            };
-            let spec = builder
-                .spec(
-                    &service,
-                    slot,
-                    release.as_str(),
-                    version,
-                    r.instance.addr.port(),
-                )
-                .map_err(Error::Other)?;
-            match self
-                .shared
-                .runtime
-                .wait_healthy(&spec, &r.instance, self.shared.options.start_timeout)
-                .await
-            {
-                Ok(()) => {
-                    let audit = self.audit();
-                    let message = format!(
-                        "{} is healthy on {}",
-                        r.instance.describe(),
-                        r.instance.addr
-                    );
-                    instances::record(
-                        &mut self.store,
-                        &audit,
-                        &Running {
-                            health: health::HEALTHY.into(),
-                            ..r
-                        },
-                        "instance.healthy",
-                        &message,
-                    )?;
-                }
+            match instances::start(&self.shared.runtime, &mut self.store, &audit, &spec, 0).await {
+                Ok(started) => waiting.push((service.clone(), started)),
                 Err(e) => return Ok(Err(e.to_string())),
             }
+        }
+        let timeout = self.shared.options.start_timeout;
+        for (service, r) in waiting {
+            let spec =
+                match self.spec(config, env, slot, release, &service, r.instance.addr.port())? {
+                    Ok(spec) => spec,
+                    Err(reason) => return Ok(Err(reason)),
+                };
+            if let Err(e) = self
+                .shared
+                .runtime
+                .wait_healthy(&spec, &r.instance, timeout)
+                .await
+            {
+                return Ok(Err(e.to_string()));
+            }
+            let message = format!(
+                "{} is healthy on {}",
+                r.instance.describe(),
+                r.instance.addr
+            );
+            self.record_health(r, health::HEALTHY, "instance.healthy", &message)?;
         }
         Ok(Ok(()))
     }
 
-    pub(super) async fn stop_slot(&mut self, env: &str, slot: Slot) -> Result<()> {
+    /// Builds an artifact that is missing (it normally exists since compose;
+    /// this rebuilds a deleted one from exactly the same tree).
+    pub(super) fn ensure_artifact(
+        &self,
+        recipe: &hifi_core::Service,
+        version: &str,
+    ) -> Result<(), String> {
+        let artifacts = self.artifacts();
+        if artifacts.exists(recipe, version) {
+            return Ok(());
+        }
+        let repo = hifi_git::Repo::open(&self.shared.options.root).map_err(|e| e.to_string())?;
+        tokio::task::block_in_place(|| artifacts.ensure(&repo, recipe, version))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    /// Stops every instance in a slot.
+    pub(super) async fn stop_slot(&mut self, env: &str, slot: Slot, why: &str) -> Result<()> {
         for r in instances::load(&self.store, env)? {
             if r.instance.slot == slot.as_str() {
-                instances::stop(
-                    &self.shared.runtime,
-                    &mut self.store,
-                    &r,
-                    self.shared.options.stop_grace,
-                )
-                .await?;
+                self.stop(&r, why).await?;
             }
         }
         Ok(())
-    }
-
-    pub(super) async fn slot_routable(
-        &mut self,
-        env: &Environment,
-        slot: Option<Slot>,
-    ) -> Result<bool> {
-        let Some(slot) = slot else { return Ok(false) };
-        let running = instances::load(&self.store, &env.name)?;
-        let in_slot: Vec<&Running> = running
-            .iter()
-            .filter(|r| r.instance.slot == slot.as_str())
-            .collect();
-        Ok(!in_slot.is_empty()
-            && in_slot.len() == self.shared.config().services.len()
-            && in_slot
-                .iter()
-                .all(|r| r.routable() && self.shared.runtime.status(&r.instance).is_running()))
     }
 }
