@@ -141,3 +141,31 @@ fn artifact_dir(p: &TestProject, service: &str, version: &str) -> std::path::Pat
         })
         .unwrap_or_else(|| panic!("no artifact of {service} {version} in {}", parent.display()))
 }
+
+#[test]
+fn a_changed_build_command_builds_again_and_makes_a_new_release() {
+    let p = TestProject::new().service("catalog").standard();
+    let first = p.hifi(&["compose", "dev"]).ok();
+    assert_eq!(p.builds("catalog"), 1);
+
+    // Same source, another way to build it: another release, built anew,
+    // and the first release's artifact is kept as it was.
+    let text = p.read("hifi.toml").replace(
+        "echo artifact-of-catalog > built.txt",
+        "echo rebuilt > built.txt",
+    );
+    p.write("hifi.toml", &text);
+    let second = p.hifi(&["compose", "dev"]).ok();
+
+    assert_ne!(first, second, "the build recipe is part of the release id");
+    assert_eq!(p.builds("catalog"), 2);
+    let parent = p.path().join(".hifi/artifacts/catalog");
+    let mut outputs: Vec<String> = std::fs::read_dir(&parent)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|d| d.is_dir())
+        .map(|d| std::fs::read_to_string(d.join("built.txt")).unwrap())
+        .collect();
+    outputs.sort();
+    assert_eq!(outputs, ["artifact-of-catalog\n", "rebuilt\n"]);
+}
