@@ -200,3 +200,26 @@ fn smoke_check_reaches_the_candidate_not_the_active_release() {
     assert_eq!(c.active("dev").as_deref(), Some(v2.as_str()));
     assert_eq!(c.version("dev", "someone"), "v2");
 }
+
+#[test]
+fn a_promoted_release_runs_the_recipe_it_was_verified_with() {
+    let prod = "\n[[environment]]\nname = \"prod\"\nport = 0\npromote_from = \"dev\"\n\
+                strategy = \"blue-green\"\nsoak = \"1s\"\ndrain = \"2s\"\n";
+    let c = Cluster::new(&format!("{}{prod}", blue_green("dev", "")));
+    let v1 = c.compose("dev");
+    c.up();
+    c.deploy("dev");
+    c.wait_verified("dev", &v1);
+
+    // Someone edits the run command after dev verified v1: prod must still
+    // run v1 exactly as verified, not the edit.
+    let toml = c.project.read("hifi.toml");
+    c.project.write(
+        "hifi.toml",
+        &toml.replace("run = \"python3 app.py\"", "run = \"exit 7\""),
+    );
+    c.hifi(&["promote", "dev", "prod", "--wait"]).ok();
+
+    assert_eq!(c.active("prod").as_deref(), Some(v1.as_str()));
+    assert_eq!(c.version("prod", "someone"), "v1");
+}
