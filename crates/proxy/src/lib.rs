@@ -350,7 +350,10 @@ pub async fn serve(opts: ProxyOptions, shutdown: impl Future<Output = ()>) -> Re
             loop {
                 tokio::select! {
                     _ = token.cancelled() => return,
-                    _ = tick.tick() => control.tick(),
+                    _ = tick.tick() => {
+                        control.tick();
+                        control.sweep_pools().await;
+                    }
                 }
             }
         });

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
@@ -179,24 +179,16 @@ pub(crate) async fn handle(conn: &ConnCtx, mut req: Request<Incoming>) -> Respon
         client_upgrade.is_some(),
         parts.uri.authority(),
     );
-    let path = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(Scheme::HTTP);
-    uri.authority = Some(backend.authority.clone());
-    uri.path_and_query = Some(path);
-    parts.uri = match Uri::from_parts(uri) {
-        Ok(u) => u,
-        Err(e) => {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                format!("hifi: bad request URI: {e}"),
-            );
-        }
-    };
+    // Backends get the origin form (`/path?query`): an HTTP/1.1 client
+    // request already has it; h2c and absolute-form requests are rewritten.
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path);
+    }
     parts.version = Version::HTTP_11;
     let body = if body.is_end_stream() {
         ReqBody::Empty
@@ -212,27 +204,39 @@ pub(crate) async fn handle(conn: &ConnCtx, mut req: Request<Incoming>) -> Respon
 
     match slot
         .upstream
-        .send(up_req, retry, ctx.shared.upstream_timeout)
+        .send(
+            backend.addr,
+            &backend.pool,
+            up_req,
+            retry,
+            ctx.shared.upstream_timeout,
+        )
         .await
     {
-        Ok(mut resp) => {
+        Ok((mut resp, lease)) => {
             let status = resp.status();
             slot.state
                 .metrics
                 .finished(Class::of(status.as_u16()), start.elapsed());
-            match client_upgrade {
+            let lease = match client_upgrade {
                 Some(client) if status == StatusCode::SWITCHING_PROTOCOLS => {
                     let upstream = hyper::upgrade::on(&mut resp);
                     spawn_tunnel(client, upstream, &slot, ctx.shared.shutdown.clone());
+                    // The connection now carries the tunnel: never pooled.
+                    lease.discard();
+                    None
                 }
-                _ => strip_hop_by_hop(resp.headers_mut(), false),
-            }
+                _ => {
+                    strip_hop_by_hop(resp.headers_mut(), false);
+                    Some(lease)
+                }
+            };
             let headers = resp.headers_mut();
             headers.insert(X_HIFI_SLOT.clone(), slot.header.clone());
             if let Some(c) = set_cookie {
                 headers.append(header::SET_COOKIE, c);
             }
-            resp.map(|b| ProxyBody::upstream(b, guard))
+            resp.map(|b| ProxyBody::upstream(b, guard, lease))
         }
         Err(failure) => {
             slot.state
