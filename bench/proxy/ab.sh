@@ -5,10 +5,14 @@
 #
 #   bash bench/proxy/ab.sh OLD/bench-proxy NEW/bench-proxy   # ROUNDS=5 DURATION=5s CONNS=64 WORKERS=2
 #
+# WORKERS_A / WORKERS_B override WORKERS for one side (same binary twice
+# compares worker counts).
+#
 # Prints one line per run and the median req/s and p99 of each side.
 set -euo pipefail
 A=$1 B=$2
 ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-5s} CONNS=${CONNS:-64} WORKERS=${WORKERS:-2}
+WORKERS_A=${WORKERS_A:-$WORKERS} WORKERS_B=${WORKERS_B:-$WORKERS}
 BACK=19201 PA=18180 PB=18181
 WORK=$(mktemp -d /tmp/hifi-ab.XXXXXX)
 PIDS=()
@@ -36,8 +40,8 @@ CONF
 nginx -c "$WORK/backend.conf"
 wait_port $BACK
 declare -A PID
-start() { # name bin port
-  "$2" --state-dir "$WORK/$1-state" --admin "$WORK/$1.sock" --workers "$WORKERS" &
+start() { # name bin port workers
+  "$2" --state-dir "$WORK/$1-state" --admin "$WORK/$1.sock" --workers "$4" &
   PIDS+=($!)
   PID[$1]=$!
   for _ in $(seq 1 100); do [ -S "$WORK/$1.sock" ] && break; sleep 0.1; done
@@ -48,8 +52,8 @@ start() { # name bin port
   wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$3/" >/dev/null 2>&1 # warm-up
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-start a "$A" $PA
-start b "$B" $PB
+start a "$A" $PA "$WORKERS_A"
+start b "$B" $PB "$WORKERS_B"
 for i in $(seq 1 "$ROUNDS"); do
   for side in a b; do
     port=$PA; [ $side = b ] && port=$PB

@@ -1,5 +1,7 @@
 //! Runs the proxy standalone for the benchmark in `bench/proxy/`:
-//! `bench-proxy --state-dir DIR --admin SOCK [--workers N]` (default 1).
+//! `bench-proxy --state-dir DIR --admin SOCK [--workers N]` (default 1):
+//! N proxy worker threads serving client connections; accepting, admin and
+//! health checks run on one more runtime thread.
 //! Stops on SIGINT/SIGTERM.
 
 use std::path::PathBuf;
@@ -22,11 +24,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
+        .worker_threads(1)
         .enable_all()
         .build()?;
     let mut opts = ProxyOptions::new(state_dir, AdminAddr::unix(admin));
     opts.shutdown_grace = Duration::from_secs(1);
+    opts.workers = workers;
     runtime.block_on(hifi_proxy::serve(opts, async {
         let mut term =
             match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

@@ -27,6 +27,7 @@ use crate::router::host_without_port;
 use crate::runtime::{EnvCell, SlotRuntime};
 use crate::tracking::{InflightGuard, UpgradedGuard};
 use crate::upstream::{Failure, RetryTemplate};
+use crate::workers::Workers;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -51,6 +52,7 @@ pub(crate) struct RequestShared {
     pub(crate) upstream_timeout: Duration,
     pub(crate) ids: IdGen,
     pub(crate) shutdown: CancellationToken,
+    pub(crate) workers: Workers,
 }
 
 /// One client connection.

@@ -180,7 +180,7 @@ impl Compiler<'_> {
                         .map(|a| Backend {
                             addr: *a,
                             health: self.health.get_or_create(*a, &s.health),
-                            pool: Arc::default(),
+                            pool: Arc::new(Pool::new(self.upstream.shards)),
                         })
                         .collect(),
                     health_path: s.health.clone(),

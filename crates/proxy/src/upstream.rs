@@ -2,11 +2,12 @@
 //! backend of a slot.
 //!
 //! Each pooled connection is a `hyper::client::conn::http1` sender whose
-//! connection future runs as its own task on the worker that opened it. A
-//! request checks a sender out of its backend's pool (a short critical
-//! section: pop the most recently used ready sender), sends on it, and the
-//! response body puts it back when the body ends ([`Lease`]). There is no
-//! shared pool lock across backends and no task spawned per request.
+//! connection future runs as its own task on the worker thread that opened
+//! it, and sits in that worker's shard of the backend's pool. A request
+//! checks a sender out of its own worker's shard (an uncontended lock: pop
+//! the most recently used ready sender), sends on it, and the response body
+//! puts it back when the body ends ([`Lease`]). No lock is shared between
+//! workers, no request crosses threads, no task is spawned per request.
 //!
 //! Pool hygiene follows PRIOR-ART pitfall 1: a connection idle for
 //! `pool_idle_timeout` (4 s by default, below the 5 s of python's
@@ -31,12 +32,15 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::body::ReqBody;
+use crate::workers::current_shard;
 
 /// Settings shared by every slot's client.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UpstreamConfig {
     pub(crate) connect_timeout: Duration,
     pub(crate) pool_idle_timeout: Duration,
+    /// Pool shards per backend: one per worker thread plus one.
+    pub(crate) shards: usize,
 }
 
 /// Why a backend gave no response.
@@ -95,33 +99,44 @@ struct Idle {
     since: Instant,
 }
 
-/// The idle connections to one backend.
-#[derive(Default)]
+/// The idle connections to one backend, one shard per worker thread so a
+/// connection is only used by the thread that drives it.
 pub(crate) struct Pool {
-    idle: Mutex<Vec<Idle>>,
+    shards: Box<[Mutex<Vec<Idle>>]>,
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Pool")
-            .field("idle", &self.lock().len())
-            .finish()
+        let idle: usize = (0..self.shards.len()).map(|i| self.lock(i).len()).sum();
+        f.debug_struct("Pool").field("idle", &idle).finish()
     }
 }
 
 impl Pool {
-    fn lock(&self) -> MutexGuard<'_, Vec<Idle>> {
-        // Every operation is a push, pop or retain: nothing to repair after
-        // a panic.
-        self.idle.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn new(shards: usize) -> Self {
+        Pool {
+            shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
+        }
     }
 
-    /// The most recently used connection that is ready for a request and
-    /// has not been idle for `max_idle`. Closed and expired connections met
-    /// on the way are dropped; busy ones (the previous response is still
-    /// being read) are kept.
-    fn checkout(&self, now: Instant, max_idle: Duration) -> Option<Sender> {
-        let mut idle = self.lock();
+    /// This thread's shard.
+    fn shard(&self) -> usize {
+        current_shard().min(self.shards.len() - 1)
+    }
+
+    fn lock(&self, shard: usize) -> MutexGuard<'_, Vec<Idle>> {
+        // Every operation is a push, pop or retain: nothing to repair after
+        // a panic. Only one thread uses a shard (apart from the sweep), so
+        // the lock is uncontended.
+        self.shards[shard].lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The most recently used connection of `shard` that is ready for a
+    /// request and has not been idle for `max_idle`. Closed and expired
+    /// connections met on the way are dropped; busy ones (the previous
+    /// response is still being read) are kept.
+    fn checkout(&self, shard: usize, now: Instant, max_idle: Duration) -> Option<Sender> {
+        let mut idle = self.lock(shard);
         let mut busy = Vec::new();
         let mut found = None;
         while let Some(e) = idle.pop() {
@@ -142,9 +157,9 @@ impl Pool {
         found
     }
 
-    fn checkin(&self, sender: Sender) {
+    fn checkin(&self, shard: usize, sender: Sender) {
         if !sender.is_closed() {
-            self.lock().push(Idle {
+            self.lock(shard).push(Idle {
                 sender,
                 since: Instant::now(),
             });
@@ -153,8 +168,11 @@ impl Pool {
 
     /// Close connections idle for `max_idle` or more, and closed ones.
     pub(crate) fn sweep(&self, now: Instant, max_idle: Duration) {
-        self.lock()
-            .retain(|e| now.saturating_duration_since(e.since) < max_idle && !e.sender.is_closed());
+        for shard in 0..self.shards.len() {
+            self.lock(shard).retain(|e| {
+                now.saturating_duration_since(e.since) < max_idle && !e.sender.is_closed()
+            });
+        }
     }
 }
 
@@ -163,6 +181,7 @@ impl Pool {
 pub(crate) struct Lease {
     sender: Option<Sender>,
     pool: Weak<Pool>,
+    shard: usize,
 }
 
 impl Lease {
@@ -177,7 +196,7 @@ impl Drop for Lease {
         if let Some(sender) = self.sender.take()
             && let Some(pool) = self.pool.upgrade()
         {
-            pool.checkin(sender);
+            pool.checkin(self.shard, sender);
         }
     }
 }
@@ -231,13 +250,16 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<(Response<Incoming>, Lease), Failure> {
         let attempt = async {
-            let mut sender = match pool.checkout(Instant::now(), self.cfg.pool_idle_timeout) {
+            let shard = pool.shard();
+            let mut sender = match pool.checkout(shard, Instant::now(), self.cfg.pool_idle_timeout)
+            {
                 Some(s) => s,
                 None => self.connect(addr).await?,
             };
             let lease = |sender| Lease {
                 sender: Some(sender),
                 pool: Arc::downgrade(pool),
+                shard,
             };
             match sender.send_request(req).await {
                 Ok(resp) => Ok((resp, lease(sender))),
