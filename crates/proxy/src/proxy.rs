@@ -229,7 +229,7 @@ pub(crate) async fn handle(conn: &ConnCtx, mut req: Request<Incoming>) -> Respon
                     None
                 }
                 _ => {
-                    strip_hop_by_hop(resp.headers_mut(), false);
+                    strip_hop_by_hop(resp.headers_mut(), false, false);
                     Some(lease)
                 }
             };
@@ -290,10 +290,51 @@ fn is_upgrade<B>(req: &Request<B>) -> bool {
             })
 }
 
+/// Hop-by-hop headers (RFC 9110 §7.6.1) present in a header map, found in
+/// one pass over its names (most requests carry none, so the removals and
+/// their hash lookups are skipped).
+const HOP_CONNECTION: u16 = 1;
+const HOP_UPGRADE: u16 = 1 << 1;
+const HOP_PREVIEW_TOKEN: u16 = 1 << 2;
+const HOP_OTHER: u16 = 1 << 3;
+
+fn hop_by_hop_present(headers: &HeaderMap) -> u16 {
+    let mut found = 0;
+    for name in headers.keys() {
+        found |= if name == header::CONNECTION {
+            HOP_CONNECTION
+        } else if name == header::UPGRADE {
+            HOP_UPGRADE
+        } else if name == header::TE
+            || name == header::TRAILER
+            || name == header::TRANSFER_ENCODING
+            || name == header::PROXY_AUTHENTICATE
+            || name == header::PROXY_AUTHORIZATION
+            || name == KEEP_ALIVE
+            || name == PROXY_CONNECTION
+        {
+            HOP_OTHER
+        } else if name == X_HIFI_PREVIEW_TOKEN {
+            HOP_PREVIEW_TOKEN
+        } else {
+            0
+        };
+    }
+    found
+}
+
 /// Remove the headers that only concern one hop (RFC 9110 §7.6.1), including
 /// those the `Connection` header names. With `keep_upgrade`, the
-/// `Upgrade`/`Connection: upgrade` pair is kept for the backend.
-fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+/// `Upgrade`/`Connection: upgrade` pair is kept for the backend. With
+/// `request`, the preview token is removed too.
+fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, request: bool) {
+    let present = hop_by_hop_present(headers);
+    if request && present & HOP_PREVIEW_TOKEN != 0 {
+        headers.remove(&X_HIFI_PREVIEW_TOKEN);
+    }
+    if !keep_upgrade && present & !HOP_PREVIEW_TOKEN == 0 {
+        return;
+    }
     if let Some(conn) = headers.remove(header::CONNECTION)
         && let Ok(listed) = conn.to_str()
     {
@@ -305,16 +346,18 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             }
         }
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
-    headers.remove(header::TE);
-    headers.remove(header::TRAILER);
-    headers.remove(header::TRANSFER_ENCODING);
-    headers.remove(header::PROXY_AUTHENTICATE);
-    headers.remove(header::PROXY_AUTHORIZATION);
+    if present & HOP_OTHER != 0 {
+        headers.remove(&KEEP_ALIVE);
+        headers.remove(&PROXY_CONNECTION);
+        headers.remove(header::TE);
+        headers.remove(header::TRAILER);
+        headers.remove(header::TRANSFER_ENCODING);
+        headers.remove(header::PROXY_AUTHENTICATE);
+        headers.remove(header::PROXY_AUTHORIZATION);
+    }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if present & HOP_UPGRADE != 0 {
         headers.remove(header::UPGRADE);
     }
 }
@@ -326,8 +369,7 @@ fn prepare_headers(
     upgrade: bool,
     authority: Option<&http::uri::Authority>,
 ) {
-    strip_hop_by_hop(headers, upgrade);
-    headers.remove(&X_HIFI_PREVIEW_TOKEN);
+    strip_hop_by_hop(headers, upgrade, true);
     headers.insert(X_HIFI_SLOT.clone(), slot.header.clone());
     let host = match headers.get(header::HOST) {
         Some(h) => Some(h.clone()),
@@ -395,4 +437,63 @@ fn spawn_tunnel(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        let mut v: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_stripped() {
+        // Nothing hop-by-hop: untouched.
+        let mut h = map(&[("host", "a"), ("accept", "*/*")]);
+        strip_hop_by_hop(&mut h, false, true);
+        assert_eq!(names(&h), ["accept", "host"]);
+
+        let mut h = map(&[
+            ("host", "a"),
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "x"),
+            ("x-hifi-preview-token", "t"),
+        ]);
+        let mut resp = h.clone();
+        strip_hop_by_hop(&mut h, false, true);
+        assert_eq!(names(&h), ["host"]);
+        // A response keeps a header that happens to be named like the token.
+        strip_hop_by_hop(&mut resp, false, false);
+        assert_eq!(names(&resp), ["host", "x-hifi-preview-token"]);
+
+        // Only the token: removed from a request.
+        let mut h = map(&[("host", "a"), ("x-hifi-preview-token", "t")]);
+        strip_hop_by_hop(&mut h, false, true);
+        assert_eq!(names(&h), ["host"]);
+
+        // An upgrade keeps Upgrade and `Connection: upgrade`.
+        let mut h = map(&[
+            ("connection", "Upgrade, x-secret"),
+            ("upgrade", "websocket"),
+            ("x-secret", "1"),
+        ]);
+        strip_hop_by_hop(&mut h, true, true);
+        assert_eq!(names(&h), ["connection", "upgrade"]);
+        assert_eq!(h[header::CONNECTION], "upgrade");
+    }
 }

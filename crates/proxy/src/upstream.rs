@@ -102,8 +102,14 @@ struct Idle {
 /// The idle connections to one backend, one shard per worker thread so a
 /// connection is only used by the thread that drives it.
 pub(crate) struct Pool {
-    shards: Box<[Mutex<Vec<Idle>>]>,
+    shards: Box<[Shard]>,
 }
+
+/// One worker's idle connections, on its own cache lines so that workers
+/// never contend for one (false sharing).
+#[repr(align(128))]
+#[derive(Default)]
+struct Shard(Mutex<Vec<Idle>>);
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,7 +121,7 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     pub(crate) fn new(shards: usize) -> Self {
         Pool {
-            shards: (0..shards.max(1)).map(|_| Mutex::default()).collect(),
+            shards: (0..shards.max(1)).map(|_| Shard::default()).collect(),
         }
     }
 
@@ -128,7 +134,10 @@ impl Pool {
         // Every operation is a push, pop or retain: nothing to repair after
         // a panic. Only one thread uses a shard (apart from the sweep), so
         // the lock is uncontended.
-        self.shards[shard].lock().unwrap_or_else(|p| p.into_inner())
+        self.shards[shard]
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// The most recently used connection of `shard` that is ready for a
