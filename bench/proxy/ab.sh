@@ -6,7 +6,7 @@
 #   bash bench/proxy/ab.sh OLD/bench-proxy NEW/bench-proxy   # ROUNDS=5 DURATION=5s CONNS=64 WORKERS=2
 #
 # WORKERS_A / WORKERS_B override WORKERS for one side (same binary twice
-# compares worker counts).
+# compares worker counts); ARGS_A / ARGS_B add bench-proxy arguments.
 #
 # Prints one line per run and the median req/s and p99 of each side.
 set -euo pipefail
@@ -40,8 +40,9 @@ CONF
 nginx -c "$WORK/backend.conf"
 wait_port $BACK
 declare -A PID
-start() { # name bin port workers
-  "$2" --state-dir "$WORK/$1-state" --admin "$WORK/$1.sock" --workers "$4" &
+start() { # name bin port workers [args]
+  # shellcheck disable=SC2086
+  "$2" --state-dir "$WORK/$1-state" --admin "$WORK/$1.sock" --workers "$4" ${5:-} &
   PIDS+=($!)
   PID[$1]=$!
   for _ in $(seq 1 100); do [ -S "$WORK/$1.sock" ] && break; sleep 0.1; done
@@ -52,8 +53,8 @@ start() { # name bin port workers
   wrk -t1 -c"$CONNS" -d2s "http://127.0.0.1:$3/" >/dev/null 2>&1 # warm-up
 }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-start a "$A" $PA "$WORKERS_A"
-start b "$B" $PB "$WORKERS_B"
+start a "$A" $PA "$WORKERS_A" "${ARGS_A:-}"
+start b "$B" $PB "$WORKERS_B" "${ARGS_B:-}"
 for i in $(seq 1 "$ROUNDS"); do
   for side in a b; do
     port=$PA; [ $side = b ] && port=$PB

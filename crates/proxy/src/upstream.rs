@@ -127,7 +127,7 @@ impl Pool {
 
     /// This thread's shard.
     fn shard(&self) -> usize {
-        current_shard().min(self.shards.len() - 1)
+        current_shard() % self.shards.len()
     }
 
     fn lock(&self, shard: usize) -> MutexGuard<'_, Vec<Idle>> {

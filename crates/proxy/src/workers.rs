@@ -23,10 +23,23 @@ thread_local! {
     static WORKER: Cell<usize> = const { Cell::new(0) };
 }
 
-/// The pool shard of the current thread: its worker's index + 1, or 0 for
-/// threads that are not workers (the caller's runtime).
+/// Shard numbers given to threads that are not workers (the caller's
+/// runtime, when connections are served there), after the workers' own.
+static NEXT_OTHER: AtomicUsize = AtomicUsize::new(1 << 16);
+
+/// The pool shard of the current thread (callers take it modulo their shard
+/// count): its worker's index + 1, or a number of its own for other threads,
+/// so that on a multi-threaded caller runtime each thread also tends to
+/// reuse the connections it drives.
 pub(crate) fn current_shard() -> usize {
-    WORKER.with(Cell::get)
+    WORKER.with(|w| match w.get() {
+        0 => {
+            let n = NEXT_OTHER.fetch_add(1, Relaxed);
+            w.set(n);
+            n
+        }
+        n => n,
+    })
 }
 
 /// The worker threads; empty when connections are served on the caller's
@@ -69,10 +82,14 @@ impl Workers {
         })
     }
 
-    /// Number of pool shards needed: one per worker and one for the
-    /// caller's runtime.
+    /// Number of pool shards: one per worker and one for the caller's
+    /// runtime, or one per CPU when the caller's runtime serves connections.
     pub(crate) fn shards(&self) -> usize {
-        self.handles.len() + 1
+        if self.handles.is_empty() {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            self.handles.len() + 1
+        }
     }
 
     /// The runtime for the next client connection (round robin), or `None`
