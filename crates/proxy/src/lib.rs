@@ -117,7 +117,8 @@
 //!   pinning) and round-robin backend choice.
 //! - `proxy` — the request path: headers, forwarding, error answers, upgrades.
 //! - `body` — streamed request/response bodies and their drain hook.
-//! - `upstream` — the per-slot backend client, pool hygiene and retry.
+//! - `upstream` — backend connection pools (one shard per worker thread),
+//!   pool hygiene and retry.
 //! - `health` — active health checks.
 //! - `metrics` — per-slot counters, latency histogram, windowed statistics
 //!   and the Prometheus exposition.
