@@ -26,7 +26,7 @@ use crate::metrics::Class;
 use crate::router::host_without_port;
 use crate::runtime::{EnvCell, SlotRuntime};
 use crate::tracking::{InflightGuard, UpgradedGuard};
-use crate::upstream::{Failure, RetryTemplate};
+use crate::upstream::{Failure, Lease, RetryTemplate};
 use crate::workers::Workers;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -223,9 +223,8 @@ pub(crate) async fn handle(conn: &ConnCtx, mut req: Request<Incoming>) -> Respon
             let lease = match client_upgrade {
                 Some(client) if status == StatusCode::SWITCHING_PROTOCOLS => {
                     let upstream = hyper::upgrade::on(&mut resp);
-                    spawn_tunnel(client, upstream, &slot, ctx.shared.shutdown.clone());
                     // The connection now carries the tunnel: never pooled.
-                    lease.discard();
+                    spawn_tunnel(client, upstream, lease, &slot, ctx.shared.shutdown.clone());
                     None
                 }
                 _ => {
@@ -404,6 +403,7 @@ fn prepare_headers(
 fn spawn_tunnel(
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
+    lease: Lease,
     slot: &SlotRuntime,
     shutdown: CancellationToken,
 ) {
@@ -416,7 +416,11 @@ fn spawn_tunnel(
     );
     tokio::spawn(async move {
         let _guard = guard;
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
+        let joined = tokio::try_join!(client, upstream);
+        // The backend connection's sender is held until the upgrade is
+        // done, then dropped without going back to the pool.
+        lease.discard();
+        let (client, upstream) = match joined {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::debug!(%env, %service, slot = %name, error = %e, "upgrade did not complete");
