@@ -2,28 +2,37 @@
 # Benchmark of hifi's proxy against nginx and HAProxy, all on loopback.
 # A benchmark, never a test: numbers depend on the machine.
 #
-#   bash bench/proxy/run.sh            # DURATION=10s HIFI_WORKERS=2 SWITCHES=100 by default
+#   bash bench/proxy/run.sh            # DURATION=10s ROUNDS=3 HIFI_WORKERS=2 SWITCHES=100 by default
 #
 # Same backend for everyone (nginx `return 200` on 127.0.0.1:19101 "blue" and
 # :19102 "green"), same client (wrk -t1 -c64 --latency). Measures:
 #   1. throughput and latency: direct, through hifi, nginx (2 workers, upstream
-#      keepalive) and HAProxy (2 threads, http-reuse always);
+#      keepalive) and HAProxy (2 threads, http-reuse always), ROUNDS rounds
+#      taking turns (so every path sees the same background load), medians
+#      reported, with the proxy's own CPU time per request (user + system, all
+#      its processes/threads; the least noisy figure on a shared machine);
 #   2. switch under load (bench-switch, 4 keep-alive clients, SWITCHES flips):
 #      time until keep-alive clients see the new slot and failed requests, for
 #      hifi (admin table update), nginx (config rewrite + reload) and HAProxy
 #      (runtime API over its unix socket);
 #   3. hifi's resident memory at 256 connections (wrk -c256).
+# BASELINE=path/to/older/bench-proxy adds a "hifi-before" row: that binary,
+# same options, measured in the same rounds (before/after from one run).
 # Prints a table and writes it, with the command, into bench/RESULTS.md ("## Proxy").
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 DURATION=${DURATION:-10s}
-# Two tokio workers, like nginx's 2 workers and HAProxy's 2 threads. On this
-# 2-core machine (shared with wrk and the backend) 1 and 2 workers measured
-# within noise of each other (20-29k req/s either way, depending on load).
+# Two hifi worker threads (ProxyOptions::workers), like nginx's 2 workers and
+# HAProxy's 2 threads; accepting, admin and health checks run on one more
+# runtime thread. On this 2-core machine 2 workers beat 1 (paired runs:
+# ~38k vs ~33k req/s).
 HIFI_WORKERS=${HIFI_WORKERS:-2}
+ROUNDS=${ROUNDS:-3}
 SWITCHES=${SWITCHES:-100}
 BLUE=19101 GREEN=19102 HIFI=18080 HIFI_INTERNAL=18090 NGINX=18081 HAPROXY=18082
+BEFORE=18083 BEFORE_INTERNAL=18093
+BASELINE=${BASELINE:-}
 
 need=()
 for tool in nginx haproxy wrk; do command -v "$tool" >/dev/null || need+=("$tool"); done
@@ -130,25 +139,75 @@ table blue $BLUE >"$WORK/table-blue.json"
 table green $GREEN >"$WORK/table-green.json"
 curl -fsS --unix-socket "$WORK/hifi.sock" -X PUT --data-binary @"$WORK/table-blue.json" http://hifi/tables/bench >/dev/null
 wait_port $HIFI
+PATHS=("direct:$BLUE" "hifi:$HIFI" "nginx:$NGINX" "haproxy:$HAPROXY")
+BEFORE_PID=
+if [ -n "$BASELINE" ]; then
+  "$BASELINE" --state-dir "$WORK/before-state" --admin "$WORK/before.sock" --workers "$HIFI_WORKERS" &
+  BEFORE_PID=$!
+  PIDS+=("$BEFORE_PID")
+  for _ in $(seq 1 100); do [ -S "$WORK/before.sock" ] && break; sleep 0.1; done
+  printf '{"env":"bench","listen":"127.0.0.1:%s","services":[{"name":"app","route":"/","internal_listen":"127.0.0.1:%s","active":{"slot":"blue","backends":["127.0.0.1:%s"]}}]}' \
+    "$BEFORE" "$BEFORE_INTERNAL" "$BLUE" >"$WORK/table-before.json"
+  curl -fsS --unix-socket "$WORK/before.sock" -X PUT --data-binary @"$WORK/table-before.json" http://hifi/tables/bench >/dev/null
+  wait_port $BEFORE
+  PATHS=("direct:$BLUE" "hifi-before:$BEFORE" "hifi:$HIFI" "nginx:$NGINX" "haproxy:$HAPROXY")
+fi
 
 # ---- 1. throughput ----------------------------------------------------------------
-run_wrk() { # name port connections
-  wrk -t1 -c"$3" -d"$DURATION" --latency "http://127.0.0.1:$2/" >"$WORK/wrk-$1.txt" 2>&1
+run_wrk() { # name port connections [round]
+  wrk -t1 -c"$3" -d"$DURATION" --latency "http://127.0.0.1:$2/" >"$WORK/wrk-$1${4:+-$4}.txt" 2>&1
 }
-field() { # name: req/s p50 p99 errors
-  local f="$WORK/wrk-$1.txt"
-  local rps p50 p99 errs non2xx
+to_ms() { # wrk duration (850.00us, 1.20ms, 1.01s) -> ms
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) ; else if (v ~ /s$/) n *= 1000; printf "%.2f", n }'
+}
+median() { sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "?"; else print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
+ticks() { # CPU ticks (user + system) of processes and their children
+  local t=0 p q
+  for p in "$@"; do
+    for q in "$p" $(pgrep -P "$p"); do
+      t=$((t + $(awk '{print $14 + $15}' "/proc/$q/stat" 2>/dev/null || echo 0)))
+    done
+  done
+  echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+one() { # file: req/s p50(ms) p99(ms) errors
+  local f=$1 rps p50 p99 errs non2xx
   rps=$(awk '/^Requests\/sec/ {print $2}' "$f")
   p50=$(awk '$1=="50%" {print $2}' "$f")
   p99=$(awk '$1=="99%" {print $2}' "$f")
   errs=$(awk '/Socket errors/ {gsub(",",""); print $4+$6+$8+$10}' "$f")
   non2xx=$(awk '/Non-2xx/ {print $5}' "$f")
-  echo "${rps:-?} ${p50:-?} ${p99:-?} $(( ${errs:-0} + ${non2xx:-0} ))"
+  echo "${rps:-0} $(to_ms "${p50:-0}") $(to_ms "${p99:-0}") $(( ${errs:-0} + ${non2xx:-0} ))"
 }
-for target in "direct:$BLUE" "hifi:$HIFI" "nginx:$NGINX" "haproxy:$HAPROXY"; do
-  name=${target%%:*} port=${target##*:}
-  wrk -t1 -c64 -d2s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm-up
-  run_wrk "$name" "$port" 64
+field() { # name: median req/s, p50, p99 over the rounds, total errors, median CPU us/request
+  local n=$1 r
+  for r in $(seq 1 "$ROUNDS"); do one "$WORK/wrk-$n-$r.txt"; done >"$WORK/$n.rounds"
+  echo "$(awk '{print $1}' "$WORK/$n.rounds" | median) $(awk '{print $2}' "$WORK/$n.rounds" | median)ms" \
+    "$(awk '{print $3}' "$WORK/$n.rounds" | median)ms $(awk '{s+=$4} END {print s}' "$WORK/$n.rounds")" \
+    "$( [ -s "$WORK/$n.cpu" ] && median <"$WORK/$n.cpu" || echo -)"
+}
+pids_of() { # name -> the proxy's process ids
+  case $1 in
+    hifi) echo "$HIFI_PID" ;;
+    hifi-before) echo "$BEFORE_PID" ;;
+    nginx) cat "$WORK/nginx-proxy.pid" ;;
+    haproxy) cat "$WORK/haproxy.pid" ;;
+    *) ;;
+  esac
+}
+for r in $(seq 1 "$ROUNDS"); do
+  for target in "${PATHS[@]}"; do
+    name=${target%%:*} port=${target##*:}
+    [ "$r" = 1 ] && wrk -t1 -c64 -d2s "http://127.0.0.1:$port/" >/dev/null 2>&1 # warm-up
+    pids=$(pids_of "$name")
+    t0=$( [ -n "$pids" ] && ticks $pids || echo 0)
+    run_wrk "$name" "$port" 64 "$r"
+    t1=$( [ -n "$pids" ] && ticks $pids || echo 0)
+    reqs=$(awk '/requests in/ {print $1}' "$WORK/wrk-$name-$r.txt")
+    [ -n "$pids" ] && awk -v t="$((t1 - t0))" -v hz="$HZ" -v n="${reqs:-1}" 'BEGIN {printf "%.1f\n", t / hz * 1e6 / n}' >>"$WORK/$name.cpu"
+    echo "round $r $name: $(one "$WORK/wrk-$name-$r.txt")" >&2
+  done
 done
 
 # ---- 2. switch under load -----------------------------------------------------------
@@ -173,18 +232,21 @@ wait "$WRK256"
 RSS_HWM=$(rss VmHWM)
 
 # ---- report -------------------------------------------------------------------------------
-CMD="bash bench/proxy/run.sh   # DURATION=$DURATION HIFI_WORKERS=$HIFI_WORKERS SWITCHES=$SWITCHES"
+CMD="bash bench/proxy/run.sh   # DURATION=$DURATION ROUNDS=$ROUNDS HIFI_WORKERS=$HIFI_WORKERS SWITCHES=$SWITCHES${BASELINE:+ BASELINE=<bench-proxy of the commit before the change>}"
 {
   echo "## Proxy"
   echo
   echo "Command: \`$CMD\` on $(nproc) cores ($(uname -r)), $(date -u +%Y-%m-%d)."
   echo "Backend: nginx \`return 200\` on loopback; client: \`wrk -t1 -c64 -d$DURATION --latency\` (everything shares the same cores)."
+  echo "$ROUNDS rounds, the paths taking turns in each; medians over the rounds (errors: total). CPU/req: the proxy's user + system CPU time per request."
   echo
-  echo "| path | req/s | p50 | p99 | errors |"
-  echo "|---|---:|---:|---:|---:|"
-  for n in direct hifi nginx haproxy; do
-    read -r rps p50 p99 errs <<<"$(field "$n")"
-    echo "| $n | $rps | $p50 | $p99 | $errs |"
+  echo "| path | req/s | p50 | p99 | errors | CPU/req |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  for target in "${PATHS[@]}"; do
+    n=${target%%:*}
+    read -r rps p50 p99 errs cpu <<<"$(field "$n")"
+    [ "$cpu" = - ] || cpu="$cpu us"
+    echo "| $n | $rps | $p50 | $p99 | $errs | $cpu |"
   done
   echo
   echo "Switch under load: $SWITCHES switches, 4 keep-alive clients; visible = from issuing the switch until the clients' responses come from the new slot (first client / all clients), p50 and max; failed = requests that got an error or non-2xx."

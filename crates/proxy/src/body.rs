@@ -20,6 +20,7 @@ use hyper::body::Incoming;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use crate::tracking::InflightGuard;
+use crate::upstream::Lease;
 
 /// Boxed error type of the proxy's bodies.
 pub(crate) type BoxError = Box<dyn StdError + Send + Sync>;
@@ -75,6 +76,8 @@ pub(crate) struct UpstreamBody {
     inner: Incoming,
     guard: InflightGuard,
     drain: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
+    /// The backend connection, back to its pool when this body is dropped.
+    _lease: Option<Lease>,
 }
 
 /// The error a drained streaming body ends with.
@@ -89,11 +92,12 @@ impl ProxyBody {
     }
 
     /// A backend's body counted as in flight until it ends.
-    pub(crate) fn upstream(inner: Incoming, guard: InflightGuard) -> Self {
+    pub(crate) fn upstream(inner: Incoming, guard: InflightGuard, lease: Option<Lease>) -> Self {
         ProxyBody::Upstream(UpstreamBody {
             inner,
             guard,
             drain: None,
+            _lease: lease,
         })
     }
 }

@@ -407,6 +407,25 @@ impl Control {
     }
 
     /// Once a second: clear the next seconds of every metrics ring.
+    /// Close backend connections idle for longer than the pool idle timeout
+    /// (PRIOR-ART pitfall 1); called once a second.
+    pub(crate) async fn sweep_pools(&self) {
+        let tables: Vec<_> = {
+            let envs = self.envs.lock().await;
+            envs.values()
+                .filter_map(|e| e.cell.table.load_full())
+                .collect()
+        };
+        let now = std::time::Instant::now();
+        for t in &tables {
+            for (_, slot, _) in t.slots() {
+                for b in &slot.backends {
+                    b.pool.sweep(now, self.upstream.pool_idle_timeout);
+                }
+            }
+        }
+    }
+
     pub(crate) fn tick(&self) {
         let now = unix_now().as_secs();
         for s in self.slots.all() {

@@ -117,13 +117,16 @@
 //!   pinning) and round-robin backend choice.
 //! - `proxy` — the request path: headers, forwarding, error answers, upgrades.
 //! - `body` — streamed request/response bodies and their drain hook.
-//! - `upstream` — the per-slot backend client, pool hygiene and retry.
+//! - `upstream` — backend connection pools (one shard per worker thread),
+//!   pool hygiene and retry.
 //! - `health` — active health checks.
 //! - `metrics` — per-slot counters, latency histogram, windowed statistics
 //!   and the Prometheus exposition.
 //! - `tracking` — in-flight requests, upgraded connections and drain tokens
 //!   per slot.
 //! - `listener` — public/internal listeners and client connections.
+//! - `workers` — the threads that serve client connections, each with its
+//!   own runtime and backend pool shards.
 //! - `control` — applying tables, opening/closing listeners, admin queries.
 //! - `persist` — durable, atomic storage of the tables.
 //! - `admin` — the admin HTTP server on the unix socket.
@@ -148,6 +151,7 @@ mod runtime;
 pub mod table;
 mod tracking;
 mod upstream;
+mod workers;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -171,6 +175,7 @@ use crate::control::Control;
 use crate::health::HealthConfig;
 use crate::proxy::RequestShared;
 use crate::upstream::UpstreamConfig;
+use crate::workers::Workers;
 
 /// Address of the admin interface: a unix socket path (never TCP, so routing
 /// can only be changed by local processes that may open the file).
@@ -218,6 +223,11 @@ pub struct ProxyOptions {
     /// On shutdown, time given to in-flight requests before [`serve`] returns
     /// (default 10 s).
     pub shutdown_grace: Duration,
+    /// Threads serving client connections, each running its own
+    /// current-thread runtime with its own backend connections, so a request
+    /// never crosses threads (default: the number of CPUs). 0 serves
+    /// connections on the caller's runtime instead.
+    pub workers: usize,
 }
 
 impl ProxyOptions {
@@ -233,6 +243,7 @@ impl ProxyOptions {
             connect_timeout: Duration::from_secs(2),
             pool_idle_timeout: Duration::from_secs(4),
             shutdown_grace: Duration::from_secs(10),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -282,8 +293,9 @@ async fn bind_admin(path: &Path) -> Result<UnixListener> {
 /// stop accepting, in-flight requests get `shutdown_grace` to finish, and the
 /// admin socket file is removed.
 ///
-/// Runs on the caller's tokio runtime (multi-threaded recommended; the
-/// number of worker threads is the caller's choice).
+/// Accepting, the admin socket and health checks run on the caller's tokio
+/// runtime; client connections are served by `opts.workers` threads of the
+/// proxy's own (or on the caller's runtime when that is 0).
 pub async fn serve(opts: ProxyOptions, shutdown: impl Future<Output = ()>) -> Result<()> {
     let tables_dir = persist::tables_dir(&opts.state_dir);
     std::fs::create_dir_all(&tables_dir).map_err(|source| Error::Io {
@@ -294,21 +306,28 @@ pub async fn serve(opts: ProxyOptions, shutdown: impl Future<Output = ()>) -> Re
     let admin_path = opts.admin.path().to_path_buf();
     let admin_listener = bind_admin(&admin_path).await?;
 
+    let workers = Workers::start(opts.workers).map_err(|source| Error::Io {
+        action: "start worker threads",
+        path: PathBuf::new(),
+        source,
+    })?;
     let token = CancellationToken::new();
     let tracker = TaskTracker::new();
+    let upstream = UpstreamConfig {
+        connect_timeout: opts.connect_timeout,
+        pool_idle_timeout: opts.pool_idle_timeout,
+        shards: workers.shards(),
+    };
     let shared = Arc::new(RequestShared {
         upstream_timeout: opts.upstream_timeout,
         ids: IdGen::new(),
         shutdown: token.clone(),
+        workers,
     });
-    let upstream = UpstreamConfig {
-        connect_timeout: opts.connect_timeout,
-        pool_idle_timeout: opts.pool_idle_timeout,
-    };
     let control = Arc::new(Control::new(
         tables_dir.clone(),
         upstream,
-        shared,
+        shared.clone(),
         tracker.clone(),
     ));
 
@@ -329,6 +348,7 @@ pub async fn serve(opts: ProxyOptions, shutdown: impl Future<Output = ()>) -> Re
     .await;
     if let Err(e) = result {
         token.cancel();
+        shared.workers.shutdown().await;
         let _ = std::fs::remove_file(&admin_path);
         return Err(e);
     }
@@ -350,7 +370,10 @@ pub async fn serve(opts: ProxyOptions, shutdown: impl Future<Output = ()>) -> Re
             loop {
                 tokio::select! {
                     _ = token.cancelled() => return,
-                    _ = tick.tick() => control.tick(),
+                    _ = tick.tick() => {
+                        control.tick();
+                        control.sweep_pools().await;
+                    }
                 }
             }
         });
@@ -373,6 +396,7 @@ pub async fn serve(opts: ProxyOptions, shutdown: impl Future<Output = ()>) -> Re
             "connections still open after the shutdown grace period; closing them"
         );
     }
+    shared.workers.shutdown().await;
     let _ = std::fs::remove_file(&admin_path);
     Ok(())
 }

@@ -6,7 +6,8 @@
 //! request, so a table update that keeps an address never closes its
 //! listener. Closing a listener (its address left the table, or the proxy
 //! shuts down) stops accepting and asks each of its connections to finish
-//! the request in progress and close.
+//! the request in progress and close. Accepted connections are handed to
+//! the worker threads in turn (`workers`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -83,28 +84,58 @@ pub(crate) fn start(
             let conn = Arc::new(ConnCtx::new(ctx.clone(), peer));
             let builder = builder.clone();
             let stop = stop.clone();
-            conn_tracker.spawn(async move {
-                let svc = service_fn(move |req| {
-                    let conn = conn.clone();
-                    async move { Ok::<_, Infallible>(proxy::handle(&conn, req).await) }
-                });
-                let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                tokio::pin!(served);
-                let result = tokio::select! {
-                    r = served.as_mut() => r,
-                    _ = stop.cancelled() => {
-                        served.as_mut().graceful_shutdown();
-                        served.await
+            match ctx.shared.workers.pick() {
+                // Hand the socket to a worker: it is registered with that
+                // worker's reactor and served there for its whole life.
+                Some(worker) => match stream.into_std() {
+                    Ok(std) => {
+                        worker.spawn(conn_tracker.track_future(async move {
+                            match TcpStream::from_std(std) {
+                                Ok(stream) => serve_conn(stream, peer, conn, &builder, stop).await,
+                                Err(e) => {
+                                    tracing::warn!(%peer, error = %e, "cannot hand a connection to a worker");
+                                }
+                            }
+                        }));
                     }
-                };
-                if let Err(e) = result {
-                    // Malformed requests and clients going away end here;
-                    // hyper has already answered 400 where it could.
-                    tracing::debug!(%peer, error = %e, "client connection ended with an error");
+                    Err(e) => tracing::warn!(%peer, error = %e, "cannot hand a connection to a worker"),
+                },
+                None => {
+                    conn_tracker.spawn(async move {
+                        serve_conn(stream, peer, conn, &builder, stop).await;
+                    });
                 }
-            });
+            }
         }
         tracing::debug!(addr = %ctx.addr, "listener closed");
     });
     handle
+}
+
+/// Serve one client connection until it ends or `stop` asks it to finish.
+async fn serve_conn(
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn: Arc<ConnCtx>,
+    builder: &auto::Builder<TokioExecutor>,
+    stop: CancellationToken,
+) {
+    let svc = service_fn(move |req| {
+        let conn = conn.clone();
+        async move { Ok::<_, Infallible>(proxy::handle(&conn, req).await) }
+    });
+    let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+    tokio::pin!(served);
+    let result = tokio::select! {
+        r = served.as_mut() => r,
+        _ = stop.cancelled() => {
+            served.as_mut().graceful_shutdown();
+            served.await
+        }
+    };
+    if let Err(e) = result {
+        // Malformed requests and clients going away end here; hyper has
+        // already answered 400 where it could.
+        tracing::debug!(%peer, error = %e, "client connection ended with an error");
+    }
 }

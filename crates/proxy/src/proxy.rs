@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderName, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderMap, Request, Response, StatusCode, Uri, Version};
 use hyper::body::{Body as _, Incoming};
 use hyper_util::rt::TokioIo;
@@ -26,7 +26,8 @@ use crate::metrics::Class;
 use crate::router::host_without_port;
 use crate::runtime::{EnvCell, SlotRuntime};
 use crate::tracking::{InflightGuard, UpgradedGuard};
-use crate::upstream::{Failure, RetryTemplate};
+use crate::upstream::{Failure, Lease, RetryTemplate};
+use crate::workers::Workers;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -51,6 +52,7 @@ pub(crate) struct RequestShared {
     pub(crate) upstream_timeout: Duration,
     pub(crate) ids: IdGen,
     pub(crate) shutdown: CancellationToken,
+    pub(crate) workers: Workers,
 }
 
 /// One client connection.
@@ -179,24 +181,16 @@ pub(crate) async fn handle(conn: &ConnCtx, mut req: Request<Incoming>) -> Respon
         client_upgrade.is_some(),
         parts.uri.authority(),
     );
-    let path = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
-    let mut uri = http::uri::Parts::default();
-    uri.scheme = Some(Scheme::HTTP);
-    uri.authority = Some(backend.authority.clone());
-    uri.path_and_query = Some(path);
-    parts.uri = match Uri::from_parts(uri) {
-        Ok(u) => u,
-        Err(e) => {
-            return plain(
-                StatusCode::BAD_REQUEST,
-                format!("hifi: bad request URI: {e}"),
-            );
-        }
-    };
+    // Backends get the origin form (`/path?query`): an HTTP/1.1 client
+    // request already has it; h2c and absolute-form requests are rewritten.
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path);
+    }
     parts.version = Version::HTTP_11;
     let body = if body.is_end_stream() {
         ReqBody::Empty
@@ -212,27 +206,38 @@ pub(crate) async fn handle(conn: &ConnCtx, mut req: Request<Incoming>) -> Respon
 
     match slot
         .upstream
-        .send(up_req, retry, ctx.shared.upstream_timeout)
+        .send(
+            backend.addr,
+            &backend.pool,
+            up_req,
+            retry,
+            ctx.shared.upstream_timeout,
+        )
         .await
     {
-        Ok(mut resp) => {
+        Ok((mut resp, lease)) => {
             let status = resp.status();
             slot.state
                 .metrics
                 .finished(Class::of(status.as_u16()), start.elapsed());
-            match client_upgrade {
+            let lease = match client_upgrade {
                 Some(client) if status == StatusCode::SWITCHING_PROTOCOLS => {
                     let upstream = hyper::upgrade::on(&mut resp);
-                    spawn_tunnel(client, upstream, &slot, ctx.shared.shutdown.clone());
+                    // The connection now carries the tunnel: never pooled.
+                    spawn_tunnel(client, upstream, lease, &slot, ctx.shared.shutdown.clone());
+                    None
                 }
-                _ => strip_hop_by_hop(resp.headers_mut(), false),
-            }
+                _ => {
+                    strip_hop_by_hop(resp.headers_mut(), false, false);
+                    Some(lease)
+                }
+            };
             let headers = resp.headers_mut();
             headers.insert(X_HIFI_SLOT.clone(), slot.header.clone());
             if let Some(c) = set_cookie {
                 headers.append(header::SET_COOKIE, c);
             }
-            resp.map(|b| ProxyBody::upstream(b, guard))
+            resp.map(|b| ProxyBody::upstream(b, guard, lease))
         }
         Err(failure) => {
             slot.state
@@ -284,10 +289,51 @@ fn is_upgrade<B>(req: &Request<B>) -> bool {
             })
 }
 
+/// Hop-by-hop headers (RFC 9110 §7.6.1) present in a header map, found in
+/// one pass over its names (most requests carry none, so the removals and
+/// their hash lookups are skipped).
+const HOP_CONNECTION: u16 = 1;
+const HOP_UPGRADE: u16 = 1 << 1;
+const HOP_PREVIEW_TOKEN: u16 = 1 << 2;
+const HOP_OTHER: u16 = 1 << 3;
+
+fn hop_by_hop_present(headers: &HeaderMap) -> u16 {
+    let mut found = 0;
+    for name in headers.keys() {
+        found |= if name == header::CONNECTION {
+            HOP_CONNECTION
+        } else if name == header::UPGRADE {
+            HOP_UPGRADE
+        } else if name == header::TE
+            || name == header::TRAILER
+            || name == header::TRANSFER_ENCODING
+            || name == header::PROXY_AUTHENTICATE
+            || name == header::PROXY_AUTHORIZATION
+            || name == KEEP_ALIVE
+            || name == PROXY_CONNECTION
+        {
+            HOP_OTHER
+        } else if name == X_HIFI_PREVIEW_TOKEN {
+            HOP_PREVIEW_TOKEN
+        } else {
+            0
+        };
+    }
+    found
+}
+
 /// Remove the headers that only concern one hop (RFC 9110 §7.6.1), including
 /// those the `Connection` header names. With `keep_upgrade`, the
-/// `Upgrade`/`Connection: upgrade` pair is kept for the backend.
-fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+/// `Upgrade`/`Connection: upgrade` pair is kept for the backend. With
+/// `request`, the preview token is removed too.
+fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, request: bool) {
+    let present = hop_by_hop_present(headers);
+    if request && present & HOP_PREVIEW_TOKEN != 0 {
+        headers.remove(&X_HIFI_PREVIEW_TOKEN);
+    }
+    if !keep_upgrade && present & !HOP_PREVIEW_TOKEN == 0 {
+        return;
+    }
     if let Some(conn) = headers.remove(header::CONNECTION)
         && let Ok(listed) = conn.to_str()
     {
@@ -299,16 +345,18 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
             }
         }
     }
-    headers.remove(&KEEP_ALIVE);
-    headers.remove(&PROXY_CONNECTION);
-    headers.remove(header::TE);
-    headers.remove(header::TRAILER);
-    headers.remove(header::TRANSFER_ENCODING);
-    headers.remove(header::PROXY_AUTHENTICATE);
-    headers.remove(header::PROXY_AUTHORIZATION);
+    if present & HOP_OTHER != 0 {
+        headers.remove(&KEEP_ALIVE);
+        headers.remove(&PROXY_CONNECTION);
+        headers.remove(header::TE);
+        headers.remove(header::TRAILER);
+        headers.remove(header::TRANSFER_ENCODING);
+        headers.remove(header::PROXY_AUTHENTICATE);
+        headers.remove(header::PROXY_AUTHORIZATION);
+    }
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
+    } else if present & HOP_UPGRADE != 0 {
         headers.remove(header::UPGRADE);
     }
 }
@@ -320,8 +368,7 @@ fn prepare_headers(
     upgrade: bool,
     authority: Option<&http::uri::Authority>,
 ) {
-    strip_hop_by_hop(headers, upgrade);
-    headers.remove(&X_HIFI_PREVIEW_TOKEN);
+    strip_hop_by_hop(headers, upgrade, true);
     headers.insert(X_HIFI_SLOT.clone(), slot.header.clone());
     let host = match headers.get(header::HOST) {
         Some(h) => Some(h.clone()),
@@ -356,6 +403,7 @@ fn prepare_headers(
 fn spawn_tunnel(
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
+    lease: Lease,
     slot: &SlotRuntime,
     shutdown: CancellationToken,
 ) {
@@ -368,7 +416,11 @@ fn spawn_tunnel(
     );
     tokio::spawn(async move {
         let _guard = guard;
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
+        let joined = tokio::try_join!(client, upstream);
+        // The backend connection's sender is held until the upgrade is
+        // done, then dropped without going back to the pool.
+        lease.discard();
+        let (client, upstream) = match joined {
             Ok(pair) => pair,
             Err(e) => {
                 tracing::debug!(%env, %service, slot = %name, error = %e, "upgrade did not complete");
@@ -389,4 +441,63 @@ fn spawn_tunnel(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        let mut v: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        v.sort_unstable();
+        v
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_stripped() {
+        // Nothing hop-by-hop: untouched.
+        let mut h = map(&[("host", "a"), ("accept", "*/*")]);
+        strip_hop_by_hop(&mut h, false, true);
+        assert_eq!(names(&h), ["accept", "host"]);
+
+        let mut h = map(&[
+            ("host", "a"),
+            ("connection", "keep-alive, x-secret"),
+            ("keep-alive", "timeout=5"),
+            ("x-secret", "1"),
+            ("te", "trailers"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "x"),
+            ("x-hifi-preview-token", "t"),
+        ]);
+        let mut resp = h.clone();
+        strip_hop_by_hop(&mut h, false, true);
+        assert_eq!(names(&h), ["host"]);
+        // A response keeps a header that happens to be named like the token.
+        strip_hop_by_hop(&mut resp, false, false);
+        assert_eq!(names(&resp), ["host", "x-hifi-preview-token"]);
+
+        // Only the token: removed from a request.
+        let mut h = map(&[("host", "a"), ("x-hifi-preview-token", "t")]);
+        strip_hop_by_hop(&mut h, false, true);
+        assert_eq!(names(&h), ["host"]);
+
+        // An upgrade keeps Upgrade and `Connection: upgrade`.
+        let mut h = map(&[
+            ("connection", "Upgrade, x-secret"),
+            ("upgrade", "websocket"),
+            ("x-secret", "1"),
+        ]);
+        strip_hop_by_hop(&mut h, true, true);
+        assert_eq!(names(&h), ["connection", "upgrade"]);
+        assert_eq!(h[header::CONNECTION], "upgrade");
+    }
 }

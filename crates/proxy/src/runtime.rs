@@ -14,13 +14,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use arc_swap::ArcSwapOption;
 use http::HeaderValue;
-use http::uri::Authority;
 
 use crate::health::{BackendHealth, HealthRegistry};
 use crate::router::Router;
 use crate::table::{UserKey, ValidSlot, ValidTable};
 use crate::tracking::{SlotRegistry, SlotState};
-use crate::upstream::{Upstream, UpstreamConfig};
+use crate::upstream::{Pool, Upstream, UpstreamConfig};
 
 /// The live table of one environment, shared by its listeners.
 #[derive(Debug)]
@@ -118,8 +117,9 @@ pub(crate) struct SlotRuntime {
 #[derive(Debug)]
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
-    pub(crate) authority: Authority,
     pub(crate) health: Arc<BackendHealth>,
+    /// Idle connections to this backend, dropped with the slot.
+    pub(crate) pool: Arc<Pool>,
 }
 
 impl SlotRuntime {
@@ -179,10 +179,8 @@ impl Compiler<'_> {
                         .iter()
                         .map(|a| Backend {
                             addr: *a,
-                            // An IP:PORT is always a valid authority.
-                            authority: Authority::try_from(a.to_string().as_str())
-                                .unwrap_or_else(|_| Authority::from_static("invalid")),
                             health: self.health.get_or_create(*a, &s.health),
+                            pool: Arc::new(Pool::new(self.upstream.shards)),
                         })
                         .collect(),
                     health_path: s.health.clone(),

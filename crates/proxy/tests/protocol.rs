@@ -31,6 +31,28 @@ async fn h2c_clients_are_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_can_be_served_on_the_callers_runtime() {
+    // workers = 0: no proxy threads of its own; keep-alive reuse, h2c and
+    // the pooled backend connections work the same.
+    let proxy = TestProxy::start_with(|o| o.workers = 0).await;
+    let blue = Backend::start("blue").await;
+    let port = free_port();
+    proxy
+        .put(&table(
+            "prod",
+            port,
+            vec![service("catalog", "/", free_port(), slot("blue", &[&blue]))],
+        ))
+        .await;
+    let mut conn = Conn::open(port).await;
+    for _ in 0..3 {
+        let r = conn.get("/").await;
+        assert_eq!((r.status, r.backend()), (200, "blue"));
+    }
+    assert_eq!(get_h2(port, "/x").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_requests_are_refused_and_the_proxy_carries_on() {
     let (_proxy, blue, port) = one_backend().await;
     let answer = |bad: &'static [u8]| async move {
