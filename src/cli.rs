@@ -156,6 +156,11 @@ pub struct ProxyArgs {
     /// The admin unix socket (default: .hifi/proxy.sock).
     #[arg(long, value_name = "PATH")]
     pub admin: Option<PathBuf>,
+    /// Threads serving client connections, each with its own runtime and
+    /// upstream pools (default: one per CPU); 0 serves them on one shared
+    /// work-stealing runtime instead.
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -333,8 +333,21 @@ pub fn proxy(dir: &Path, args: ProxyArgs) -> Result {
         .admin
         .unwrap_or_else(|| dir.join(STATE_DIR).join("proxy.sock"));
     std::fs::create_dir_all(&state_dir)?;
-    let options = hifi_proxy::ProxyOptions::new(state_dir, hifi_proxy::AdminAddr::unix(admin));
-    runtime()?
+    let mut options = hifi_proxy::ProxyOptions::new(state_dir, hifi_proxy::AdminAddr::unix(admin));
+    if let Some(workers) = args.workers {
+        options.workers = workers;
+    }
+    // With worker threads serving the connections, this runtime only
+    // accepts, answers the admin socket and runs health checks.
+    let runtime = if options.workers > 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Failure::refused(format!("cannot start the async runtime: {e}")))?
+    } else {
+        runtime()?
+    };
+    runtime
         .block_on(hifi_proxy::serve(options, terminated()))
         .map_err(|e| Failure::refused(format!("the proxy stopped: {e}")))
 }
