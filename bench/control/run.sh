@@ -57,7 +57,7 @@ done
 
 # prod's first release goes in before timing: a first deployment has no
 # old release to switch from.
-"$hifi" deploy prep --release "$r2" --wait >/dev/null 2>&1
+# (prep runs r2 now: the last one deployed above.)
 "$hifi" promote prep prod --wait >/dev/null 2>&1
 
 echo "Promotion: 5 services, blue-green prod, $RUNS promotions (each starts 5 python3 processes)"
@@ -66,7 +66,7 @@ fails=0
 for i in $(seq 1 "$RUNS"); do
   if [ $((i % 2)) = 1 ]; then r=$r1; v=v1; else r=$r2; v=v2; fi
   "$hifi" deploy prep --release "$r" --wait >/dev/null 2>&1 || true
-  out=$(python3 "$here/switch_time.py" "http://127.0.0.1:$prod_port/" "$v" -- "$hifi" promote prep prod --wait)
+  out=$(python3 "$here/switch_time.py" "http://127.0.0.1:$prod_port/" "$v" -- "$hifi" promote prep prod --wait) || { "$hifi" history prod | head -20; "$hifi" status; exit 1; }
   times+=("${out% *}"); fails=$((fails + ${out#* }))
   echo "  run $i: release $v visible after ${out% *} ms (failed requests: ${out#* })"
 done
@@ -102,7 +102,9 @@ path, table, runs, rounds, duration = sys.argv[1:]
 section = (f"## Control plane\n\n`bash bench/control/run.sh --record` — {runs} promotions of a 5-service "
            f"environment (python3 services, blue-green prod), timed from the command until a keep-alive client "
            f"sees the new release; then wrk -t1 -c16 -d{duration} through the proxy with the control plane idle "
-           f"and killed, {rounds} rounds each, medians ({datetime.date.today()}, 2 cores).\n\n{table}\n")
+           f"and killed, {rounds} rounds each, medians ({datetime.date.today()}, 2 cores). An idle control "
+           f"plane only reads its store and probes each instance once a second, so the two data-path rows "
+           f"should differ by no more than run-to-run noise.\n\n{table}\n")
 text = open(path).read() if __import__("os").path.exists(path) else "# Benchmark results\n"
 if "## Control plane\n" in text:
     text = re.sub(r"## Control plane\n.*?(?=\n## |\Z)", section.rstrip("\n") + "\n", text, flags=re.S)

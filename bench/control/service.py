@@ -20,6 +20,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-server = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
+class Server(http.server.ThreadingHTTPServer):
+    # The default backlog of 5 drops SYNs under load (a 1 s retransmit),
+    # which would be measured as the control plane's doing.
+    request_queue_size = 1024
+
+
+server = Server(("127.0.0.1", int(os.environ["PORT"])), Handler)
 server.daemon_threads = True
 server.serve_forever()
