@@ -47,6 +47,32 @@ fn release(tree: &str) -> Release {
     }
 }
 
+/// Records a deployment of `release` to dev and walks it to live.
+fn deploy_live(store: &mut Store, release: &Release, strategy: &str, slot: Option<Slot>) -> i64 {
+    let id = store
+        .record_deployment(&audit(2), "dev", &release.id, strategy)
+        .unwrap();
+    for state in [
+        DeploymentState::Building,
+        DeploymentState::Starting,
+        DeploymentState::Verifying,
+        DeploymentState::Live,
+    ] {
+        store
+            .update_deployment(
+                &audit(3),
+                id,
+                Update {
+                    state: Some(state),
+                    slot,
+                    ..Update::default()
+                },
+            )
+            .unwrap();
+    }
+    id
+}
+
 #[test]
 fn migrations_run_once_and_reopen_cleanly() {
     let (dir, store) = open();
@@ -189,27 +215,7 @@ fn going_live_supersedes_the_previous_live_deployment() {
             .record_composition(&audit(1), "dev", r, "c", "in")
             .unwrap();
     }
-    let first = store
-        .record_deployment(&audit(2), "dev", &a.id, "blue-green")
-        .unwrap();
-    for state in [
-        DeploymentState::Building,
-        DeploymentState::Starting,
-        DeploymentState::Verifying,
-        DeploymentState::Live,
-    ] {
-        store
-            .update_deployment(
-                &audit(3),
-                first,
-                Update {
-                    state: Some(state),
-                    slot: Some(Slot::Blue),
-                    ..Update::default()
-                },
-            )
-            .unwrap();
-    }
+    let first = deploy_live(&mut store, &a, "blue-green", Some(Slot::Blue));
     assert_eq!(store.live_release("dev").unwrap(), Some(a.id.clone()));
     let second = store
         .record_deployment(&audit(4), "dev", &b.id, "blue-green")
@@ -385,27 +391,7 @@ fn rollback_marks_the_previous_live_deployment_rolled_back() {
             .unwrap();
     }
     let live = |store: &mut Store, release: &Release, strategy: &str| {
-        let id = store
-            .record_deployment(&audit(2), "dev", &release.id, strategy)
-            .unwrap();
-        for state in [
-            DeploymentState::Building,
-            DeploymentState::Starting,
-            DeploymentState::Verifying,
-            DeploymentState::Live,
-        ] {
-            store
-                .update_deployment(
-                    &audit(3),
-                    id,
-                    Update {
-                        state: Some(state),
-                        ..Update::default()
-                    },
-                )
-                .unwrap();
-        }
-        id
+        deploy_live(store, release, strategy, None)
     };
     let first = live(&mut store, &a, "blue-green");
     let second = live(&mut store, &b, "blue-green");
