@@ -433,6 +433,11 @@ impl Story {
 
     fn first_to_prod(&mut self) -> Result<ReleaseId> {
         self.chapter("4. prep is verified and signed off; prod takes exactly prep's release")?;
+        self.say("PAY-1 passed its tests; the product owner looks at it in staging first.");
+        self.must(&["card", "move", "PAY-1", "ready-for-po-sign-off"])?;
+        self.must(&["compose", "staging"])?;
+        let (d, _) = self.deploy_under_load("staging", &["deploy", "staging"])?;
+        self.claim(d.state == DeploymentState::Live, "staging is live for the sign-off".into());
         let release = self.through_prep("PAY-1")?;
         let refused = self.run(&["promote", "prep", "prod"])?;
         self.claim(
