@@ -171,7 +171,13 @@ pub async fn start<R: Runtime>(
         running.instance.addr,
         &spec.release[..spec.release.len().min(12)]
     );
-    record(store, audit, &running, "instance.started", &message)?;
+    if let Err(e) = record(store, audit, &running, "instance.started", &message) {
+        // Unrecorded, it would run on unseen: stop it and report.
+        let _ = runtime
+            .stop(&running.instance, Duration::from_secs(5))
+            .await;
+        return Err(e);
+    }
     Ok(running)
 }
 

@@ -82,6 +82,21 @@ fn backends(inputs: &Inputs<'_>, placement: &Placement, service: &str) -> Vec<St
         .collect()
 }
 
+/// Every recorded instance of `service` of `placement`'s release in its
+/// slot, whatever its health.
+fn own_instances(inputs: &Inputs<'_>, placement: &Placement, service: &str) -> Vec<String> {
+    inputs
+        .instances
+        .iter()
+        .filter(|r| {
+            r.instance.slot == placement.slot.as_str()
+                && r.instance.release == placement.release.as_str()
+                && r.instance.service == service
+        })
+        .map(|r| r.instance.addr.to_string())
+        .collect()
+}
+
 /// Builds the table, or `None` when the environment serves nothing yet.
 ///
 /// Before anything was ever live, the candidate stands in as the active
@@ -94,6 +109,16 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
         (None, Some(candidate)) => (candidate, None),
         (None, None) => return None,
     };
+    // A candidate is in the table for every service or for none: a user on
+    // it must get every service from it. Where one of its instances is down
+    // (crashed, restarting), the table keeps pointing at it, so those users
+    // get errors that count against the canary rather than the old release.
+    let candidate = candidate.filter(|c| {
+        inputs
+            .services
+            .iter()
+            .all(|s| !own_instances(inputs, c, &s.name).is_empty())
+    });
     let mut services = Vec::with_capacity(inputs.services.len());
     for service in inputs.services {
         let mut active_backends = backends(inputs, active, &service.name);
@@ -101,16 +126,7 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
             // Every instance of the active role is down (crashed, restarting):
             // keep pointing at them, so the environment's listener stays open
             // and answers 502/503 until the restart, rather than closing.
-            active_backends = inputs
-                .instances
-                .iter()
-                .filter(|r| {
-                    r.instance.slot == active.slot.as_str()
-                        && r.instance.release == active.release.as_str()
-                        && r.instance.service == service.name
-                })
-                .map(|r| r.instance.addr.to_string())
-                .collect();
+            active_backends = own_instances(inputs, active, &service.name);
         }
         if active_backends.is_empty() {
             // Nothing to route to yet; the proxy answers 503 for the route.
@@ -119,13 +135,16 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
         let Some(port) = inputs.internal_ports.get(&service.name) else {
             continue;
         };
-        let candidate = candidate.and_then(|c| {
-            let backends = backends(inputs, c, &service.name);
-            (!backends.is_empty()).then(|| CandidateSpec {
+        let candidate = candidate.map(|c| {
+            let mut backends = backends(inputs, c, &service.name);
+            if backends.is_empty() {
+                backends = own_instances(inputs, c, &service.name);
+            }
+            CandidateSpec {
                 slot: c.slot.to_string(),
                 backends,
                 weight: routing.weight,
-            })
+            }
         });
         let standby = routing.standby.as_ref().and_then(|s| {
             let backends = backends(inputs, s, &service.name);

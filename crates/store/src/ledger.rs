@@ -204,10 +204,22 @@ impl Store {
                     } else {
                         DeploymentState::Superseded
                     };
-                    tx.execute(
-                        "UPDATE deployments SET state = ?2, updated_at = ?3 WHERE env = ?1 AND state = 'live' AND id != ?4",
-                        params![d.env, ended.as_str(), audit.at, id],
-                    )?;
+                    let previous: Vec<(i64, String)> = tx
+                        .prepare("SELECT id, release_id FROM deployments WHERE env = ?1 AND state = 'live' AND id != ?2")?
+                        .query_map(params![d.env, id], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<Result<_, _>>()?;
+                    for (old, release) in previous {
+                        tx.execute(
+                            "UPDATE deployments SET state = ?2, updated_at = ?3, request = NULL WHERE id = ?1",
+                            params![old, ended.as_str(), audit.at],
+                        )?;
+                        // The earlier deployment's own history tells how it ended.
+                        let message = format!("deployment #{old} {}: {ended} by deployment #{id}", d.env);
+                        let subject = Subject::env(&d.env).with_release(&release).with_deployment(old);
+                        record(tx, audit, &format!("deployment.{ended}"), subject, &message)?;
+                    }
+                    // A request made while it was in progress is moot now.
+                    d.request = None;
                 }
             }
             if let Some(slot) = update.slot {

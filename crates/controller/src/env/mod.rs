@@ -72,6 +72,10 @@ pub(crate) struct EnvReconciler<R: Runtime, C: Clock> {
     smoked: Option<i64>,
     /// Since when the candidate of a deployment has not been fully routable.
     unready_since: Option<(i64, i64)>,
+    /// When a slot that could not be brought up may be tried again.
+    retry_at: HashMap<Slot, (i64, u32)>,
+    /// The last warning logged per topic.
+    warned: HashMap<&'static str, String>,
 }
 
 /// How a deployment that did not go live ends.
@@ -97,6 +101,8 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             unavailable: HashMap::new(),
             smoked: None,
             unready_since: None,
+            retry_at: HashMap::new(),
+            warned: HashMap::new(),
         })
     }
 
@@ -118,12 +124,27 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             return Ok(());
         };
         let env = env.clone();
-        self.supervise(&config, &env).await?;
+        // Supervision problems are its own to report; they must not hold up
+        // the deployment in progress.
+        if let Err(e) = self.supervise(&config, &env).await {
+            self.warn_once("supervise", &format!("{}: {e}", env.name));
+        }
         match self.store.deployment_in_progress(&env.name)? {
             Some(deployment) => self.drive(&config, &env, deployment).await?,
             None => self.maintain(&config, &env).await?,
         }
+        let routing = self.store.routing(&env.name)?;
+        self.verify(&env, &routing)?;
         self.apply_table(&config, &env).await
+    }
+
+    /// Logs a warning unless the same one was the last logged for `topic`:
+    /// a condition that persists is told once, not every tick.
+    fn warn_once(&mut self, topic: &'static str, message: &str) {
+        if self.warned.get(topic).map(String::as_str) != Some(message) {
+            tracing::warn!("{message}");
+            self.warned.insert(topic, message.to_string());
+        }
     }
 
     /// The stable internal port of every service, and of the preview
@@ -164,15 +185,21 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         Ok(self.ports.clone())
     }
 
-    /// A free port that is not reserved as any environment's internal or
-    /// preview port (those may not be bound yet, but they are taken).
+    /// A free port that is reserved for nothing: not an internal or preview
+    /// port of any environment, and not the port of any recorded instance
+    /// (a crashed one restarts on its own port, so no other may take it).
     fn free_port(&self) -> Result<u16> {
-        let reserved: HashSet<u16> = self
+        let mut reserved: HashSet<u16> = self
             .store
             .internal_ports()?
             .into_iter()
             .map(|(_, _, port)| port)
             .collect();
+        for row in self.store.instances(None)? {
+            if let Ok(instance) = serde_json::from_str::<hifi_runtime::Instance>(&row.handle) {
+                reserved.insert(instance.addr.port());
+            }
+        }
         for _ in 0..20 {
             let port = free_port()?;
             if !reserved.contains(&port) {
@@ -225,8 +252,14 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
     /// retried next tick.
     async fn apply_table(&mut self, config: &Config, env: &Environment) -> Result<()> {
         let routing = self.store.routing(&env.name)?;
-        if let Err(e) = self.push(config, env, &routing).await {
-            tracing::warn!("{}: {e}", env.name);
+        match self.push(config, env, &routing).await {
+            Ok(()) => {
+                self.warned.remove("table");
+            }
+            Err(e) => self.warn_once(
+                "table",
+                &format!("{}: the proxy refused the table: {e}", env.name),
+            ),
         }
         Ok(())
     }

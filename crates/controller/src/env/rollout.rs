@@ -19,6 +19,10 @@ use crate::{instances, table};
 
 const CANDIDATE_VANISHED: &str = "the candidate slot vanished from the environment's routing";
 
+/// How long a canary step may wait for enough traffic to be judged: the
+/// proxy keeps 15 minutes of figures, so a longer wait could never succeed.
+const JUDGE_WITHIN_MS: i64 = 14 * 60_000;
+
 impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
     /// Takes the next step of the deployment in progress.
     pub(super) async fn drive(
@@ -115,7 +119,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             && let Some(standby) = routing.standby.clone().filter(|s| s.release == *release)
         {
             let running = instances::load(&self.store, &env.name)?;
-            if self.slot_ready(&record, standby.slot, &running, false) {
+            if self.slot_ready(&record, standby.slot, &running, true) {
                 let old = routing.active.as_ref().map(|a| a.slot);
                 routing
                     .rollback(self.now())
@@ -152,6 +156,8 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             },
         )?;
         if let Some(displaced) = displaced {
+            // The previous release may still be draining from its switch.
+            self.await_drained(env, displaced.slot).await;
             let why = format!("its slot is needed for release {release}");
             self.stop_slot(&env.name, displaced.slot, &why).await?;
         }
@@ -225,7 +231,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                 .await;
         };
         if !self
-            .candidate_ready(config, env, d, &candidate.release, candidate.slot)
+            .candidate_ready(config, env, d, &candidate.release, candidate.slot, false)
             .await?
         {
             return Ok(());
@@ -302,6 +308,14 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             window.p99_ms
         );
         match judgement {
+            Judgement::TooFewRequests { seen, needed } if now - started > JUDGE_WITHIN_MS => {
+                let reason = format!(
+                    "step {} could not be judged: {seen} of the {needed} requests needed in {} minutes ({figures})",
+                    d.step + 1,
+                    JUDGE_WITHIN_MS / 60_000
+                );
+                self.end(config, env, d, Ending::Aborted, &reason).await
+            }
             Judgement::TooFewRequests { seen, needed } => {
                 self.next_judgement = Some((d.id, now + canary.interval.as_millis() as i64));
                 let message = format!(
@@ -380,10 +394,12 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         Ok(())
     }
 
-    /// Whether every service of the candidate runs and takes traffic. Users
-    /// are never moved onto a slot with a dead service (PRIOR-ART pitfall
-    /// 6): the rollout waits for crash handling to bring it back, and fails
-    /// when that takes longer than an instance may take to start.
+    /// Whether every service of the candidate runs and takes traffic
+    /// (`healthy_only`: and passed its last health probe, as a switch of all
+    /// users requires). Users are never moved onto a slot with a dead
+    /// service (PRIOR-ART pitfall 6): the rollout waits for crash handling
+    /// to bring it back, and fails when that takes longer than an instance
+    /// may take to start.
     async fn candidate_ready(
         &mut self,
         config: &Config,
@@ -391,10 +407,11 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         d: &Deployment,
         release: &ReleaseId,
         slot: Slot,
+        healthy_only: bool,
     ) -> Result<bool> {
         let record = self.store.release(release)?;
         let running = instances::load(&self.store, &env.name)?;
-        if self.slot_ready(&record, slot, &running, false) {
+        if self.slot_ready(&record, slot, &running, healthy_only) {
             self.unready_since = None;
             return Ok(true);
         }
@@ -475,7 +492,10 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                 .end(config, env, d, Ending::Failed, CANDIDATE_VANISHED)
                 .await;
         };
-        if !self.candidate_ready(config, env, d, &release, slot).await? {
+        if !self
+            .candidate_ready(config, env, d, &release, slot, true)
+            .await?
+        {
             return Ok(());
         }
         let old = routing.active.clone();
@@ -555,7 +575,14 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             .candidate
             .clone()
             .filter(|c| c.release.as_str() == d.release);
-        if candidate.is_some() {
+        if let Some(candidate) = &candidate {
+            // No new user reaches the candidate, but it stays in the table
+            // while its requests finish, so their internal calls (pinned by
+            // x-hifi-slot) stay on its release.
+            let mut closing = routing.clone();
+            if closing.set_weight(0.0).is_ok() && self.push(config, env, &closing).await.is_ok() {
+                self.await_drained(env, candidate.slot).await;
+            }
             routing.abort().ok();
         }
         let state = match ending {
@@ -577,7 +604,6 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         )?;
         self.apply_table(config, env).await?;
         if let Some(candidate) = candidate {
-            self.await_drained(env, candidate.slot).await;
             let why = format!("deployment #{} {state}", d.id);
             for r in instances::load(&self.store, &env.name)? {
                 if r.instance.slot == candidate.slot.as_str()
@@ -593,8 +619,8 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
     /// Waits (up to the environment's drain time) until the proxy has no
     /// request in flight on `slot`, then closes what is long-lived.
     async fn await_drained(&mut self, env: &Environment, slot: Slot) {
-        let deadline = wall_ms() + env.drain.as_millis() as i64;
-        while wall_ms() < deadline {
+        let deadline = tokio::time::Instant::now() + env.drain;
+        while tokio::time::Instant::now() < deadline {
             match self
                 .shared
                 .proxy

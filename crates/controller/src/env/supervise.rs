@@ -27,27 +27,39 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             self.last_probe = now;
         }
         for r in running {
-            let slot: Option<Slot> = r.instance.slot.parse().ok();
-            let wanted = slot
-                .and_then(|s| routing.in_slot(s))
-                .is_some_and(|p| p.release.as_str() == r.instance.release);
-            if !wanted {
-                // A leftover of an interrupted abort or a displaced standby.
-                self.stop(&r, "no slot of the environment needs it any more")
-                    .await?;
-                continue;
-            }
-            match self.shared.runtime.status(&r.instance) {
-                InstanceStatus::Exited { code, signal } => {
-                    self.crashed(config, env, r, code, signal).await?
-                }
-                InstanceStatus::Running if probe && r.health != health::STARTING => {
-                    self.probe(r).await?
-                }
-                _ => {}
+            let what = r.instance.describe();
+            if let Err(e) = self.supervise_one(config, env, &routing, r, probe).await {
+                self.warn_once("instance", &format!("{what}: {e}"));
             }
         }
         Ok(())
+    }
+
+    async fn supervise_one(
+        &mut self,
+        config: &Config,
+        env: &Environment,
+        routing: &hifi_core::Routing,
+        r: Running,
+        probe: bool,
+    ) -> Result<()> {
+        let slot: Option<Slot> = r.instance.slot.parse().ok();
+        let wanted = slot
+            .and_then(|s| routing.in_slot(s))
+            .is_some_and(|p| p.release.as_str() == r.instance.release);
+        if !wanted {
+            // A leftover of an interrupted abort or a displaced standby.
+            return self
+                .stop(&r, "no slot of the environment needs it any more")
+                .await;
+        }
+        match self.shared.runtime.status(&r.instance) {
+            InstanceStatus::Exited { code, signal } => {
+                self.crashed(config, env, r, code, signal).await
+            }
+            InstanceStatus::Running if probe && r.health != health::STARTING => self.probe(r).await,
+            _ => Ok(()),
+        }
     }
 
     pub(super) async fn stop(&mut self, r: &Running, why: &str) -> Result<()> {
@@ -131,15 +143,15 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             return Ok(());
         };
         let slot: Slot = r.instance.slot.parse().map_err(Error::Other)?;
-        // Same port as before, so the table need not change.
-        let spec = match self.spec(
-            config,
-            env,
-            slot,
-            &release.id,
-            &service,
-            r.instance.addr.port(),
-        )? {
+        // Same port as before when it is still free, so the table need not
+        // change; if another program took it, a fresh one.
+        let old = r.instance.addr.port();
+        let port = if std::net::TcpListener::bind(("127.0.0.1", old)).is_ok() {
+            old
+        } else {
+            self.free_port()?
+        };
+        let spec = match self.spec(config, env, slot, &release.id, &service, port)? {
             Ok(spec) => spec,
             Err(reason) => {
                 self.restart_at
@@ -246,31 +258,46 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         if let Some(standby) = routing.standby.clone() {
             self.keep_running(config, env, &standby).await?;
         }
-        self.verify(env, &routing)
+        Ok(())
     }
 
+    /// Brings a slot up if it is down. A slot that cannot be brought up is
+    /// tried again with a growing pause, so it does not hold up every tick.
     async fn keep_running(
         &mut self,
         config: &Config,
         env: &Environment,
         placement: &Placement,
     ) -> Result<()> {
+        let now = self.now();
+        if let Some((at, _)) = self.retry_at.get(&placement.slot)
+            && now < *at
+        {
+            return Ok(());
+        }
         match self
             .ensure_slot(config, env, placement.slot, &placement.release, false)
             .await?
         {
             Ok(()) => {
                 self.unavailable.remove(&placement.slot);
+                self.retry_at.remove(&placement.slot);
                 Ok(())
             }
-            Err(reason) => self.unavailable(env, placement.slot, reason),
+            Err(reason) => {
+                let failures = self.retry_at.get(&placement.slot).map_or(0, |(_, n)| n + 1);
+                let pause = backoff_ms(i64::from(failures));
+                self.retry_at
+                    .insert(placement.slot, (self.now() + pause, failures));
+                self.unavailable(env, placement.slot, reason)
+            }
         }
     }
 
     /// Records verification once every service of the active release has
     /// been healthy, without a break, for the environment's soak time. The
     /// clock restarts at every crash, failed probe or restart of hifi.
-    fn verify(&mut self, env: &Environment, routing: &hifi_core::Routing) -> Result<()> {
+    pub(super) fn verify(&mut self, env: &Environment, routing: &hifi_core::Routing) -> Result<()> {
         let Some(active) = &routing.active else {
             self.healthy_since = None;
             return Ok(());
