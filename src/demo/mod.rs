@@ -437,7 +437,10 @@ impl Story {
         self.must(&["card", "move", "PAY-1", "ready-for-po-sign-off"])?;
         self.must(&["compose", "staging"])?;
         let (d, _) = self.deploy_under_load("staging", &["deploy", "staging"])?;
-        self.claim(d.state == DeploymentState::Live, "staging is live for the sign-off".into());
+        self.claim(
+            d.state == DeploymentState::Live,
+            "staging is live for the sign-off".into(),
+        );
         let release = self.through_prep("PAY-1")?;
         let refused = self.run(&["promote", "prep", "prod"])?;
         self.claim(

@@ -84,6 +84,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 const SERVICE_MAIN: &str = r#"
 
+# A backlog of 5 (the default) drops connections under a burst of users.
+http.server.ThreadingHTTPServer.request_queue_size = 128
 server = http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler)
 server.daemon_threads = True
 server.serve_forever()
