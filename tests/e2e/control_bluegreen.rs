@@ -223,3 +223,17 @@ fn a_promoted_release_runs_the_recipe_it_was_verified_with() {
     assert_eq!(c.active("prod").as_deref(), Some(v1.as_str()));
     assert_eq!(c.version("prod", "someone"), "v1");
 }
+
+#[test]
+fn deploying_the_release_already_live_is_refused_and_records_nothing() {
+    let c = Cluster::new(&blue_green("dev", ""));
+    let v1 = c.compose("dev");
+    c.up();
+    c.deploy("dev");
+    let deployments = c.history("dev").len();
+
+    let stderr = c.hifi(&["deploy", "dev"]).fails(1);
+    assert_mentions(&stderr, &["already live", &v1[..12]]);
+    assert_eq!(c.history("dev").len(), deployments);
+    assert_eq!(c.active("dev").as_deref(), Some(v1.as_str()));
+}

@@ -77,6 +77,8 @@ fn approving_for_a_gated_environment_needs_a_release() {
         .hifi(&["approve", "prod", "--release", "deadbeef"])
         .fails(1);
     assert_mentions(&stderr, &["deadbeef"]);
+    let stderr = p.hifi(&["approve", "prod", "--release", &id[..3]]).fails(1);
+    assert_mentions(&stderr, &["too short", "at least 4"]);
     let stderr = p.hifi(&["approve", "uat"]).fails(1);
     assert_mentions(&stderr, &["uat", "compose"]);
     let stderr = p.hifi(&["approve", "qa"]).fails(1);

@@ -63,12 +63,17 @@ pub struct Inputs<'a> {
     pub preview_token: Option<String>,
 }
 
-/// The routable instances of `service` that run `placement`'s release in
-/// its slot. Matching the release too matters while a slot changes hands
-/// (an aborted candidate's instances still run where the standby it
-/// displaced is coming back): the table never points a role at another
-/// release's processes.
-fn backends(inputs: &Inputs<'_>, placement: &Placement, service: &str) -> Vec<String> {
+/// The addresses of the instances of `service` that run `placement`'s
+/// release in its slot (`routable_only`: those that may take traffic).
+/// Matching the release too matters while a slot changes hands (an aborted
+/// candidate's instances still run where the standby it displaced is coming
+/// back): the table never points a role at another release's processes.
+fn addresses(
+    inputs: &Inputs<'_>,
+    placement: &Placement,
+    service: &str,
+    routable_only: bool,
+) -> Vec<String> {
     inputs
         .instances
         .iter()
@@ -76,25 +81,24 @@ fn backends(inputs: &Inputs<'_>, placement: &Placement, service: &str) -> Vec<St
             r.instance.slot == placement.slot.as_str()
                 && r.instance.release == placement.release.as_str()
                 && r.instance.service == service
-                && r.routable()
+                && (!routable_only || r.routable())
         })
         .map(|r| r.instance.addr.to_string())
         .collect()
 }
 
-/// Every recorded instance of `service` of `placement`'s release in its
-/// slot, whatever its health.
-fn own_instances(inputs: &Inputs<'_>, placement: &Placement, service: &str) -> Vec<String> {
-    inputs
-        .instances
-        .iter()
-        .filter(|r| {
-            r.instance.slot == placement.slot.as_str()
-                && r.instance.release == placement.release.as_str()
-                && r.instance.service == service
-        })
-        .map(|r| r.instance.addr.to_string())
-        .collect()
+/// The backends of a role that must keep serving (active, candidate): its
+/// routable instances, or, while all of them are down (crashed,
+/// restarting), the instances themselves — so the listener stays open and
+/// the role's users get errors that are counted against it, never another
+/// release's answers.
+fn serving(inputs: &Inputs<'_>, placement: &Placement, service: &str) -> Vec<String> {
+    let routable = addresses(inputs, placement, service, true);
+    if routable.is_empty() {
+        addresses(inputs, placement, service, false)
+    } else {
+        routable
+    }
 }
 
 /// Builds the table, or `None` when the environment serves nothing yet.
@@ -117,17 +121,11 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
         inputs
             .services
             .iter()
-            .all(|s| !own_instances(inputs, c, &s.name).is_empty())
+            .all(|s| !addresses(inputs, c, &s.name, false).is_empty())
     });
     let mut services = Vec::with_capacity(inputs.services.len());
     for service in inputs.services {
-        let mut active_backends = backends(inputs, active, &service.name);
-        if active_backends.is_empty() {
-            // Every instance of the active role is down (crashed, restarting):
-            // keep pointing at them, so the environment's listener stays open
-            // and answers 502/503 until the restart, rather than closing.
-            active_backends = own_instances(inputs, active, &service.name);
-        }
+        let active_backends = serving(inputs, active, &service.name);
         if active_backends.is_empty() {
             // Nothing to route to yet; the proxy answers 503 for the route.
             continue;
@@ -135,19 +133,13 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
         let Some(port) = inputs.internal_ports.get(&service.name) else {
             continue;
         };
-        let candidate = candidate.map(|c| {
-            let mut backends = backends(inputs, c, &service.name);
-            if backends.is_empty() {
-                backends = own_instances(inputs, c, &service.name);
-            }
-            CandidateSpec {
-                slot: c.slot.to_string(),
-                backends,
-                weight: routing.weight,
-            }
+        let candidate = candidate.map(|c| CandidateSpec {
+            slot: c.slot.to_string(),
+            backends: serving(inputs, c, &service.name),
+            weight: routing.weight,
         });
         let standby = routing.standby.as_ref().and_then(|s| {
-            let backends = backends(inputs, s, &service.name);
+            let backends = addresses(inputs, s, &service.name, true);
             (!backends.is_empty()).then(|| SlotSpec {
                 slot: s.slot.to_string(),
                 backends,
@@ -181,4 +173,166 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
             .map(|port| format!("127.0.0.1:{port}")),
         services,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use hifi_core::{Config, ReleaseId, Slot};
+    use hifi_runtime::InstanceId;
+
+    use super::*;
+
+    fn config() -> Config {
+        Config::parse(
+            r#"
+[project]
+name = "shop"
+[[service]]
+name = "web"
+path = "web"
+run = "x"
+health = "/healthz"
+route = "/"
+[[service]]
+name = "api"
+path = "api"
+run = "x"
+health = "/healthz"
+route = "/api"
+[[environment]]
+name = "dev"
+port = 8100
+cards_from = "In Dev"
+"#,
+        )
+        .unwrap()
+    }
+
+    fn release(name: &str) -> ReleaseId {
+        ReleaseId::compute(name, &[])
+    }
+
+    fn place(slot: Slot, name: &str) -> Placement {
+        Placement {
+            slot,
+            release: release(name),
+        }
+    }
+
+    fn running(slot: Slot, name: &str, service: &str, port: u16, health: &str) -> Running {
+        Running {
+            instance: Instance {
+                id: InstanceId::new(format!("test:{port}")),
+                addr: ([127, 0, 0, 1], port).into(),
+                env: "dev".into(),
+                slot: slot.to_string(),
+                service: service.into(),
+                release: release(name).as_str().into(),
+            },
+            health: health.into(),
+            restarts: 0,
+        }
+    }
+
+    fn build_with(routing: &Routing, instances: &[Running]) -> Option<TableSpec> {
+        let config = config();
+        let ports = HashMap::from([
+            ("web".to_string(), 9001),
+            ("api".to_string(), 9002),
+            (PREVIEW.to_string(), 9003),
+        ]);
+        build(&Inputs {
+            env: config.environment("dev").unwrap(),
+            services: &config.services,
+            routing,
+            instances,
+            internal_ports: &ports,
+            preview_token: None,
+        })
+    }
+
+    fn canary(weight: f64) -> Routing {
+        Routing {
+            active: Some(place(Slot::Blue, "a")),
+            candidate: Some(place(Slot::Green, "b")),
+            weight,
+            ..Routing::default()
+        }
+    }
+
+    #[test]
+    fn nothing_is_served_before_anything_runs() {
+        assert!(build_with(&Routing::default(), &[]).is_none());
+    }
+
+    #[test]
+    fn a_candidate_is_in_the_table_for_every_service_or_none() {
+        let mut instances = vec![
+            running(Slot::Blue, "a", "web", 1, health::HEALTHY),
+            running(Slot::Blue, "a", "api", 2, health::HEALTHY),
+            running(Slot::Green, "b", "web", 3, health::HEALTHY),
+        ];
+        let table = build_with(&canary(10.0), &instances).unwrap();
+        assert!(
+            table.services.iter().all(|s| s.candidate.is_none()),
+            "api has no candidate yet"
+        );
+
+        // A crashed candidate instance stays in the table: its users get
+        // errors counted against the canary, never the old release's api.
+        instances.push(running(Slot::Green, "b", "api", 4, health::EXITED));
+        let table = build_with(&canary(10.0), &instances).unwrap();
+        let api = table.services.iter().find(|s| s.name == "api").unwrap();
+        let candidate = api.candidate.as_ref().unwrap();
+        assert_eq!(
+            (candidate.backends.as_slice(), candidate.weight),
+            (&["127.0.0.1:4".to_string()][..], 10.0)
+        );
+    }
+
+    #[test]
+    fn a_role_never_points_at_another_release_in_its_slot() {
+        // The aborted candidate b still runs in green while the standby c
+        // that it displaced is coming back there.
+        let routing = Routing {
+            active: Some(place(Slot::Blue, "a")),
+            standby: Some(place(Slot::Green, "c")),
+            ..Routing::default()
+        };
+        let instances = [
+            running(Slot::Blue, "a", "web", 1, health::HEALTHY),
+            running(Slot::Blue, "a", "api", 2, health::HEALTHY),
+            running(Slot::Green, "b", "web", 3, health::HEALTHY),
+            running(Slot::Green, "b", "api", 4, health::HEALTHY),
+        ];
+        let table = build_with(&routing, &instances).unwrap();
+        assert!(table.services.iter().all(|s| s.standby.is_none()));
+    }
+
+    #[test]
+    fn a_down_active_keeps_the_listener_open_and_a_first_candidate_stands_in() {
+        let instances = [
+            running(Slot::Blue, "a", "web", 1, health::EXITED),
+            running(Slot::Blue, "a", "api", 2, health::STARTING),
+        ];
+        let routing = Routing {
+            active: Some(place(Slot::Blue, "a")),
+            ..Routing::default()
+        };
+        let table = build_with(&routing, &instances).unwrap();
+        assert_eq!(table.services.len(), 2, "the environment keeps its table");
+
+        let first = Routing {
+            candidate: Some(place(Slot::Blue, "a")),
+            ..Routing::default()
+        };
+        let table = build_with(&first, &instances).unwrap();
+        assert!(
+            table
+                .services
+                .iter()
+                .all(|s| s.active.slot == "blue" && s.candidate.is_none())
+        );
+        assert_eq!(table.preview_listen.as_deref(), Some("127.0.0.1:9003"));
+    }
 }

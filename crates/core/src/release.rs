@@ -189,6 +189,28 @@ mod tests {
     }
 
     #[test]
+    fn a_record_recomputes_to_its_id_unless_its_recipe_changed() {
+        let recipe = service("python3 app.py");
+        let mut release = Release {
+            id: ReleaseId::compute("tree", std::slice::from_ref(&recipe)),
+            tree: "tree".into(),
+            commit: "c".into(),
+            base_commit: "b".into(),
+            cards: vec![],
+            services: vec![ServiceVersion {
+                service: recipe.name.clone(),
+                version: "v".into(),
+                recipe,
+            }],
+            composed_for: "dev".into(),
+            created_at: 0,
+        };
+        assert_eq!(release.recomputed_id(), release.id);
+        release.services[0].recipe.run = "python3 other.py".into();
+        assert_ne!(release.recomputed_id(), release.id);
+    }
+
+    #[test]
     fn service_order_does_not_count() {
         let mut other = service("x");
         other.name = "zeta".into();

@@ -29,13 +29,7 @@ async fn canary_setup(weight: f64) -> Setup {
 }
 
 async fn set_weight(s: &Setup, weight: f64) {
-    let mut t = s
-        .proxy
-        .admin
-        .get_table("prod")
-        .await
-        .expect("get")
-        .expect("table");
+    let mut t = s.proxy.table("prod").await;
     t.services[0].candidate.as_mut().expect("candidate").weight = weight;
     s.proxy.put(&t).await;
 }
@@ -137,13 +131,7 @@ async fn new_user_gets_a_cookie_and_sticks_to_its_bucket() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn header_user_key_is_used_when_configured() {
     let s = canary_setup(50.0).await;
-    let mut t = s
-        .proxy
-        .admin
-        .get_table("prod")
-        .await
-        .expect("get")
-        .expect("table");
+    let mut t = s.proxy.table("prod").await;
     t.user_key = "header:x-user".into();
     s.proxy.put(&t).await;
     let mut conn = Conn::open(s.port).await;
@@ -203,13 +191,7 @@ async fn tester_reaches_candidate_only_with_the_preview_token() {
         "weight 0: users stay on blue"
     );
 
-    let mut t = s
-        .proxy
-        .admin
-        .get_table("prod")
-        .await
-        .expect("get")
-        .expect("table");
+    let mut t = s.proxy.table("prod").await;
     t.preview_token = Some("s3cret".into());
     s.proxy.put(&t).await;
     let r = get_with(s.port, "/catalog", &[("x-hifi-slot", "candidate")]).await;
@@ -249,13 +231,7 @@ async fn tester_reaches_candidate_only_with_the_preview_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn preview_listener_sends_everything_to_the_candidate_without_a_token() {
     let s = canary_setup(0.0).await;
-    let mut t = s
-        .proxy
-        .admin
-        .get_table("prod")
-        .await
-        .expect("get")
-        .expect("table");
+    let mut t = s.proxy.table("prod").await;
     let preview = free_port();
     t.preview_token = Some("s3cret".into());
     t.preview_listen = Some(local(preview));
@@ -288,13 +264,7 @@ async fn preview_listener_sends_everything_to_the_candidate_without_a_token() {
 async fn internal_listener_keeps_requests_on_the_named_slot() {
     let s = canary_setup(0.0).await;
     let old = Backend::start("old").await;
-    let mut t = s
-        .proxy
-        .admin
-        .get_table("prod")
-        .await
-        .expect("get")
-        .expect("table");
+    let mut t = s.proxy.table("prod").await;
     t.services[0].standby = Some(slot("gray", &[&old]));
     s.proxy.put(&t).await;
 

@@ -432,6 +432,15 @@ impl TestProxy {
         p
     }
 
+    /// The live table of `env`, which must exist.
+    pub async fn table(&self, env: &str) -> TableSpec {
+        self.admin
+            .get_table(env)
+            .await
+            .expect("get")
+            .unwrap_or_else(|| panic!("no table for {env}"))
+    }
+
     /// Put a table, panicking with the proxy's message if refused.
     pub async fn put(&self, t: &TableSpec) {
         if let Err(e) = self.admin.put_table(t).await {

@@ -47,6 +47,16 @@ fn release(tree: &str) -> Release {
     }
 }
 
+/// Every deployment of dev, newest first, with where it stands.
+fn states(store: &Store) -> Vec<(i64, DeploymentState)> {
+    store
+        .deployments("dev")
+        .unwrap()
+        .into_iter()
+        .map(|d| (d.id, d.state))
+        .collect()
+}
+
 /// Records a deployment of `release` to dev and walks it to live.
 fn deploy_live(store: &mut Store, release: &Release, strategy: &str, slot: Option<Slot>) -> i64 {
     let id = store
@@ -252,12 +262,7 @@ fn going_live_supersedes_the_previous_live_deployment() {
             )
             .unwrap();
     }
-    let states: Vec<_> = store
-        .deployments("dev")
-        .unwrap()
-        .into_iter()
-        .map(|d| (d.id, d.state))
-        .collect();
+    let states = states(&store);
     assert_eq!(
         states,
         [
@@ -396,12 +401,7 @@ fn rollback_marks_the_previous_live_deployment_rolled_back() {
     let first = live(&mut store, &a, "blue-green");
     let second = live(&mut store, &b, "blue-green");
     let back = live(&mut store, &a, "rollback");
-    let states: Vec<_> = store
-        .deployments("dev")
-        .unwrap()
-        .into_iter()
-        .map(|d| (d.id, d.state))
-        .collect();
+    let states = states(&store);
     assert_eq!(
         states,
         [

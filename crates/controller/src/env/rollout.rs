@@ -110,6 +110,14 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             return self.end(config, env, d, Ending::Failed, &reason).await;
         }
         let record = self.store.release(release)?;
+        // What runs must be what the id names, bit for bit: the recorded
+        // recipes must hash, with the tree, to the release id.
+        if record.recomputed_id() != *release {
+            let reason = format!(
+                "the stored record of release {release} does not match its id; compose it again"
+            );
+            return self.end(config, env, d, Ending::Failed, &reason).await;
+        }
         for service in &record.services {
             if let Err(reason) = self.ensure_artifact(&service.recipe, &service.version) {
                 return self.end(config, env, d, Ending::Failed, &reason).await;
