@@ -701,8 +701,19 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
     Ok(out)
 }
 
+impl std::str::FromStr for UserKey {
+    type Err = String;
+
+    /// Parses `cookie:NAME` or `header:NAME` (header names are lower-cased).
+    /// The one parser of user keys: the config and the proxy's tables both
+    /// read them through it.
+    fn from_str(text: &str) -> Result<UserKey, String> {
+        parse_user_key(text)
+    }
+}
+
 /// Parses `cookie:NAME` or `header:NAME`.
-pub fn parse_user_key(text: &str) -> Result<UserKey, String> {
+fn parse_user_key(text: &str) -> Result<UserKey, String> {
     let valid = |name: &str| {
         !name.is_empty()
             && name
