@@ -47,6 +47,9 @@ pub enum Command {
     },
     /// Releases, newest first.
     Releases,
+    /// One release: its fidelity chain.
+    #[command(subcommand)]
+    Release(ReleaseCommand),
     /// Cards, service versions and vars that differ between two environments.
     Diff {
         /// The first environment.
@@ -161,6 +164,15 @@ pub struct ProxyArgs {
     /// work-stealing runtime instead.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// How a release was composed, where it was verified, who approved it, where it runs.
+    Show {
+        /// The release id, or a unique prefix of 4 or more characters.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,21 +6,18 @@
 //!
 //! - `cli`: the command line as clap reads it.
 //! - `cmd`: one module per command group (`init`, `card` and `board`,
-//!   `compose`, `release` for releases/diff/approve, `proxy`).
-//! - `compose`: composing an environment — git merges, release, artifacts.
+//!   `compose`, `release` for releases/diff/approve, `deploy` and `follow`
+//!   for deployments, `status`, `up` for the processes), each a thin shell
+//!   over `hifi_app`: call one operation or view, render text or JSON.
 //! - `demo`: `hifi demo`, the whole story on a generated example project.
-//! - `project`: the repository, config, store and actor a command works on.
-//! - `error`: failures, their messages and exit codes.
+//! - `error`: an application error as the user reads it, and its exit code.
 //! - `output`: tables, JSON and timestamps.
-#![forbid(unsafe_code)]
 
 mod cli;
 mod cmd;
-mod compose;
 mod demo;
 mod error;
 mod output;
-mod project;
 
 use std::process::ExitCode;
 
@@ -47,7 +44,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
             eprint!("{}", failure.render());
-            ExitCode::from(failure.exit_code() as u8)
+            ExitCode::from(failure.exit_code())
         }
     }
 }

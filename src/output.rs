@@ -12,6 +12,23 @@ pub fn json<T: Serialize + ?Sized>(value: &T) {
     }
 }
 
+/// Joins displayable items with `sep`.
+pub fn join<T: std::fmt::Display>(items: &[T], sep: &str) -> String {
+    items
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+/// Text from users (a card title) made safe for a terminal: control
+/// characters (newlines, escape sequences) become spaces.
+pub fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// A table of left-aligned columns.
 pub struct Table {
     headers: Vec<String>,
@@ -89,6 +106,12 @@ mod tests {
         assert_eq!(timestamp(0), "1970-01-01 00:00:00");
         assert_eq!(timestamp(951_782_400_000), "2000-02-29 00:00:00");
         assert_eq!(timestamp(1_795_000_000_000), "2026-11-18 11:06:40");
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        assert_eq!(clean("Pay\n\u{1b}[31mred\u{7}"), "Pay  [31mred ");
+        assert_eq!(clean("Pay by card"), "Pay by card");
     }
 
     #[test]

@@ -1,13 +1,12 @@
 //! `hifi compose ENV`: compose an environment and print its release id.
 
+use hifi_app::compose::Built;
+use hifi_app::compose::{Outcome, env_branch};
 use serde::Serialize;
 
-use super::Output;
-use crate::compose::{Outcome, compose, env_branch};
+use super::Ctx;
 use crate::error::Result;
 use crate::output;
-use crate::project::Project;
-use hifi_artifacts::Built;
 
 #[derive(Serialize)]
 struct Report<'a> {
@@ -19,29 +18,25 @@ struct Report<'a> {
 }
 
 /// Runs `hifi compose ENV`.
-pub fn run(project: &mut Project, env: &str, out: Output) -> Result {
-    let composed = compose(project, env, &mut |step| {
-        if !out.json {
+pub fn run(ctx: &Ctx, env: &str) -> Result {
+    let json = ctx.out.json;
+    let composed = ctx.open()?.compose(&ctx.actor, env, &mut |step| {
+        if !json {
             eprintln!("  {step}");
         }
     })?;
     let release = &composed.release;
-    let outcome = match composed.outcome {
-        Outcome::UpToDate => "up-to-date",
-        Outcome::NewRelease => "new-release",
-        Outcome::KnownRelease => "known-release",
-    };
     let built: Vec<&str> = composed
         .builds
         .iter()
         .filter(|(_, b)| matches!(b, Built::Built(_)))
         .map(|(s, _)| s.as_str())
         .collect();
-    if out.json {
+    if json {
         output::json(&Report {
             env,
             branch: env_branch(env),
-            outcome,
+            outcome: composed.outcome.as_str(),
             release,
             built,
         });

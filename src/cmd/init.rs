@@ -1,264 +1,31 @@
-//! `hifi init`: scaffold `hifi.toml` (the default workflow and the five
-//! environments dev → uat → staging → prep → prod) and `.hifi/`, and keep
-//! `.hifi/` out of git. Never overwrites an existing `hifi.toml`.
+//! `hifi init`: scaffold `hifi.toml` and `.hifi/` in a git repository.
 
-use std::fmt::Write as _;
-use std::path::Path;
+use hifi_core::layout::{CONFIG_FILE, STATE_DIR};
 
-use hifi_core::Config;
-use hifi_git::Repo;
-use hifi_store::Store;
-use hifi_store::events::Subject;
-use serde::Serialize;
-
-use super::Output;
-use crate::error::{Failure, Result};
+use super::Ctx;
+use crate::error::Result;
 use crate::output;
-use crate::project::{CONFIG_FILE, STATE_DIR, now_ms};
 
-#[derive(Serialize)]
-struct Report {
-    config: String,
-    base: String,
-    services: Vec<String>,
-    environments: Vec<String>,
-}
-
-/// Runs `hifi init` in the repository containing `dir`.
-pub fn run(dir: &Path, actor: &str, out: Output) -> Result {
-    let repo = Repo::open(dir)?;
-    let root = repo.root();
-    let config_path = root.join(CONFIG_FILE);
-    if config_path.exists() {
-        return Err(Failure::refused(format!(
-            "{} already exists; hifi init never overwrites it",
-            config_path.display()
-        ))
-        .hint("edit it by hand, or remove it first to start over"));
-    }
-
-    // The trunk: main or master when there is one, else the current branch.
-    let current = repo.current_branch()?;
-    let base = match repo.resolve_branches(&["main", "master"])?.as_slice() {
-        [Some(_), _] => "main".to_string(),
-        [None, Some(_)] => "master".to_string(),
-        _ => current.unwrap_or_else(|| "main".to_string()),
-    };
-    let base = base.as_str();
-    let name = root
-        .file_name()
-        .and_then(|n| n.to_str())
-        .filter(|n| !n.is_empty())
-        .unwrap_or("project");
-    let services = detect_services(root);
-    let text = scaffold(name, base, &services);
-    // The scaffold must always be a valid config; a failure here is a bug in
-    // hifi, reported rather than written.
-    let config = Config::parse(&text).map_err(|e| {
-        Failure::refused(format!(
-            "hifi init produced an invalid config ({e}); please report this"
-        ))
-    })?;
-
-    let state = root.join(STATE_DIR);
-    std::fs::create_dir_all(&state)?;
-    ignore_state_dir(root)?;
-    std::fs::write(&config_path, &text)?;
-    let mut store = Store::open(&state.join("state.db"))?;
-    let audit = hifi_store::Audit {
-        actor: actor.to_string(),
-        at: now_ms(),
-    };
-    store.record_event(
-        &audit,
-        "project.initialized",
-        Subject::default(),
-        &format!("initialized hifi for {name}"),
-    )?;
-
-    let report = Report {
-        config: config_path.display().to_string(),
-        base: base.to_string(),
-        services: config.services.iter().map(|s| s.name.clone()).collect(),
-        environments: config.environments.iter().map(|e| e.name.clone()).collect(),
-    };
-    if out.json {
+/// Runs `hifi init` in the repository containing the working directory.
+pub fn run(ctx: &Ctx) -> Result {
+    let report = hifi_app::init::init(&ctx.dir, &ctx.actor)?;
+    if ctx.out.json {
         output::json(&report);
-    } else {
-        println!("Created {CONFIG_FILE} and {STATE_DIR}/ (ignored by git).");
-        println!("  base branch:  {}", report.base);
-        println!("  environments: {}", report.environments.join(" → "));
-        if report.services.is_empty() {
-            println!(
-                "  services:     none found under services/; add [[service]] entries to {CONFIG_FILE}"
-            );
-        } else {
-            println!(
-                "  services:     {} (check their run commands in {CONFIG_FILE})",
-                report.services.join(", ")
-            );
-        }
-        println!("Next: hifi card add ID --branch BRANCH, then hifi compose dev");
-    }
-    Ok(())
-}
-
-struct Detected {
-    name: String,
-    path: String,
-    run: String,
-    build: Option<String>,
-}
-
-/// Services are the directories under `services/` with a recognisable entry
-/// point; anything else is left for the user to describe.
-fn detect_services(root: &Path) -> Vec<Detected> {
-    let Ok(entries) = std::fs::read_dir(root.join("services")) else {
-        return Vec::new();
-    };
-    let mut found: Vec<Detected> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .filter_map(|e| {
-            let dir_name = e.file_name().to_str()?.to_string();
-            let name = dir_name.to_ascii_lowercase().replace('_', "-");
-            if !hifi_core::is_valid_name(&name) {
-                return None;
-            }
-            let (run, build) = if e.path().join("app.py").is_file() {
-                ("python3 app.py", Some("python3 -m py_compile app.py"))
-            } else if e.path().join("package.json").is_file() {
-                ("npm start", Some("npm ci"))
-            } else if e.path().join("Cargo.toml").is_file() {
-                ("./target/release/app", Some("cargo build --release"))
-            } else {
-                return None;
-            };
-            Some(Detected {
-                path: format!("services/{dir_name}"),
-                name,
-                run: run.to_string(),
-                build: build.map(str::to_string),
-            })
-        })
-        .collect();
-    found.sort_by(|a, b| a.name.cmp(&b.name));
-    found
-}
-
-fn scaffold(name: &str, base: &str, services: &[Detected]) -> String {
-    let mut text = String::new();
-    let _ = writeln!(
-        text,
-        "# hifi: deploy {name} through dev → uat → staging → prep → prod.\n\
-         # Reference: README.md (\"Config reference\").\n\n\
-         [project]\nname = {name:?}\nbase = {base:?}   # trunk every composition starts from\n\n\
-         [workflow]\nstages = [\"Ready for Dev\", \"In Dev\", \"Ready for Test\", \"In Test\",\n          \
-         \"Ready for PO Sign-Off\", \"Ready for Production\", \"Deploy\", \"Done\"]\n"
-    );
-    if services.is_empty() {
-        text.push_str(
-            "# Describe each service, for example:\n\
-             # [[service]]\n# name = \"catalog\"\n# path = \"services/catalog\"\n\
-             # build = \"python3 -m py_compile app.py\"\n# run = \"python3 app.py\"\n\
-             # health = \"/healthz\"\n# route = \"/catalog\"\n\n",
-        );
-    }
-    for s in services {
-        let route = if services.len() == 1 {
-            "/".to_string()
-        } else {
-            format!("/{}", s.name)
-        };
-        let _ = writeln!(
-            text,
-            "[[service]]\nname = {:?}\npath = {:?}",
-            s.name, s.path
-        );
-        if let Some(build) = &s.build {
-            let _ = writeln!(text, "build = {build:?}");
-        }
-        let _ = writeln!(
-            text,
-            "run = {:?}\nhealth = \"/healthz\"\nroute = {route:?}\n",
-            s.run
-        );
-    }
-    let envs = [
-        ("dev", 8100, "cards_from = \"In Dev\""),
-        ("uat", 8200, "cards_from = \"Ready for Test\""),
-        ("staging", 8300, "cards_from = \"Ready for PO Sign-Off\""),
-        ("prep", 8400, "cards_from = \"Ready for Production\""),
-    ];
-    for (env, port, origin) in envs {
-        let _ = writeln!(
-            text,
-            "[[environment]]\nname = \"{env}\"\nport = {port}\n{origin}\nstrategy = \"blue-green\"\n"
-        );
-    }
-    text.push_str(
-        "[[environment]]\nname = \"prod\"\nport = 8500\n\
-         promote_from = \"prep\"        # fidelity gate: only releases verified in prep\n\
-         strategy = \"canary\"\napprovals = 1\nsoak = \"30s\"\n\
-         [environment.canary]\nsteps = [10, 50, 100]\ninterval = \"30s\"\n\
-         max_error_rate = 0.01\nmax_p99_ms = 500\nmin_requests = 20\n",
-    );
-    text
-}
-
-/// Adds `.hifi/` to the repository's `.gitignore` unless it is there.
-fn ignore_state_dir(root: &Path) -> Result {
-    let path = root.join(".gitignore");
-    let current = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e.into()),
-    };
-    let wanted = format!("{STATE_DIR}/");
-    if current.lines().any(|l| {
-        let l = l.trim();
-        l == wanted || l == STATE_DIR || l == format!("/{wanted}") || l == format!("/{STATE_DIR}")
-    }) {
         return Ok(());
     }
-    let mut text = current;
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str(&wanted);
-    text.push('\n');
-    std::fs::write(&path, text)?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scaffold_is_a_valid_config_with_and_without_services() {
-        let none = Config::parse(&scaffold("shop", "main", &[])).unwrap();
-        assert_eq!(none.environments.len(), 5);
-        assert_eq!(
-            none.environment("prod").unwrap().promote_from(),
-            Some("prep")
+    println!("Created {CONFIG_FILE} and {STATE_DIR}/ (ignored by git).");
+    println!("  base branch:  {}", report.base);
+    println!("  environments: {}", report.environments.join(" → "));
+    if report.services.is_empty() {
+        println!(
+            "  services:     none found under services/; add [[service]] entries to {CONFIG_FILE}"
         );
-        let two = [
-            Detected {
-                name: "api".into(),
-                path: "services/api".into(),
-                run: "python3 app.py".into(),
-                build: None,
-            },
-            Detected {
-                name: "web".into(),
-                path: "services/web".into(),
-                run: "npm start".into(),
-                build: Some("npm ci".into()),
-            },
-        ];
-        let config = Config::parse(&scaffold("shop", "master", &two)).unwrap();
-        assert_eq!(config.services.len(), 2);
-        assert_eq!(config.base, "master");
+    } else {
+        println!(
+            "  services:     {} (check their run commands in {CONFIG_FILE})",
+            report.services.join(", ")
+        );
     }
+    println!("Next: hifi card add ID --branch BRANCH, then hifi compose dev");
+    Ok(())
 }

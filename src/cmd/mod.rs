@@ -1,18 +1,22 @@
-//! One module per command group. Each `run` validates its input, does its
-//! work through the store, git and core, and prints its report (text, or
-//! JSON with `--json`).
+//! One module per command group. Each parses nothing (clap did), calls one
+//! operation or view of [`hifi_app`], and renders its outcome: text for a
+//! person, or JSON with `--json`. No rule is decided here.
 
 mod card;
 mod compose;
 mod deploy;
+mod follow;
 mod init;
 mod release;
 mod status;
 mod up;
 
+use std::path::PathBuf;
+
+use hifi_app::{Actor, Project};
+
 use crate::cli::{Cli, Command};
 use crate::error::{Failure, Result};
-use crate::project::{self, Project};
 
 /// How a command reports.
 #[derive(Debug, Clone, Copy)]
@@ -21,41 +25,60 @@ pub struct Output {
     pub json: bool,
 }
 
+/// Where a command runs, who runs it, and how it reports.
+pub struct Ctx {
+    /// `-C DIR`, else the current directory.
+    pub dir: PathBuf,
+    /// The acting user.
+    pub actor: Actor,
+    /// Text or JSON.
+    pub out: Output,
+}
+
+impl Ctx {
+    /// The project the command works on.
+    pub fn open(&self) -> Result<Project> {
+        Ok(Project::open(&self.dir)?)
+    }
+}
+
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result {
     let dir = match cli.global.dir {
         Some(dir) => dir,
-        None => std::env::current_dir()
-            .map_err(|e| Failure::refused(format!("cannot read the current directory: {e}")))?,
+        None => std::env::current_dir().map_err(|e| {
+            Failure(hifi_app::Error::Io(format!(
+                "cannot read the current directory: {e}"
+            )))
+        })?,
     };
-    let out = Output {
-        json: cli.global.json,
+    let ctx = Ctx {
+        dir,
+        actor: Actor::os_user(cli.global.actor.as_deref()),
+        out: Output {
+            json: cli.global.json,
+        },
     };
-    let actor = project::actor(cli.global.actor.as_deref());
-    let open = || Project::open(&dir, &actor);
     match cli.command {
-        Command::Init => init::run(&dir, &actor, out),
-        Command::Card(command) => card::run(&mut open()?, command, out),
-        Command::Board => card::board(&open()?, out),
-        Command::Compose { env } => compose::run(&mut open()?, &env, out),
-        Command::Releases => release::list(&open()?, out),
-        Command::Diff { a, b } => release::diff(&open()?, &a, &b, out),
-        Command::Approve { env, release } => {
-            release::approve(&mut open()?, &env, release.as_deref(), out)
-        }
+        Command::Init => init::run(&ctx),
+        Command::Card(command) => card::run(&ctx, command),
+        Command::Board => card::board(&ctx),
+        Command::Compose { env } => compose::run(&ctx, &env),
+        Command::Releases => release::list(&ctx),
+        Command::Release(command) => release::run(&ctx, command),
+        Command::Diff { a, b } => release::diff(&ctx, &a, &b),
+        Command::Approve { env, release } => release::approve(&ctx, &env, release.as_deref()),
         Command::Deploy { env, release, wait } => {
-            deploy::deploy(&mut open()?, &env, release.as_deref(), wait.wait, out)
+            deploy::deploy(&ctx, &env, release.as_deref(), wait.wait)
         }
-        Command::Promote { from, to, wait } => {
-            deploy::promote(&mut open()?, &from, &to, wait.wait, out)
-        }
-        Command::Rollback { env, wait } => deploy::rollback(&mut open()?, &env, wait.wait, out),
-        Command::Canary { env, action } => deploy::canary(&mut open()?, &env, action, out),
-        Command::Status { env } => status::status(&open()?, env.as_deref(), out),
-        Command::History { env } => status::history(&open()?, &env, out),
-        Command::Up { detach } => up::up(&open()?, detach, out),
-        Command::Down => up::down(&open()?, out),
-        Command::Proxy(args) => up::proxy(&dir, args),
+        Command::Promote { from, to, wait } => deploy::promote(&ctx, &from, &to, wait.wait),
+        Command::Rollback { env, wait } => deploy::rollback(&ctx, &env, wait.wait),
+        Command::Canary { env, action } => deploy::canary(&ctx, &env, action),
+        Command::Status { env } => status::status(&ctx, env.as_deref()),
+        Command::History { env } => status::history(&ctx, &env),
+        Command::Up { detach } => up::up(&ctx, detach),
+        Command::Down => up::down(&ctx),
+        Command::Proxy(args) => up::proxy(&ctx, args),
         Command::Demo { once, dir } => crate::demo::run(crate::demo::DemoOptions { once, dir }),
     }
 }

@@ -1,19 +1,17 @@
-//! `hifi releases`, `hifi diff` and `hifi approve`: reading and signing off
-//! releases.
+//! `hifi releases`, `hifi release show`, `hifi diff` and `hifi approve`:
+//! reading and signing off releases.
 
-use hifi_core::diff::{Change, Side, diff as diff_envs};
-use hifi_core::{Origin, Release, ReleaseId};
-use serde::Serialize;
+use hifi_core::diff::Change;
 
-use super::Output;
-use crate::error::{Failure, Result};
+use super::Ctx;
+use crate::cli::ReleaseCommand;
+use crate::error::Result;
 use crate::output::{self, Table, timestamp};
-use crate::project::Project;
 
 /// `hifi releases`: every release, newest first.
-pub fn list(project: &Project, out: Output) -> Result {
-    let releases = project.store.releases()?;
-    if out.json {
+pub fn list(ctx: &Ctx) -> Result {
+    let releases = ctx.open()?.releases(&ctx.actor)?;
+    if ctx.out.json {
         output::json(&releases);
         return Ok(());
     }
@@ -23,87 +21,128 @@ pub fn list(project: &Project, out: Output) -> Result {
     }
     let mut table = Table::new(["RELEASE", "CREATED", "COMPOSED FOR", "CARDS", "LIVE IN"]);
     for r in &releases {
-        let composed = project.store.composed_for(&r.id)?;
-        let live: Vec<&str> = project
-            .config
-            .environments
-            .iter()
-            .filter(|e| project.store.live_release(&e.name).ok().flatten().as_ref() == Some(&r.id))
-            .map(|e| e.name.as_str())
-            .collect();
-        let cards: Vec<&str> = r.cards.iter().map(|c| c.id.as_str()).collect();
+        let cards: Vec<&str> = r.release.cards.iter().map(|c| c.id.as_str()).collect();
         table.row(vec![
-            r.id.short().to_string(),
-            timestamp(r.created_at),
-            composed.join(","),
+            r.release.id.short().to_string(),
+            timestamp(r.release.created_at),
+            r.composed_in.join(","),
             if cards.is_empty() {
                 "-".into()
             } else {
                 cards.join(",")
             },
-            live.join(","),
+            r.live_in.join(","),
         ]);
     }
     print!("{}", table.render());
     Ok(())
 }
 
-/// The release an environment runs (its live one) or would run next (its
-/// latest composition), and which of the two it is.
-fn current_release(project: &Project, env: &str) -> Result<Option<(Release, &'static str)>> {
-    if let Some(id) = project.store.live_release(env)? {
-        return Ok(Some((project.store.release(&id)?, "live")));
-    }
-    match project.store.latest_composition(env)? {
-        Some(c) => Ok(Some((
-            project.store.release(&ReleaseId::from_stored(c.release))?,
-            "composed, not deployed",
-        ))),
-        None => Ok(None),
+/// Runs a `hifi release` subcommand.
+pub fn run(ctx: &Ctx, command: ReleaseCommand) -> Result {
+    match command {
+        ReleaseCommand::Show { id } => show(ctx, &id),
     }
 }
 
-#[derive(Serialize)]
-struct DiffReport {
-    #[serde(flatten)]
-    diff: hifi_core::diff::EnvDiff,
-    state_a: Option<&'static str>,
-    state_b: Option<&'static str>,
+/// `hifi release show ID`: a release's fidelity chain.
+fn show(ctx: &Ctx, id: &str) -> Result {
+    let detail = ctx.open()?.release(&ctx.actor, id)?;
+    if ctx.out.json {
+        output::json(&detail);
+        return Ok(());
+    }
+    let r = &detail.summary.release;
+    println!("Release {}", r.id.as_str());
+    println!("  created   {}", timestamp(r.created_at));
+    println!(
+        "  base      {}",
+        &r.base_commit[..r.base_commit.len().min(12)]
+    );
+    println!("  tree      {}", &r.tree[..r.tree.len().min(12)]);
+    if r.cards.is_empty() {
+        println!("  cards     none");
+    }
+    for c in &r.cards {
+        println!(
+            "  card      {} {} ({})",
+            c.id,
+            &c.commit[..c.commit.len().min(12)],
+            c.branch
+        );
+    }
+    for s in &r.services {
+        println!(
+            "  service   {} {}",
+            s.service,
+            &s.version[..s.version.len().min(12)]
+        );
+    }
+    println!("\nComposed");
+    for c in &detail.compositions {
+        println!("  {}  {} by {}", timestamp(c.at), c.env, c.actor);
+    }
+    println!("\nVerified");
+    if detail.verified.is_empty() {
+        println!("  nowhere yet");
+    }
+    for v in &detail.verified {
+        println!("  {}  {}", timestamp(v.at), v.env);
+    }
+    println!("\nApproved");
+    if detail.approvals.is_empty() {
+        println!("  by no one yet");
+    }
+    for a in &detail.approvals {
+        println!("  {}  {} for {}", timestamp(a.at), a.actor, a.env);
+    }
+    println!("\nDeployments");
+    for d in &detail.deployments {
+        println!(
+            "  #{} {}  {} ({}) by {} → {}",
+            d.id,
+            timestamp(d.created_at),
+            d.env,
+            d.strategy,
+            d.actor,
+            d.state
+        );
+    }
+    let live = if detail.summary.live_in.is_empty() {
+        "nowhere".to_string()
+    } else {
+        detail.summary.live_in.join(", ")
+    };
+    println!("\nLive in: {live}");
+    Ok(())
 }
 
 /// `hifi diff A B`: cards, service versions and vars that differ.
-pub fn diff(project: &Project, a: &str, b: &str, out: Output) -> Result {
-    let env_a = project.config.environment(a).map_err(Failure::refused)?;
-    let env_b = project.config.environment(b).map_err(Failure::refused)?;
-    let cur_a = current_release(project, a)?;
-    let cur_b = current_release(project, b)?;
-    let d = diff_envs(
-        Side {
-            env: a,
-            release: cur_a.as_ref().map(|(r, _)| r),
-            vars: &env_a.vars,
-        },
-        Side {
-            env: b,
-            release: cur_b.as_ref().map(|(r, _)| r),
-            vars: &env_b.vars,
-        },
-    );
-    let report = DiffReport {
-        diff: d,
-        state_a: cur_a.as_ref().map(|(_, s)| *s),
-        state_b: cur_b.as_ref().map(|(_, s)| *s),
-    };
-    if out.json {
-        output::json(&report);
+pub fn diff(ctx: &Ctx, a: &str, b: &str) -> Result {
+    let view = ctx.open()?.diff(&ctx.actor, a, b)?;
+    if ctx.out.json {
+        output::json(&view);
         return Ok(());
     }
-    let describe = |env: &str, cur: &Option<(Release, &str)>| match cur {
-        Some((r, state)) => format!("{env}: release {} ({state})", r.id),
-        None => format!("{env}: nothing composed or deployed"),
-    };
-    println!("{}\n{}", describe(a, &cur_a), describe(b, &cur_b));
-    let d = &report.diff;
+    let d = &view.diff;
+    let describe =
+        |env: &str, release: &Option<String>, state: Option<hifi_app::releases::Current>| match (
+            release, state,
+        ) {
+            (Some(r), Some(state)) => {
+                format!(
+                    "{env}: release {} ({})",
+                    &r[..r.len().min(12)],
+                    state.describe()
+                )
+            }
+            _ => format!("{env}: nothing composed or deployed"),
+        };
+    println!(
+        "{}\n{}",
+        describe(a, &d.release_a, view.state_a),
+        describe(b, &d.release_b, view.state_b)
+    );
     if d.is_empty() {
         println!("No differences: same release, same vars.");
         return Ok(());
@@ -134,63 +173,20 @@ pub fn diff(project: &Project, a: &str, b: &str, out: Output) -> Result {
 }
 
 /// `hifi approve ENV [--release ID]`: sign off a release for an environment.
-pub fn approve(project: &mut Project, env: &str, release: Option<&str>, out: Output) -> Result {
-    let environment = project
-        .config
-        .environment(env)
-        .map_err(Failure::refused)?
-        .clone();
-    let id = match release {
-        Some(prefix) => project.store.resolve_release(prefix)?,
-        None => next_release(project, &environment.name, &environment.origin)?,
-    };
-    let audit = project.audit();
-    let new = project.store.approve(&audit, env, &id)?;
-    let approvers = project.store.approvals(env, &id)?;
-    if out.json {
-        output::json(&serde_json::json!({
-            "env": env,
-            "release": id,
-            "approver": audit.actor,
-            "new": new,
-            "approvals": approvers.len(),
-            "required": environment.approvals,
-        }));
+pub fn approve(ctx: &Ctx, env: &str, release: Option<&str>) -> Result {
+    let approved = ctx.open()?.approve(&ctx.actor, env, release)?;
+    if ctx.out.json {
+        output::json(&approved);
         return Ok(());
     }
-    let verb = if new {
+    let verb = if approved.new {
         "approved"
     } else {
         "had already approved"
     };
     println!(
-        "{} {verb} release {id} for {env} ({} of {} required approval(s)).",
-        audit.actor,
-        approvers.len(),
-        environment.approvals
+        "{} {verb} release {} for {} ({} of {} required approval(s)).",
+        approved.approver, approved.release, approved.env, approved.approvals, approved.required
     );
     Ok(())
-}
-
-/// The release that would go to an environment next: for a gated one, its
-/// source's live release; for a composed one, its latest composition.
-fn next_release(project: &Project, env: &str, origin: &Origin) -> Result<ReleaseId> {
-    match origin {
-        Origin::Promote(source) => project.store.live_release(source)?.ok_or_else(|| {
-            Failure::refused(format!(
-                "nothing to approve for {env}: {source} has no live release yet"
-            ))
-            .hint("name one with --release ID (see `hifi releases`)")
-        }),
-        Origin::Cards(_) => project
-            .store
-            .latest_composition(env)?
-            .map(|c| ReleaseId::from_stored(c.release))
-            .ok_or_else(|| {
-                Failure::refused(format!(
-                    "nothing to approve for {env}: it was never composed"
-                ))
-                .hint(format!("compose it first: hifi compose {env}"))
-            }),
-    }
 }

@@ -1,120 +1,19 @@
 //! `hifi status` and `hifi history`: what runs where, and what happened.
-//! Both read the store only, so they answer the same whether or not the
-//! control plane runs (and say whether it does).
 
-use hifi_core::{Environment, ReleaseId, Routing};
-use hifi_store::{Analysis, Deployment, Event, InstanceRow};
-use serde::Serialize;
+use hifi_core::Slot;
 
-use super::Output;
-use super::up::running;
-use crate::error::{Failure, Result};
+use super::Ctx;
+use crate::error::Result;
 use crate::output::{self, Table, timestamp};
-use crate::project::Project;
-
-#[derive(Serialize)]
-struct EnvStatus<'a> {
-    env: &'a str,
-    port: u16,
-    strategy: String,
-    origin: String,
-    routing: Routing,
-    cards: Vec<String>,
-    verified: bool,
-    approvals: Option<Approvals>,
-    deployment: Option<Deployment>,
-    instances: Vec<InstanceRow>,
-}
-
-#[derive(Serialize)]
-struct Approvals {
-    release: String,
-    have: usize,
-    need: u32,
-}
-
-#[derive(Serialize)]
-struct Report<'a> {
-    running: bool,
-    pid: Option<u32>,
-    environments: Vec<EnvStatus<'a>>,
-}
-
-fn env_status<'a>(project: &Project, env: &'a Environment) -> Result<EnvStatus<'a>> {
-    let store = &project.store;
-    let routing = store.routing(&env.name)?;
-    let cards = match &routing.active {
-        Some(active) => store
-            .release(&active.release)?
-            .cards
-            .iter()
-            .map(|c| c.id.to_string())
-            .collect(),
-        None => Vec::new(),
-    };
-    let verified = match &routing.active {
-        Some(active) => store.verified_in(&active.release)?.contains(&env.name),
-        None => false,
-    };
-    // Approvals matter for what would go here next.
-    let next: Option<ReleaseId> = match env.promote_from() {
-        Some(source) => store.live_release(source)?,
-        None => store
-            .latest_composition(&env.name)?
-            .map(|c| ReleaseId::from_stored(c.release)),
-    };
-    let approvals = match next {
-        Some(release) if env.approvals > 0 => Some(Approvals {
-            have: store.approvals(&env.name, &release)?.len(),
-            need: env.approvals,
-            release: release.as_str().to_string(),
-        }),
-        _ => None,
-    };
-    Ok(EnvStatus {
-        env: &env.name,
-        port: env.port,
-        strategy: env.strategy.to_string(),
-        origin: match env.promote_from() {
-            Some(source) => format!("promotes from {source}"),
-            None => format!(
-                "cards from {}",
-                env.cards_from().map(|s| s.name.as_str()).unwrap_or("?")
-            ),
-        },
-        routing,
-        cards,
-        verified,
-        approvals,
-        deployment: store.deployment_in_progress(&env.name)?,
-        instances: store.instances(Some(&env.name))?,
-    })
-}
-
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
-}
 
 /// `hifi status [ENV]`.
-pub fn status(project: &Project, env: Option<&str>, out: Output) -> Result {
-    let envs: Vec<&Environment> = match env {
-        Some(name) => vec![project.config.environment(name).map_err(Failure::refused)?],
-        None => project.config.environments.iter().collect(),
-    };
-    let pid = running(&project.state_dir());
-    let report = Report {
-        running: pid.is_some(),
-        pid,
-        environments: envs
-            .into_iter()
-            .map(|e| env_status(project, e))
-            .collect::<Result<_>>()?,
-    };
-    if out.json {
+pub fn status(ctx: &Ctx, env: Option<&str>) -> Result {
+    let report = ctx.open()?.status(&ctx.actor, env)?;
+    if ctx.out.json {
         output::json(&report);
         return Ok(());
     }
-    match pid {
+    match report.pid {
         Some(pid) => println!("hifi is running (pid {pid})."),
         None => println!("hifi is not running (start it with `hifi up`)."),
     }
@@ -125,7 +24,7 @@ pub fn status(project: &Project, env: Option<&str>, out: Output) -> Result {
         );
         let r = &s.routing;
         let mut table = Table::new(["", "RELEASE", "SLOT", "TRAFFIC", "INSTANCES"]);
-        let instances = |slot: &str| {
+        let instances = |slot: Slot| {
             let mine: Vec<String> = s
                 .instances
                 .iter()
@@ -150,7 +49,7 @@ pub fn status(project: &Project, env: Option<&str>, out: Output) -> Result {
                 a.release.short().into(),
                 a.slot.to_string(),
                 format!("{active_share} %"),
-                instances(a.slot.as_str()),
+                instances(a.slot),
             ]);
         }
         if let Some(c) = &r.candidate {
@@ -159,7 +58,7 @@ pub fn status(project: &Project, env: Option<&str>, out: Output) -> Result {
                 c.release.short().into(),
                 c.slot.to_string(),
                 format!("{} %", r.weight),
-                instances(c.slot.as_str()),
+                instances(c.slot),
             ]);
         }
         if let Some(sb) = &r.standby {
@@ -168,7 +67,7 @@ pub fn status(project: &Project, env: Option<&str>, out: Output) -> Result {
                 sb.release.short().into(),
                 sb.slot.to_string(),
                 "0 % (warm)".into(),
-                instances(sb.slot.as_str()),
+                instances(sb.slot),
             ]);
         }
         if r.active.is_none() && r.candidate.is_none() {
@@ -179,58 +78,34 @@ pub fn status(project: &Project, env: Option<&str>, out: Output) -> Result {
             }
         }
         if !s.cards.is_empty() {
-            println!("  cards: {}", s.cards.join(", "));
+            println!("  cards: {}", output::join(&s.cards, ", "));
         }
         if let Some(d) = &s.deployment {
             let paused = if d.paused { ", paused" } else { "" };
             println!(
                 "  deployment #{} {} ({}{paused}) of release {}",
-                d.id,
-                d.state,
-                d.strategy,
-                short(&d.release)
+                d.id, d.state, d.strategy, d.release
             );
         }
         if let Some(a) = &s.approvals {
             println!(
                 "  approvals: {} of {} for release {}",
-                a.have,
-                a.need,
-                short(&a.release)
+                a.have, a.need, a.release
             );
         }
     }
     Ok(())
 }
 
-#[derive(Serialize)]
-struct HistoryEntry {
-    deployment: Deployment,
-    steps: Vec<Event>,
-    analyses: Vec<Analysis>,
-}
-
 /// `hifi history ENV`.
-pub fn history(project: &Project, env: &str, out: Output) -> Result {
-    let env = project.config.environment(env).map_err(Failure::refused)?;
-    let entries: Vec<HistoryEntry> = project
-        .store
-        .deployments(&env.name)?
-        .into_iter()
-        .map(|d| {
-            Ok(HistoryEntry {
-                steps: project.store.deployment_events(d.id)?,
-                analyses: project.store.analyses(d.id)?,
-                deployment: d,
-            })
-        })
-        .collect::<Result<_>>()?;
-    if out.json {
+pub fn history(ctx: &Ctx, env: &str) -> Result {
+    let entries = ctx.open()?.history(&ctx.actor, env)?;
+    if ctx.out.json {
         output::json(&entries);
         return Ok(());
     }
     if entries.is_empty() {
-        println!("No deployments in {} yet.", env.name);
+        println!("No deployments in {env} yet.");
         return Ok(());
     }
     for entry in &entries {
@@ -239,7 +114,7 @@ pub fn history(project: &Project, env: &str, out: Output) -> Result {
             "#{} {}  release {}  {}  by {}  → {}{}",
             d.id,
             timestamp(d.created_at),
-            short(&d.release),
+            d.release,
             d.strategy,
             d.actor,
             d.state,
@@ -264,7 +139,7 @@ pub fn history(project: &Project, env: &str, out: Output) -> Result {
                     format!("{:.2}", a.error_ratio * 100.0),
                     format!("{:.0}", a.p50_ms),
                     format!("{:.0}", a.p99_ms),
-                    a.verdict.clone(),
+                    a.verdict.to_string(),
                 ]);
             }
             for line in table.render().lines() {

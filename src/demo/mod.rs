@@ -20,9 +20,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use hifi_app::deploy::Deployment;
+use hifi_app::status::EnvStatus;
+use hifi_app::{Actor, Project};
 use hifi_core::deployment::DeploymentState;
-use hifi_core::{ReleaseId, Routing};
-use hifi_store::{Deployment, Store};
+use hifi_core::{ReleaseId, Routing, Verdict};
 
 use self::load::{Load, Tally};
 use self::project::{CARDS, Pace, Ports};
@@ -42,7 +44,7 @@ pub fn run(options: DemoOptions) -> Result {
         .worker_threads(2)
         .enable_all()
         .build()
-        .map_err(|e| Failure::refused(format!("cannot start the async runtime: {e}")))?;
+        .map_err(|e| Failure::other(format!("cannot start the async runtime: {e}")))?;
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let interrupted = interrupted.clone();
@@ -72,7 +74,7 @@ pub fn run(options: DemoOptions) -> Result {
     };
     let ports = project::pick_ports()?;
     let exe = std::env::current_exe()
-        .map_err(|e| Failure::refused(format!("cannot find the hifi binary: {e}")))?;
+        .map_err(|e| Failure::other(format!("cannot find the hifi binary: {e}")))?;
     let mut story = Story {
         hifi: Hifi {
             exe,
@@ -85,6 +87,7 @@ pub fn run(options: DemoOptions) -> Result {
         claims: Vec::new(),
         up: false,
         fancy: std::io::stdout().is_terminal(),
+        reader: Actor::local("demo"),
     };
     let told = story.tell(pace);
     let stopped = story.stop_everything();
@@ -117,7 +120,7 @@ impl Hifi {
     fn output(&self, args: &[&str]) -> Result<ProcessOutput> {
         self.command(args)
             .output()
-            .map_err(|e| Failure::refused(format!("cannot run hifi {}: {e}", args.join(" "))))
+            .map_err(|e| Failure::other(format!("cannot run hifi {}: {e}", args.join(" "))))
     }
 }
 
@@ -135,6 +138,8 @@ struct Story {
     claims: Vec<Claim>,
     up: bool,
     fancy: bool,
+    /// Who the demo reads hifi's views as.
+    reader: Actor,
 }
 
 fn group(n: u64) -> String {
@@ -150,13 +155,24 @@ fn group(n: u64) -> String {
 }
 
 impl Story {
-    fn store(&self) -> Result<Store> {
-        Ok(Store::open(&self.hifi.dir.join(".hifi/state.db"))?)
+    /// The project, as the demo reads it: through hifi's own views.
+    fn project(&self) -> Result<Project> {
+        Ok(Project::open(&self.hifi.dir)?)
+    }
+
+    /// What runs in one environment.
+    fn env(&self, env: &str) -> Result<EnvStatus> {
+        let status = self.project()?.status(&self.reader, Some(env))?;
+        status
+            .environments
+            .into_iter()
+            .next()
+            .ok_or_else(|| Failure::other(format!("no status for {env}")))
     }
 
     fn check_interrupted(&self) -> Result {
         if self.interrupted.load(Ordering::SeqCst) {
-            return Err(Failure::refused(
+            return Err(Failure::other(
                 "interrupted; everything hifi started is being stopped",
             ));
         }
@@ -216,7 +232,7 @@ impl Story {
     fn must(&mut self, args: &[&str]) -> Result<String> {
         let output = self.run(args)?;
         if !output.status.success() {
-            return Err(Failure::refused(format!(
+            return Err(Failure::other(format!(
                 "`hifi {}` failed; the demo cannot go on",
                 args.join(" ")
             )));
@@ -230,36 +246,37 @@ impl Story {
     }
 
     fn latest_deployment(&self, env: &str) -> Result<Deployment> {
-        self.store()?
-            .deployments(env)?
+        self.project()?
+            .history(&self.reader, env)?
             .into_iter()
             .next()
-            .ok_or_else(|| Failure::refused(format!("no deployment was recorded in {env}")))
+            .map(|entry| entry.deployment)
+            .ok_or_else(|| Failure::other(format!("no deployment was recorded in {env}")))
     }
 
     /// Follows a deployment until it ends, printing its steps and, with a
     /// load running, how the users are split and what they get.
     fn follow(&mut self, env: &str, id: i64, load: Option<&Load>) -> Result<Deployment> {
-        let store = self.store()?;
+        let project = self.project()?;
         let mut seen = 0;
         let mut last_split = Instant::now();
         let deadline = Instant::now() + Duration::from_secs(180);
         let start = load.map(Load::tally).unwrap_or_default();
         loop {
             self.check_interrupted()?;
-            let events = store.deployment_events(id)?;
+            let events = project.deployment_events(&self.reader, id)?;
             for e in &events[seen.min(events.len())..] {
                 println!("  · {}", e.message);
             }
             seen = events.len();
-            let d = store.deployment(id)?;
+            let d = project.deployment(&self.reader, id)?;
             if let Some(load) = load
                 && last_split.elapsed() >= Duration::from_secs(1)
                 && d.state == DeploymentState::Verifying
             {
                 last_split = Instant::now();
                 // Only a canary splits users; a blue-green switch is one step.
-                let routing = store.routing(env)?;
+                let routing = self.env(env)?.routing;
                 if routing.candidate.is_some() && routing.weight > 0.0 {
                     println!("    {}", split_line(&routing, &load.tally().since(&start)));
                 }
@@ -268,7 +285,7 @@ impl Story {
                 return Ok(d);
             }
             if Instant::now() > deadline {
-                return Err(Failure::refused(format!(
+                return Err(Failure::other(format!(
                     "deployment #{id} in {env} did not finish within 3 minutes"
                 )));
             }
@@ -292,11 +309,12 @@ impl Story {
     }
 
     fn wait_verified(&mut self, env: &str, release: &ReleaseId) -> Result<bool> {
-        let store = self.store()?;
+        let project = self.project()?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             self.check_interrupted()?;
-            if store.verified_in(release)?.iter().any(|e| e == env) {
+            let detail = project.release(&self.reader, release.as_str())?;
+            if detail.verified.iter().any(|v| v.env == env) {
                 return Ok(true);
             }
             std::thread::sleep(Duration::from_millis(200));
@@ -305,7 +323,7 @@ impl Story {
     }
 
     fn live_release(&self, env: &str) -> Result<Option<ReleaseId>> {
-        Ok(self.store()?.live_release(env)?)
+        Ok(self.env(env)?.routing.active.map(|a| a.release))
     }
 
     fn tell(&mut self, pace: Pace) -> Result {
@@ -356,10 +374,13 @@ impl Story {
         self.chapter("2. Each environment is composed from exactly the cards that reached it")?;
         let clash = self.run(&["compose", "dev"])?;
         let flagged = self
-            .store()?
-            .conflicts()?
+            .project()?
+            .board(&self.reader)?
+            .conflicts
             .iter()
-            .any(|f| f.card == "CAT-3" && f.with_cards.contains(&"CAT-2".to_string()));
+            .any(|f| {
+                f.card.as_str() == "CAT-3" && f.with_cards.iter().any(|c| c.as_str() == "CAT-2")
+            });
         self.claim(
             !clash.status.success() && flagged,
             "CAT-3 could not be merged with CAT-2: dev was left as it was and CAT-3 is flagged on the board".into(),
@@ -368,13 +389,15 @@ impl Story {
         self.must(&["card", "move", "CAT-3", "ready-for-dev"])?;
         self.must(&["compose", "dev"])?;
         self.must(&["compose", "uat"])?;
-        let store = self.store()?;
-        let uat = store
-            .latest_composition("uat")?
-            .map(|c| c.release)
-            .unwrap_or_default();
-        let cards: Vec<String> = store
-            .release(&ReleaseId::from_stored(uat))?
+        let uat = self
+            .env("uat")?
+            .composed
+            .ok_or_else(|| Failure::other("uat was not composed"))?;
+        let cards: Vec<String> = self
+            .project()?
+            .release(&self.reader, uat.as_str())?
+            .summary
+            .release
             .cards
             .iter()
             .map(|c| c.id.to_string())
@@ -417,12 +440,17 @@ impl Story {
         let id = self.must(&["compose", "prep"])?;
         let (d, _) = self.deploy_under_load("prep", &["deploy", "prep"])?;
         if d.state != DeploymentState::Live {
-            return Err(Failure::refused(format!(
+            return Err(Failure::other(format!(
                 "prep did not go live: {}",
                 d.reason.unwrap_or_default()
             )));
         }
-        let release = self.store()?.resolve_release(&id)?;
+        let release = self
+            .project()?
+            .release(&self.reader, &id)?
+            .summary
+            .release
+            .id;
         let verified = self.wait_verified("prep", &release)?;
         self.claim(
             verified,
@@ -465,8 +493,17 @@ impl Story {
         let release = self.through_prep("CAT-2")?;
         self.must(&["approve", "prod", "--as", "po@shop"])?;
         let (d, tally) = self.deploy_under_load("prod", &["promote", "prep", "prod"])?;
-        let analyses = self.store()?.analyses(d.id)?;
-        let passed = analyses.iter().filter(|a| a.verdict == "pass").count();
+        let analyses = self
+            .project()?
+            .history(&self.reader, "prod")?
+            .into_iter()
+            .find(|entry| entry.deployment.id == d.id)
+            .map(|entry| entry.analyses)
+            .unwrap_or_default();
+        let passed = analyses
+            .iter()
+            .filter(|a| a.verdict == Verdict::Pass)
+            .count();
         self.claim(
             d.state == DeploymentState::Live && passed > 0,
             format!("the canary passed {passed} judged step(s) and went live"),
@@ -504,8 +541,8 @@ impl Story {
             live.as_ref() == Some(good),
             format!("prod still runs release {good}"),
         );
-        let routing = self.store()?.routing("prod")?;
-        let canary_slot = d.slot.clone().unwrap_or_default();
+        let routing = self.env("prod")?.routing;
+        let canary_slot = d.slot.map(|s| s.to_string()).unwrap_or_default();
         let (canary_ok, canary_failed) =
             tally.by_slot.get(&canary_slot).copied().unwrap_or_default();
         let others_failed = tally.failed - canary_failed;
@@ -601,7 +638,13 @@ impl Story {
                 .is_ok()
             })
             .collect();
-        let instances = self.store()?.instances(None)?.len();
+        let instances: usize = self
+            .project()?
+            .status(&self.reader, None)?
+            .environments
+            .iter()
+            .map(|e| e.instances.len())
+            .sum();
         self.claim(
             output.status.success() && open.is_empty() && instances == 0,
             "hifi down stopped every process and freed every port".into(),
@@ -616,7 +659,7 @@ impl Story {
             println!("Every claim held ({} checked).", self.claims.len());
             Ok(())
         } else {
-            Err(Failure::refused(format!(
+            Err(Failure::other(format!(
                 "{} of {} claims did not hold:\n  {}",
                 failed.len(),
                 self.claims.len(),

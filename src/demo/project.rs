@@ -40,7 +40,7 @@ pub fn pick_ports() -> Result<Ports> {
         let listeners: Vec<std::net::TcpListener> = (0..5)
             .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
             .collect::<std::io::Result<_>>()
-            .map_err(|e| Failure::refused(format!("cannot find free ports: {e}")))?;
+            .map_err(|e| Failure::other(format!("cannot find free ports: {e}")))?;
         listeners
             .iter()
             .map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0))
@@ -223,11 +223,11 @@ fn git(dir: &Path, args: &[&str]) -> Result {
         .env("GIT_COMMITTER_EMAIL", "demo@hifi.local")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .output()
-        .map_err(|e| Failure::refused(format!("cannot run git: {e}")))?;
+        .map_err(|e| Failure::other(format!("cannot run git: {e}")))?;
     if output.status.success() {
         Ok(())
     } else {
-        Err(Failure::refused(format!(
+        Err(Failure::other(format!(
             "git {} failed: {}",
             args.join(" "),
             String::from_utf8_lossy(&output.stderr).trim()
@@ -282,7 +282,7 @@ pub const CARDS: [DemoCard; 4] = [
 pub fn generate(dir: &Path, ports: &Ports, pace: Pace) -> Result {
     std::fs::create_dir_all(dir)?;
     if std::fs::read_dir(dir)?.next().is_some() {
-        return Err(Failure::refused(format!(
+        return Err(Failure::other(format!(
             "{} is not empty; the demo needs an empty directory",
             dir.display()
         )));

@@ -405,7 +405,10 @@ impl Cluster {
         let store = hifi_store::Store::open(&self.root.join(".hifi/state.db")).expect("open store");
         let mut events = store.events(env, 10_000).expect("read events");
         events.sort_by_key(|e| e.seq);
-        events.into_iter().map(|e| (e.kind, e.message)).collect()
+        events
+            .into_iter()
+            .map(|e| (e.kind.to_string(), e.message))
+            .collect()
     }
 }
 

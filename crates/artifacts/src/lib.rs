@@ -88,10 +88,10 @@ pub struct Artifacts {
 }
 
 impl Artifacts {
-    /// Artifacts under `state_dir/artifacts`.
-    pub fn new(state_dir: &Path) -> Artifacts {
+    /// Artifacts kept under `root` (a project's `Layout::artifacts`).
+    pub fn new(root: &Path) -> Artifacts {
         Artifacts {
-            root: state_dir.join("artifacts"),
+            root: root.to_path_buf(),
         }
     }
 

@@ -1,20 +1,20 @@
-//! Service instances of one environment: how one is specified (command,
-//! artifact, port, environment variables), started, recorded, and stopped.
-//! Every start is recorded in the store right away, so an instance started
-//! just before a controller crash is re-adopted, never orphaned.
+//! Service instances of one environment: how one is specified (program,
+//! port wish, environment variables), started, recorded, observed and
+//! stopped. Every start is recorded in the store right away, so an instance
+//! started just before a controller crash is re-adopted, never orphaned.
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use hifi_artifacts::Artifacts;
 use hifi_core::config::interpolate;
-use hifi_core::{Environment, Service, Slot};
-use hifi_runtime::{Instance, InstanceSpec, Runtime};
+use hifi_core::event::EventKind;
+use hifi_core::{Environment, Health, Layout, ReleaseId, Service, Slot};
+use hifi_runtime::{Instance, InstanceSpec, InstanceStatus, Port, Program, Runtime};
 use hifi_store::{Audit, InstanceRow, Store};
 
 use crate::error::{Error, Result};
-use crate::table::{Running, health};
+use crate::plan::Running;
 
 /// The name a service's peers find its internal address under.
 pub fn url_var(service: &str) -> String {
@@ -32,7 +32,7 @@ pub fn instance_vars(
     services: &[Service],
     internal_ports: &HashMap<String, u16>,
     slot: Slot,
-    release: &str,
+    release: &ReleaseId,
     service: &str,
 ) -> Result<BTreeMap<String, String>, String> {
     let mut vars = BTreeMap::new();
@@ -48,21 +48,23 @@ pub fn instance_vars(
     }
     vars.insert("HIFI_ENV".into(), env.name.clone());
     vars.insert("HIFI_SLOT".into(), slot.to_string());
-    vars.insert("HIFI_RELEASE".into(), release.to_string());
+    vars.insert("HIFI_RELEASE".into(), release.as_str().to_string());
     vars.insert("HIFI_SERVICE".into(), service.to_string());
     Ok(vars)
 }
 
 /// Builds the spec of one instance.
 pub struct SpecBuilder<'a> {
-    /// Project root.
-    pub root: &'a Path,
+    /// The project's paths.
+    pub layout: &'a Layout,
     /// The environment.
     pub env: &'a Environment,
     /// The project's services.
     pub services: &'a [Service],
     /// Stable internal ports.
     pub internal_ports: &'a HashMap<String, u16>,
+    /// Host ports no instance may take.
+    pub reserved_ports: &'a BTreeSet<u16>,
     /// Artifacts.
     pub artifacts: &'a Artifacts,
 }
@@ -75,18 +77,22 @@ impl SpecBuilder<'_> {
         &self,
         service: &Service,
         slot: Slot,
-        release: &str,
+        release: &ReleaseId,
         version: &str,
-        port: u16,
+        port: Port,
     ) -> Result<InstanceSpec, String> {
         Ok(InstanceSpec {
             env: self.env.name.clone(),
-            slot: slot.to_string(),
+            slot,
             service: service.name.clone(),
-            release: release.to_string(),
-            command: service.run.clone(),
-            workdir: self.artifacts.dir(service, version),
+            release: release.clone(),
+            runtime: self.env.runtime,
+            program: Program::Command {
+                command: service.run.clone(),
+                workdir: self.artifacts.dir(service, version),
+            },
             port,
+            reserved_ports: self.reserved_ports.clone(),
             vars: instance_vars(
                 self.env,
                 self.services,
@@ -96,35 +102,34 @@ impl SpecBuilder<'_> {
                 &service.name,
             )?,
             log: self
-                .root
-                .join(".hifi/logs")
-                .join(&self.env.name)
-                .join(slot.as_str())
-                .join(format!("{}.log", service.name)),
+                .layout
+                .instance_log(&self.env.name, slot.as_str(), &service.name),
             health_path: service.health.clone(),
         })
     }
 }
 
-/// Reads an environment's instances back from the store.
-pub fn load(store: &Store, env: &str) -> Result<Vec<Running>> {
-    store
-        .instances(Some(env))?
-        .into_iter()
-        .map(|row| {
-            let instance: Instance = serde_json::from_str(&row.handle).map_err(|e| {
-                Error::Other(format!(
-                    "the store holds an unreadable instance of {} ({}): {e}",
-                    row.service, row.slot
-                ))
-            })?;
-            Ok(Running {
-                instance,
-                health: row.health,
-                restarts: row.restarts,
-            })
-        })
-        .collect()
+/// Instances as recorded (`store.instances(..)`), with what the runtime
+/// says of each now.
+pub async fn observe<R: Runtime>(rows: Vec<InstanceRow>, runtime: &R) -> Result<Vec<Running>> {
+    let mut running = Vec::new();
+    for row in rows {
+        let instance: Instance = serde_json::from_str(&row.handle).map_err(|e| {
+            Error::Other(format!(
+                "the store holds an unreadable instance of {} ({}): {e}",
+                row.service, row.slot
+            ))
+        })?;
+        let status = runtime.status(&instance).await;
+        running.push(Running {
+            instance,
+            health: row.health,
+            restarts: row.restarts,
+            changed_at: row.updated_at,
+            status,
+        });
+    }
+    Ok(running)
 }
 
 /// Records an instance with an event.
@@ -132,17 +137,17 @@ pub fn record(
     store: &mut Store,
     audit: &Audit,
     running: &Running,
-    kind: &str,
+    kind: EventKind,
     message: &str,
 ) -> Result<()> {
     let i = &running.instance;
     let row = InstanceRow {
         env: i.env.clone(),
-        slot: i.slot.clone(),
+        slot: i.slot,
         service: i.service.clone(),
         release: i.release.clone(),
         handle: serde_json::to_string(i).map_err(|e| Error::Other(e.to_string()))?,
-        health: running.health.clone(),
+        health: running.health,
         restarts: running.restarts,
         updated_at: audit.at,
     };
@@ -162,16 +167,18 @@ pub async fn start<R: Runtime>(
     let instance = runtime.start(spec).await?;
     let running = Running {
         instance,
-        health: health::STARTING.into(),
+        health: Health::Starting,
         restarts,
+        changed_at: audit.at,
+        status: InstanceStatus::Running,
     };
     let message = format!(
         "{} started on {} (release {})",
         running.instance.describe(),
         running.instance.addr,
-        &spec.release[..spec.release.len().min(12)]
+        spec.release
     );
-    if let Err(e) = record(store, audit, &running, "instance.started", &message) {
+    if let Err(e) = record(store, audit, &running, EventKind::InstanceStarted, &message) {
         // Unrecorded, it would run on unseen: stop it and report.
         let _ = runtime
             .stop(&running.instance, Duration::from_secs(5))
@@ -193,7 +200,7 @@ pub async fn stop<R: Runtime>(
     runtime.stop(&running.instance, grace).await?;
     let i = &running.instance;
     let message = format!("{} stopped: {why}", i.describe());
-    store.remove_instance(audit, (&i.env, &i.slot, &i.service), &message)?;
+    store.remove_instance(audit, (&i.env, i.slot, &i.service), &message)?;
     Ok(())
 }
 

@@ -9,40 +9,48 @@
 //! up a canary in another; one more task watches the proxy process and
 //! restarts it if it dies. Time comes from an injected [`Clock`].
 //!
+//! Each environment's task observes, plans and executes: the decisions are a
+//! pure function ([`plan::plan`]) of what the store and the runtime say, and
+//! a tick that fails waits longer before the next ([`policy`]).
+//!
 //! # Layout
 //!
-//! - [`clock`]: the injected clock.
-//! - `env`: the reconciler of one environment and its table push;
-//!   `env/supervise.rs` keeps instances alive and the live state running
-//!   (restarts, health, verification); `env/rollout.rs` drives deployments
-//!   (gate, artifacts, idle slot, smoke, canary steps, promotion, abort).
+//! - [`plan`]: the pure planner — what to do next in an environment
+//!   (`plan/supervise.rs`: crashes, restarts, probes; `plan/rollout.rs`:
+//!   gate, artifacts, idle slot, smoke, canary steps, promotion, abort;
+//!   `plan/tests.rs`: every transition, without processes). A new canary
+//!   metric is judged in `hifi_core::rollout` and fetched in `env/mod.rs`.
+//! - `env`: the reconciler of one environment — observing (`env/mod.rs`),
+//!   executing the plan's actions (`env/execute.rs`), pushing the table.
+//! - [`policy`]: the error policy between ticks.
 //! - [`instances`]: specifying, starting, recording and stopping instances.
 //! - [`table`]: the proxy's routing table, derived from state.
 //! - [`proxy_process`]: starting, adopting and restarting the proxy.
+//! - [`clock`]: the injected clock.
 //! - `smoke`: the pre-switch smoke check.
 //! - [`error`]: the crate's error.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod clock;
 mod env;
 pub mod error;
 pub mod instances;
+pub mod plan;
+pub mod policy;
 pub mod proxy_process;
 mod smoke;
 pub mod table;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use hifi_core::Config;
 use hifi_core::deployment::DeploymentState;
+use hifi_core::event::EventKind;
+use hifi_core::{Config, Layout};
 use hifi_proxy::AdminClient;
-use hifi_runtime::Runtime;
+use hifi_runtime::{LocalRuntime, Runtime};
 use hifi_store::events::Subject;
 use hifi_store::{Audit, Store, Update};
 use tokio::sync::watch;
@@ -55,8 +63,8 @@ pub use proxy_process::ProxyLaunch;
 /// How the controller runs.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// The project root (where `hifi.toml` and `.hifi/` are).
-    pub root: PathBuf,
+    /// Where the project's files are.
+    pub layout: Layout,
     /// Who the controller's changes are recorded as.
     pub actor: String,
     /// Pause between reconciliation passes.
@@ -72,10 +80,11 @@ pub struct Options {
 }
 
 impl Options {
-    /// Defaults for a project at `root`, starting the proxy with `proxy`.
-    pub fn new(root: PathBuf, proxy: ProxyLaunch) -> Options {
+    /// Defaults for the project laid out by `layout`, starting the proxy
+    /// with `proxy`.
+    pub fn new(layout: Layout, proxy: ProxyLaunch) -> Options {
         Options {
-            root,
+            layout,
             actor: "hifi".into(),
             tick: Duration::from_millis(100),
             start_timeout: Duration::from_secs(30),
@@ -90,6 +99,8 @@ impl Options {
 pub(crate) struct Shared<R: Runtime, C: Clock> {
     options: Options,
     runtime: R,
+    /// Runs hifi's own processes (the proxy), whatever runs the services.
+    processes: LocalRuntime,
     clock: C,
     proxy: AdminClient,
     config: Mutex<(Option<SystemTime>, Arc<Config>)>,
@@ -98,8 +109,8 @@ pub(crate) struct Shared<R: Runtime, C: Clock> {
     generation: AtomicU64,
 }
 
-fn read_config(root: &Path) -> Result<(Option<SystemTime>, Config)> {
-    let path = root.join("hifi.toml");
+fn read_config(layout: &Layout) -> Result<(Option<SystemTime>, Config)> {
+    let path = layout.config();
     let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
     let text = std::fs::read_to_string(&path).map_err(|e| Error::Config {
         path: path.clone(),
@@ -114,17 +125,17 @@ fn read_config(root: &Path) -> Result<(Option<SystemTime>, Config)> {
 
 impl<R: Runtime, C: Clock> Shared<R, C> {
     pub(crate) fn open_store(&self) -> Result<Store> {
-        Ok(Store::open(&self.options.root.join(".hifi/state.db"))?)
+        Ok(Store::open(&self.options.layout.db())?)
     }
 
     /// The config, re-read when `hifi.toml` changed. A broken edit keeps the
     /// last good config running (and says so) rather than stopping anything.
     pub(crate) fn config(&self) -> Arc<Config> {
         let mut guard = self.config.lock().unwrap_or_else(|e| e.into_inner());
-        let path = self.options.root.join("hifi.toml");
+        let path = self.options.layout.config();
         let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         if modified != guard.0 {
-            match read_config(&self.options.root) {
+            match read_config(&self.options.layout) {
                 Ok((modified, config)) => *guard = (modified, Arc::new(config)),
                 Err(e) => {
                     tracing::warn!("keeping the previous config: {e}");
@@ -155,12 +166,12 @@ pub struct Controller<R: Runtime, C: Clock> {
 impl<R: Runtime, C: Clock> Controller<R, C> {
     /// A controller for the project in `options.root`.
     pub fn new(options: Options, runtime: R, clock: C) -> Result<Self> {
-        let (modified, config) = read_config(&options.root)?;
+        let (modified, config) = read_config(&options.layout)?;
         // A preview token that cannot be resolved would keep the
         // environment's listener closed; refuse to start instead.
         for env in &config.environments {
             instances::preview_token(env).map_err(|message| Error::Config {
-                path: options.root.join("hifi.toml"),
+                path: options.layout.config(),
                 message,
             })?;
         }
@@ -169,6 +180,7 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
             shared: Arc::new(Shared {
                 options,
                 runtime,
+                processes: LocalRuntime::new(),
                 clock,
                 proxy,
                 config: Mutex::new((modified, Arc::new(config))),
@@ -189,7 +201,7 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
     ) -> Result<()> {
         let shared = &self.shared;
         let mut store = shared.open_store()?;
-        let started = shared.options.proxy.ensure(&shared.runtime).await?;
+        let started = shared.options.proxy.ensure(&shared.processes).await?;
         shared.generation.fetch_add(1, Ordering::SeqCst);
         let message = if started {
             "control plane started; proxy started"
@@ -198,7 +210,7 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
         };
         store.record_event(
             &shared.audit(),
-            "controller.started",
+            EventKind::ControllerStarted,
             Subject::default(),
             message,
         )?;
@@ -270,7 +282,7 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
                 let message = format!("environment {name} added to hifi.toml; reconciling it");
                 shared.open_store()?.record_event(
                     &shared.audit(),
-                    "environment.added",
+                    EventKind::EnvironmentAdded,
                     Subject::env(name),
                     &message,
                 )?;
@@ -306,7 +318,12 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
             if !errors.is_empty() {
                 message.push_str(&format!(" (could not stop: {})", errors.join("; ")));
             }
-            store.record_event(&audit, "environment.removed", Subject::env(&name), &message)?;
+            store.record_event(
+                &audit,
+                EventKind::EnvironmentRemoved,
+                Subject::env(&name),
+                &message,
+            )?;
         }
         Ok(())
     }
@@ -316,6 +333,7 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
         stop_everything(
             &self.shared.options,
             &self.shared.runtime,
+            &self.shared.processes,
             self.shared.audit(),
             why,
         )
@@ -331,11 +349,12 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
 pub async fn stop_everything<R: Runtime>(
     options: &Options,
     runtime: &R,
+    processes: &LocalRuntime,
     audit: Audit,
     why: &str,
 ) -> Result<()> {
-    let mut store = Store::open(&options.root.join(".hifi/state.db"))?;
-    let envs: Vec<String> = read_config(&options.root)
+    let mut store = Store::open(&options.layout.db())?;
+    let envs: Vec<String> = read_config(&options.layout)
         .map(|(_, c)| c.environments.into_iter().map(|e| e.name).collect())
         .unwrap_or_default();
     for env in &envs {
@@ -343,14 +362,19 @@ pub async fn stop_everything<R: Runtime>(
     }
     let count = store.instances(None)?.len();
     let mut errors = stop_instances(&mut store, runtime, &audit, None, options.stop_grace).await?;
-    if let Err(e) = options.proxy.stop(runtime).await {
+    if let Err(e) = options.proxy.stop(processes).await {
         errors.push(format!("the proxy: {e}"));
     }
     let mut message = format!("control plane stopped ({why}); {count} instance(s) stopped");
     if !errors.is_empty() {
         message.push_str(&format!("; could not stop: {}", errors.join("; ")));
     }
-    store.record_event(&audit, "controller.stopped", Subject::default(), &message)?;
+    store.record_event(
+        &audit,
+        EventKind::ControllerStopped,
+        Subject::default(),
+        &message,
+    )?;
     if errors.is_empty() {
         Ok(())
     } else {
@@ -368,7 +392,7 @@ fn abort_in_progress(store: &mut Store, audit: &Audit, env: &str, why: &str) -> 
         if routing
             .candidate
             .as_ref()
-            .is_some_and(|c| c.release.as_str() == d.release)
+            .is_some_and(|c| c.release == d.release)
         {
             routing.abort().ok();
         }
@@ -414,7 +438,7 @@ async fn stop_instances<R: Runtime>(
             }
         }
         let message = format!("{what} stopped");
-        store.remove_instance(audit, (&row.env, &row.slot, &row.service), &message)?;
+        store.remove_instance(audit, (&row.env, row.slot, &row.service), &message)?;
     }
     Ok(errors)
 }
@@ -432,15 +456,20 @@ fn spawn_reconciler<R: Runtime, C: Clock>(
     let name = name.to_string();
     Ok(tokio::spawn(async move {
         let mut first_pass = first_pass;
+        let mut policy = policy::ErrorPolicy::default();
         loop {
-            if let Err(e) = reconciler.tick().await {
-                tracing::warn!("{name}: {e}");
+            let next = match reconciler.tick().await {
+                Ok(()) => policy.succeeded(tick),
+                Err(e) => policy.failed(tick, &e.to_string()),
+            };
+            if let Some(log) = next.log {
+                tracing::warn!("{name}: {log}");
             }
             if let Some(first) = first_pass.take() {
                 let _ = first.send(()).await;
             }
             tokio::select! {
-                _ = tokio::time::sleep(tick) => {}
+                _ = tokio::time::sleep(next.pause) => {}
                 _ = stop.changed() => break,
             }
         }
@@ -456,10 +485,10 @@ async fn supervise_proxy<R: Runtime, C: Clock>(
             _ = tokio::time::sleep(shared.options.tick) => {}
             _ = stop.changed() => return,
         }
-        if shared.options.proxy.alive(&shared.runtime) {
+        if shared.options.proxy.alive(&shared.processes) {
             continue;
         }
-        match shared.options.proxy.ensure(&shared.runtime).await {
+        match shared.options.proxy.ensure(&shared.processes).await {
             // One that answers but was never recorded was adopted: nothing new.
             Ok(false) => {}
             Ok(true) => {
@@ -468,7 +497,7 @@ async fn supervise_proxy<R: Runtime, C: Clock>(
                 let recorded = shared.open_store().and_then(|mut store| {
                     Ok(store.record_event(
                         &shared.audit(),
-                        "proxy.restarted",
+                        EventKind::ProxyRestarted,
                         Subject::default(),
                         "the proxy had stopped; restarted it with its persisted tables",
                     )?)

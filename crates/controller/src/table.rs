@@ -8,43 +8,12 @@ use std::collections::HashMap;
 use hifi_core::rollout::Placement;
 use hifi_core::{Environment, Routing, Service};
 use hifi_proxy::{CandidateSpec, ServiceSpec, SlotSpec, TableSpec};
-use hifi_runtime::Instance;
 
-/// Health of an instance as the controller records it.
-pub mod health {
-    /// Started, not yet answering its health path.
-    pub const STARTING: &str = "starting";
-    /// Answering 2xx.
-    pub const HEALTHY: &str = "healthy";
-    /// Running, but its last probe failed.
-    pub const UNHEALTHY: &str = "unhealthy";
-    /// Its process is gone.
-    pub const EXITED: &str = "exited";
-}
+use crate::plan::Running;
 
 /// The key of the environment's preview listener among its internal ports
 /// (service names cannot contain `@`).
 pub const PREVIEW: &str = "@preview";
-
-/// An instance with its recorded health.
-#[derive(Debug, Clone)]
-pub struct Running {
-    /// What the runtime returned.
-    pub instance: Instance,
-    /// Recorded health.
-    pub health: String,
-    /// Restarts after crashes.
-    pub restarts: i64,
-}
-
-impl Running {
-    /// Whether the proxy may send it traffic (its own health checks decide
-    /// moment to moment; the controller only keeps out what never came up
-    /// or is gone).
-    pub fn routable(&self) -> bool {
-        self.health == health::HEALTHY || self.health == health::UNHEALTHY
-    }
-}
 
 /// Everything a table is built from.
 pub struct Inputs<'a> {
@@ -78,10 +47,9 @@ fn addresses(
         .instances
         .iter()
         .filter(|r| {
-            r.instance.slot == placement.slot.as_str()
-                && r.instance.release == placement.release.as_str()
+            r.runs(placement.slot, &placement.release)
                 && r.instance.service == service
-                && (!routable_only || r.routable())
+                && (!routable_only || r.health.routable())
         })
         .map(|r| r.instance.addr.to_string())
         .collect()
@@ -177,8 +145,8 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
 
 #[cfg(test)]
 mod tests {
-    use hifi_core::{Config, ReleaseId, Slot};
-    use hifi_runtime::InstanceId;
+    use hifi_core::{Config, Health, ReleaseId, RuntimeKind, Slot};
+    use hifi_runtime::{Instance, InstanceId, InstanceStatus};
 
     use super::*;
 
@@ -219,18 +187,21 @@ cards_from = "In Dev"
         }
     }
 
-    fn running(slot: Slot, name: &str, service: &str, port: u16, health: &str) -> Running {
+    fn running(slot: Slot, name: &str, service: &str, port: u16, health: Health) -> Running {
         Running {
             instance: Instance {
                 id: InstanceId::new(format!("test:{port}")),
                 addr: ([127, 0, 0, 1], port).into(),
                 env: "dev".into(),
-                slot: slot.to_string(),
+                slot,
                 service: service.into(),
-                release: release(name).as_str().into(),
+                release: release(name),
+                runtime: RuntimeKind::Local,
             },
-            health: health.into(),
+            health,
             restarts: 0,
+            changed_at: 0,
+            status: InstanceStatus::Running,
         }
     }
 
@@ -268,9 +239,9 @@ cards_from = "In Dev"
     #[test]
     fn a_candidate_is_in_the_table_for_every_service_or_none() {
         let mut instances = vec![
-            running(Slot::Blue, "a", "web", 1, health::HEALTHY),
-            running(Slot::Blue, "a", "api", 2, health::HEALTHY),
-            running(Slot::Green, "b", "web", 3, health::HEALTHY),
+            running(Slot::Blue, "a", "web", 1, Health::Healthy),
+            running(Slot::Blue, "a", "api", 2, Health::Healthy),
+            running(Slot::Green, "b", "web", 3, Health::Healthy),
         ];
         let table = build_with(&canary(10.0), &instances).unwrap();
         assert!(
@@ -280,7 +251,7 @@ cards_from = "In Dev"
 
         // A crashed candidate instance stays in the table: its users get
         // errors counted against the canary, never the old release's api.
-        instances.push(running(Slot::Green, "b", "api", 4, health::EXITED));
+        instances.push(running(Slot::Green, "b", "api", 4, Health::Exited));
         let table = build_with(&canary(10.0), &instances).unwrap();
         let api = table.services.iter().find(|s| s.name == "api").unwrap();
         let candidate = api.candidate.as_ref().unwrap();
@@ -300,10 +271,10 @@ cards_from = "In Dev"
             ..Routing::default()
         };
         let instances = [
-            running(Slot::Blue, "a", "web", 1, health::HEALTHY),
-            running(Slot::Blue, "a", "api", 2, health::HEALTHY),
-            running(Slot::Green, "b", "web", 3, health::HEALTHY),
-            running(Slot::Green, "b", "api", 4, health::HEALTHY),
+            running(Slot::Blue, "a", "web", 1, Health::Healthy),
+            running(Slot::Blue, "a", "api", 2, Health::Healthy),
+            running(Slot::Green, "b", "web", 3, Health::Healthy),
+            running(Slot::Green, "b", "api", 4, Health::Healthy),
         ];
         let table = build_with(&routing, &instances).unwrap();
         assert!(table.services.iter().all(|s| s.standby.is_none()));
@@ -312,8 +283,8 @@ cards_from = "In Dev"
     #[test]
     fn a_down_active_keeps_the_listener_open_and_a_first_candidate_stands_in() {
         let instances = [
-            running(Slot::Blue, "a", "web", 1, health::EXITED),
-            running(Slot::Blue, "a", "api", 2, health::STARTING),
+            running(Slot::Blue, "a", "web", 1, Health::Exited),
+            running(Slot::Blue, "a", "api", 2, Health::Starting),
         ];
         let routing = Routing {
             active: Some(place(Slot::Blue, "a")),

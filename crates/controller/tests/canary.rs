@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use hifi_core::Verdict;
+use hifi_core::deployment::Request;
 use hifi_core::{DeploymentState, ReleaseId, Slot};
 use hifi_store::Update;
 
@@ -178,12 +180,12 @@ async fn a_step_with_too_little_traffic_is_extended_instead_of_passed() {
     project.clock.advance(INTERVAL_MS);
     let d = project.wait_step(id, 1).await;
     assert_eq!(d.weight, 50.0);
-    let verdicts: Vec<String> = project
+    let verdicts: Vec<Verdict> = project
         .analyses(id)
         .into_iter()
         .map(|a| a.verdict)
         .collect();
-    assert_eq!(verdicts, ["extend", "pass"]);
+    assert_eq!(verdicts, [Verdict::Extend, Verdict::Pass]);
 
     // Stopping hifi mid-rollout aborts the rollout: its processes are gone.
     hifi.stop().await;
@@ -218,7 +220,7 @@ async fn a_failing_candidate_is_aborted_by_its_figures_and_the_displaced_standby
     project.update(
         second,
         Update {
-            request: Some(Some("promote")),
+            request: Some(Some(Request::Promote)),
             message: "promote requested by tester",
             ..Update::default()
         },
@@ -268,7 +270,7 @@ async fn a_failing_candidate_is_aborted_by_its_figures_and_the_displaced_standby
     assert_eq!(d.weight, 0.0);
     let analyses = project.analyses(id);
     assert_eq!(analyses.len(), 1, "{analyses:?}");
-    assert_eq!(analyses[0].verdict, "fail");
+    assert_eq!(analyses[0].verdict, Verdict::Fail);
     assert!(analyses[0].requests >= MIN_REQUESTS as i64);
     assert_eq!(analyses[0].errors, analyses[0].requests);
 
@@ -320,10 +322,7 @@ async fn a_failing_candidate_is_aborted_by_its_figures_and_the_displaced_standby
         "the proxy's table should have no candidate and the restored standby"
     );
     assert!(
-        project
-            .instances("prod")
-            .iter()
-            .all(|i| i.release != c.as_str()),
+        project.instances("prod").iter().all(|i| i.release != c),
         "an instance of the aborted release is still recorded"
     );
     hifi.stop().await;
@@ -372,11 +371,11 @@ async fn a_paused_canary_holds_its_step_past_the_interval_until_resumed() {
     );
     let d = project.wait_step(id, 1).await;
     assert_eq!(d.weight, 50.0);
-    let verdicts: Vec<String> = project
+    let verdicts: Vec<Verdict> = project
         .analyses(id)
         .into_iter()
         .map(|a| a.verdict)
         .collect();
-    assert_eq!(verdicts, ["pass"]);
+    assert_eq!(verdicts, [Verdict::Pass]);
     hifi.stop().await;
 }

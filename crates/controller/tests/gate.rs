@@ -3,6 +3,7 @@
 //! an unverified release into an environment that promotes from another.
 
 use hifi_core::DeploymentState;
+use hifi_core::event::EventKind;
 
 use crate::util::{App, Hifi, Project, Users};
 
@@ -34,21 +35,21 @@ async fn the_controller_fails_a_prod_deployment_of_a_release_not_verified_in_dev
     assert_eq!(project.routing("prod"), routing);
     assert_eq!(project.instances("prod"), running);
     assert!(
-        project
-            .instances("prod")
-            .iter()
-            .all(|i| i.release == v1.as_str()),
+        project.instances("prod").iter().all(|i| i.release == v1),
         "an instance of the refused release was started"
     );
-    let about_v2: Vec<String> = project
+    let about_v2: Vec<EventKind> = project
         .store()
         .events(Some("prod"), 1000)
         .expect("events")
         .into_iter()
-        .filter(|e| e.release.as_deref() == Some(v2.as_str()))
+        .filter(|e| e.release.as_ref() == Some(&v2))
         .map(|e| e.kind)
         .collect();
-    assert_eq!(about_v2, ["deployment.failed", "deployment.created"]);
+    assert_eq!(
+        about_v2,
+        [EventKind::DeploymentFailed, EventKind::DeploymentCreated]
+    );
     assert!(
         !project.state_dir().join("logs/prod/green").exists(),
         "the idle slot was used"

@@ -15,11 +15,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use hifi_artifacts::Artifacts;
 use hifi_controller::{Clock, Controller, ManualClock, Options, ProxyLaunch};
+use hifi_core::event::EventKind;
 use hifi_core::release::{Release, ReleaseId, ServiceVersion, composition_key};
-use hifi_core::{Config, DeploymentState, Routing};
+use hifi_core::{Config, DeploymentState, Health, Kind, Layout, Routing, Slot};
 use hifi_git::{Oid, Repo};
 use hifi_proxy::{AdminAddr, AdminClient, ProxyOptions, TableSpec};
-use hifi_runtime::{Instance, LocalRuntime, Runtime};
+use hifi_runtime::{Instance, LocalRuntime};
 use hifi_store::{Analysis, Audit, Deployment, Store, Update};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
@@ -294,7 +295,7 @@ max_p99_ms = 5000
         let config = self.config();
         let paths: Vec<&str> = config.services.iter().map(|s| s.path.as_str()).collect();
         let versions = repo.subtrees(&tree, &paths).expect("subtrees");
-        let artifacts = Artifacts::new(&self.state_dir());
+        let artifacts = Artifacts::new(&Layout::new(self.root()).artifacts());
         let mut services = Vec::new();
         for (service, version) in config.services.iter().zip(versions) {
             let version = version.expect("service directory exists").to_string();
@@ -355,8 +356,8 @@ max_p99_ms = 5000
     /// Records a deployment, as `hifi deploy` / `hifi promote` do.
     pub fn deploy(&self, env: &str, release: &ReleaseId) -> i64 {
         let strategy = match env {
-            "prod" => "canary",
-            _ => "blue-green",
+            "prod" => Kind::Canary,
+            _ => Kind::BlueGreen,
         };
         self.store()
             .record_deployment(&self.audit(), env, release, strategy)
@@ -509,15 +510,9 @@ impl Hifi {
             let _ = proxy_stopped.await;
         }));
 
-        let launch = ProxyLaunch {
-            managed: false,
-            command: String::new(),
-            workdir: project.root().to_path_buf(),
-            admin: sock,
-            record: state_dir.join("proxy.json"),
-            log: state_dir.join("logs/proxy.log"),
-        };
-        let mut options = Options::new(project.root().to_path_buf(), launch);
+        let layout = Layout::new(project.root());
+        let launch = ProxyLaunch::external(&layout);
+        let mut options = Options::new(layout, launch);
         options.actor = "controller".into();
         options.tick = TICK;
         options.start_timeout = Duration::from_secs(15);
@@ -585,7 +580,7 @@ impl Hifi {
         let runtime = LocalRuntime::new();
         for instance in &started {
             assert!(
-                !runtime.status(instance).is_running(),
+                !runtime.process_status(&instance.id).is_running(),
                 "{} still runs",
                 instance.describe()
             );
@@ -613,7 +608,9 @@ impl Hifi {
         }
         let events = store.events(None, 5).expect("events");
         assert!(
-            events.iter().any(|e| e.kind == "controller.stopped"),
+            events
+                .iter()
+                .any(|e| e.kind == EventKind::ControllerStopped),
             "no controller.stopped event: {events:?}"
         );
         self.started.clear();
@@ -814,6 +811,7 @@ pub async fn wait_slot_healthy(
 ) -> Vec<Instance> {
     let runtime = LocalRuntime::new();
     let services = project.config().services.len();
+    let slot: Slot = slot.parse().expect("a slot");
     let mut found = Vec::new();
     eventually(
         &format!("release {release} healthy in {env}/{slot}"),
@@ -821,11 +819,9 @@ pub async fn wait_slot_healthy(
             let rows = project.store().instances(Some(env)).expect("instances");
             found = rows
                 .iter()
-                .filter(|r| {
-                    r.slot == slot && r.release == release.as_str() && r.health == "healthy"
-                })
+                .filter(|r| r.slot == slot && r.release == *release && r.health == Health::Healthy)
                 .map(|r| serde_json::from_str::<Instance>(&r.handle).expect("handle"))
-                .filter(|i| runtime.status(i).is_running())
+                .filter(|i| runtime.process_status(&i.id).is_running())
                 .collect();
             found.len() == services
         },

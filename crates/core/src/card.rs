@@ -4,14 +4,14 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Environment;
 use crate::workflow::Stage;
 
 /// A card's id as the team writes it (`PAY-12`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct CardId(String);
 
 impl CardId {
@@ -42,6 +42,28 @@ impl CardId {
 impl fmt::Display for CardId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for CardId {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<CardId, String> {
+        text.parse()
+    }
+}
+
+impl AsRef<str> for CardId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for CardId {
+    type Err = String;
+
+    fn from_str(id: &str) -> Result<CardId, String> {
+        CardId::parse(id)
     }
 }
 

@@ -15,14 +15,10 @@
 //! [`Kind`] says how a deployment replaces what runs, and [`Request`] what a
 //! user asked of one in progress; both are stored by name.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::Serialize;
+use crate::names::named;
 
 /// Where a deployment stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DeploymentState {
     /// Recorded, not started.
     Pending,
@@ -55,19 +51,6 @@ pub struct InvalidTransition {
 }
 
 impl DeploymentState {
-    /// Every state, in lifecycle order.
-    pub const ALL: [DeploymentState; 9] = [
-        DeploymentState::Pending,
-        DeploymentState::Building,
-        DeploymentState::Starting,
-        DeploymentState::Verifying,
-        DeploymentState::Live,
-        DeploymentState::Superseded,
-        DeploymentState::Failed,
-        DeploymentState::Aborted,
-        DeploymentState::RolledBack,
-    ];
-
     /// Whether the deployment has ended (nothing more will happen to it).
     pub fn is_terminal(self) -> bool {
         use DeploymentState::*;
@@ -97,44 +80,22 @@ impl DeploymentState {
             Err(InvalidTransition { from: self, to })
         }
     }
-
-    /// The name used in the store and in `--json` output.
-    pub fn as_str(self) -> &'static str {
-        use DeploymentState::*;
-        match self {
-            Pending => "pending",
-            Building => "building",
-            Starting => "starting",
-            Verifying => "verifying",
-            Live => "live",
-            Superseded => "superseded",
-            Failed => "failed",
-            Aborted => "aborted",
-            RolledBack => "rolled-back",
-        }
-    }
 }
 
-impl fmt::Display for DeploymentState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for DeploymentState {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        DeploymentState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == s)
-            .ok_or_else(|| format!("unknown deployment state `{s}`"))
-    }
-}
+named!(DeploymentState, "deployment state" {
+    Pending => "pending",
+    Building => "building",
+    Starting => "starting",
+    Verifying => "verifying",
+    Live => "live",
+    Superseded => "superseded",
+    Failed => "failed",
+    Aborted => "aborted",
+    RolledBack => "rolled-back",
+});
 
 /// How a deployment replaces what runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// All users switch at once when every service is healthy.
     BlueGreen,
@@ -142,17 +103,6 @@ pub enum Kind {
     Canary,
     /// Back to the previous release: the warm standby if there is one.
     Rollback,
-}
-
-impl Kind {
-    /// The name stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::BlueGreen => "blue-green",
-            Kind::Canary => "canary",
-            Kind::Rollback => "rollback",
-        }
-    }
 }
 
 impl From<crate::config::Strategy> for Kind {
@@ -164,26 +114,14 @@ impl From<crate::config::Strategy> for Kind {
     }
 }
 
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Kind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Kind::BlueGreen, Kind::Canary, Kind::Rollback]
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown deployment kind `{s}`"))
-    }
-}
+named!(Kind, "deployment kind" {
+    BlueGreen => "blue-green",
+    Canary => "canary",
+    Rollback => "rollback",
+});
 
 /// What a user asked of a deployment in progress, for the controller to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Request {
     /// Stop it: users go back to the active release.
     Abort,
@@ -191,27 +129,10 @@ pub enum Request {
     Promote,
 }
 
-impl Request {
-    /// The name stored and shown.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Request::Abort => "abort",
-            Request::Promote => "promote",
-        }
-    }
-}
-
-impl FromStr for Request {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "abort" => Ok(Request::Abort),
-            "promote" => Ok(Request::Promote),
-            other => Err(format!("unknown request `{other}`")),
-        }
-    }
-}
+named!(Request, "request" {
+    Abort => "abort",
+    Promote => "promote",
+});
 
 #[cfg(test)]
 mod tests {
@@ -238,7 +159,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for state in DeploymentState::ALL {
+        for &state in DeploymentState::ALL {
             assert_eq!(state.as_str().parse(), Ok(state));
         }
         for kind in [Kind::BlueGreen, Kind::Canary, Kind::Rollback] {

@@ -10,8 +10,9 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: `hifi.toml` parsed and validated into [`Config`]; errors carry
-//!   the key and the source span so the binary can point at the line.
+//! - [`config`]: `hifi.toml` parsed (`config/raw.rs`) and validated
+//!   (`config/validate.rs`) into [`Config`]; errors carry the key and the
+//!   source span so the binary can point at the line.
 //! - [`duration`]: the `"30s"` / `"5m"` durations used in the config.
 //! - [`workflow`]: stages of the card workflow and how a user may name them.
 //! - [`card`]: cards and which environments include them.
@@ -20,24 +21,43 @@
 //! - [`deployment`]: the lifecycle of a deployment as a state machine.
 //! - [`rollout`]: blue/green slots, their transitions, and the canary judge.
 //! - [`diff`]: what differs between two environments.
+//! - [`health`]: an instance's health as the controller records it.
+//! - [`event`]: the kinds of events in the audit log.
+//! - [`access`]: roles and what they allow.
+//! - [`layout`]: every path of a project (`hifi.toml`, `.hifi/...`).
+//! - `names`: the one way enums are stored and shown by name.
+//! - `sql` (feature `sqlite`): these types as SQLite values, for the store.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod card;
 pub mod config;
 pub mod deployment;
 pub mod diff;
 pub mod duration;
+pub mod event;
 pub mod fidelity;
+pub mod health;
+pub mod layout;
+mod names;
 pub mod release;
 pub mod rollout;
+#[cfg(feature = "sqlite")]
+mod sql;
 pub mod workflow;
 
+pub use access::{Action, Role};
 pub use card::{Card, CardId};
-pub use config::{Canary, Config, ConfigError, Environment, Origin, Service, Strategy, UserKey};
-pub use deployment::DeploymentState;
+pub use config::{
+    Canary, Config, ConfigError, Environment, Origin, RuntimeKind, Service, Strategy, UserKey,
+};
+pub use deployment::{DeploymentState, Kind, Request};
+pub use event::EventKind;
+pub use health::Health;
+pub use layout::Layout;
 pub use release::{Release, ReleaseId, ServiceVersion};
-pub use rollout::{Routing, Slot};
+pub use rollout::{Routing, Slot, Verdict};
 pub use workflow::{Stage, Workflow};
 
 /// Checks a name used for services and environments: lowercase letters,

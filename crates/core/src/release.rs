@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::card::CardId;
@@ -30,8 +30,8 @@ pub fn composition_key(base: &str, cards: &[(&str, &str)], services: &[Service])
 }
 
 /// The content hash that names a release (64 hex characters).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct ReleaseId(String);
 
 impl ReleaseId {
@@ -66,6 +66,11 @@ impl ReleaseId {
         ReleaseId(id)
     }
 
+    /// Whether `text` is a full release id: 64 lowercase hex characters.
+    pub fn is_full(text: &str) -> bool {
+        text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    }
+
     /// The full id.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -80,6 +85,36 @@ impl ReleaseId {
 impl fmt::Display for ReleaseId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.short())
+    }
+}
+
+impl TryFrom<String> for ReleaseId {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<ReleaseId, String> {
+        text.parse()
+    }
+}
+
+impl AsRef<str> for ReleaseId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ReleaseId {
+    type Err = String;
+
+    /// Accepts a full id only; prefixes are resolved against the releases
+    /// that exist, by the store.
+    fn from_str(text: &str) -> Result<ReleaseId, String> {
+        if ReleaseId::is_full(text) {
+            Ok(ReleaseId(text.to_string()))
+        } else {
+            Err(format!(
+                "`{text}` is not a full release id (64 hex characters)"
+            ))
+        }
     }
 }
 

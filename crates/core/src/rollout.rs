@@ -11,17 +11,14 @@
 //! more traffic. Time is passed in, never read, so a 30-second step is
 //! tested in microseconds.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::Serialize;
 
 use crate::config::Canary;
+use crate::names::named;
 use crate::release::ReleaseId;
 
 /// One of the two copies of a release an environment can run side by side.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Slot {
     /// The blue slot.
     Blue,
@@ -37,33 +34,12 @@ impl Slot {
             Slot::Green => Slot::Blue,
         }
     }
-
-    /// The slot's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Slot::Blue => "blue",
-            Slot::Green => "green",
-        }
-    }
 }
 
-impl fmt::Display for Slot {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Slot {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Slot, String> {
-        match s {
-            "blue" => Ok(Slot::Blue),
-            "green" => Ok(Slot::Green),
-            other => Err(format!("unknown slot `{other}`")),
-        }
-    }
-}
+named!(Slot, "slot" {
+    Blue => "blue",
+    Green => "green",
+});
 
 /// A release placed in a slot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -223,6 +199,34 @@ pub enum Judgement {
     /// The figures broke a bound; each reason names figure and bound.
     Fail(Vec<String>),
 }
+
+impl Judgement {
+    /// The verdict recorded for this judgement.
+    pub fn verdict(&self) -> Verdict {
+        match self {
+            Judgement::TooFewRequests { .. } => Verdict::Extend,
+            Judgement::Pass => Verdict::Pass,
+            Judgement::Fail(_) => Verdict::Fail,
+        }
+    }
+}
+
+/// The verdict on a canary step, as recorded with its figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// Within bounds: the next step.
+    Pass,
+    /// A bound was broken: the canary is aborted.
+    Fail,
+    /// Too little traffic: the step is extended.
+    Extend,
+}
+
+named!(Verdict, "verdict" {
+    Pass => "pass",
+    Fail => "fail",
+    Extend => "extend",
+});
 
 /// Judges a canary step from its window.
 pub fn judge(canary: &Canary, window: &Window) -> Judgement {

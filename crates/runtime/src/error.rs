@@ -141,6 +141,16 @@ pub enum Error {
         pgid: i32,
     },
 
+    /// The runtime cannot run this kind of program (an image given to the
+    /// local runtime).
+    #[error("could not start {instance}: this runtime cannot run {what}")]
+    Unsupported {
+        /// The instance.
+        instance: String,
+        /// What it was asked to run.
+        what: String,
+    },
+
     /// The id was issued by another runtime (or is corrupt).
     #[error(
         "{instance} has id `{id}`, which the local runtime did not issue, so it cannot manage it"

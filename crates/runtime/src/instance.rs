@@ -4,31 +4,78 @@
 //! time; [`Instance`] is the small, serializable record that identifies one
 //! running copy across controller restarts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use hifi_core::{ReleaseId, RuntimeKind, Slot};
 use serde::{Deserialize, Serialize};
+
+/// What an instance runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Program {
+    /// A command run with `sh -c` in a directory: the built artifact of the
+    /// service version (process runtimes).
+    Command {
+        /// The service's run command.
+        command: String,
+        /// The artifact directory; the command's working directory.
+        workdir: PathBuf,
+    },
+    /// A container image, by its content id (container runtimes).
+    Image {
+        /// The image id, `sha256:…`: never a tag, so what runs is what was built.
+        image: String,
+        /// The service's run command, overriding the image's own if set.
+        command: Option<String>,
+    },
+}
+
+impl Program {
+    /// How logs and errors show it.
+    pub fn describe(&self) -> String {
+        match self {
+            Program::Command { command, .. } => format!("sh -c {command:?}"),
+            Program::Image { image, .. } => format!("image {image}"),
+        }
+    }
+}
+
+/// Which port an instance listens on. The runtime chooses it (and gives it
+/// to the instance as `PORT`): the controller only says what it would like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Port {
+    /// Any free port, chosen by the runtime.
+    Any,
+    /// This port if it is free, else any: an instance restarted after a
+    /// crash keeps its address, so the routing table need not change.
+    Prefer(u16),
+    /// Exactly this port, whether or not another program holds it.
+    Fixed(u16),
+}
 
 /// Everything needed to start one instance of one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceSpec {
     /// Environment name, e.g. `dev`.
     pub env: String,
-    /// Slot name, e.g. `green`.
-    pub slot: String,
+    /// The slot it runs in.
+    pub slot: Slot,
     /// Service name, e.g. `catalog`.
     pub service: String,
-    /// Release id the instance belongs to.
-    pub release: String,
-    /// The service's run command, run with `sh -c`.
-    pub command: String,
-    /// The built artifact directory of this service version; the working
-    /// directory of the command.
-    pub workdir: PathBuf,
-    /// Port the instance must listen on (given to it as `PORT`).
-    pub port: u16,
+    /// The release the instance belongs to.
+    pub release: ReleaseId,
+    /// The runtime that runs it.
+    pub runtime: RuntimeKind,
+    /// What it runs.
+    pub program: Program,
+    /// The port it listens on.
+    pub port: Port,
+    /// Host ports hifi keeps for its own listeners (the proxy's internal and
+    /// preview listeners, other instances): a runtime that chooses host
+    /// ports never chooses one of these.
+    pub reserved_ports: BTreeSet<u16>,
     /// Already-resolved environment for the instance (`HIFI_URL_<PEER>`,
     /// `HIFI_ENV`, environment vars...). `PORT` is set after these, so it
     /// cannot be overridden by accident.
@@ -44,7 +91,7 @@ pub struct InstanceSpec {
 impl InstanceSpec {
     /// How errors name this instance: `service catalog (dev/green)`.
     pub fn describe(&self) -> String {
-        describe(&self.service, &self.env, &self.slot)
+        describe(&self.service, &self.env, self.slot)
     }
 }
 
@@ -84,26 +131,31 @@ impl fmt::Display for InstanceId {
 pub struct Instance {
     /// Runtime-specific identity.
     pub id: InstanceId,
-    /// Where the instance serves HTTP.
+    /// Where the instance serves HTTP: the runtime says, the controller
+    /// never assumes.
     pub addr: SocketAddr,
     /// Environment it was started for.
     pub env: String,
     /// Slot it was started for.
-    pub slot: String,
+    pub slot: Slot,
     /// Service it runs.
     pub service: String,
     /// Release it belongs to.
-    pub release: String,
+    pub release: ReleaseId,
+    /// The runtime that started it (records written before runtimes were
+    /// chosen per environment are local).
+    #[serde(default)]
+    pub runtime: RuntimeKind,
 }
 
 impl Instance {
     /// How errors name this instance: `service catalog (dev/green)`.
     pub fn describe(&self) -> String {
-        describe(&self.service, &self.env, &self.slot)
+        describe(&self.service, &self.env, self.slot)
     }
 }
 
-fn describe(service: &str, env: &str, slot: &str) -> String {
+fn describe(service: &str, env: &str, slot: Slot) -> String {
     format!("service {service} ({env}/{slot})")
 }
 

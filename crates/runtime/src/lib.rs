@@ -23,38 +23,46 @@
 //!
 //! # Layout
 //!
-//! - `lib.rs` — the [`Runtime`] trait and [`free_port`].
-//! - [`instance`] — what the controller hands in ([`InstanceSpec`]) and keeps
+//! - `lib.rs` — the [`Runtime`] trait, [`free_port`] and [`choose_port`].
+//! - [`instance`] — what the controller hands in ([`InstanceSpec`], with a
+//!   [`Program`] — a command or an image — and a [`Port`] wish) and keeps
 //!   ([`Instance`], [`InstanceId`], [`InstanceStatus`]).
+//! - `runtimes.rs` — [`Runtimes`]: one runtime per kind, dispatching each
+//!   instance to the runtime its environment uses (a new runtime is a new
+//!   variant there and a module beside `local`).
 //! - [`error`] — the crate's [`Error`], worded for the person running hifi.
 //! - [`probe`] — one HTTP/1.1 health probe (hyper client connection).
 //! - [`local`] — [`LocalRuntime`]: spawning, reaping, re-adoption and process
-//!   group signalling; `local/procfs.rs` reads `/proc`, `local/logfile.rs`
-//!   opens logs and reads their tail.
-#![forbid(unsafe_code)]
+//!   group signalling (also of hifi's own processes, [`ProcessSpec`]);
+//!   `local/procfs.rs` reads `/proc`, `local/logfile.rs` opens logs and
+//!   reads their tail.
 
 pub mod error;
 pub mod instance;
 pub mod local;
 pub mod probe;
+mod runtimes;
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
 pub use error::{Error, ProbeFailure, Result};
-pub use instance::{Instance, InstanceId, InstanceSpec, InstanceStatus};
-pub use local::LocalRuntime;
+pub use instance::{Instance, InstanceId, InstanceSpec, InstanceStatus, Port, Program};
+pub use local::{LocalRuntime, ProcessSpec};
+pub use runtimes::Runtimes;
 
-/// Where service instances run: local processes, or (later) Kubernetes.
+/// Where service instances run: local processes, containers, a cluster.
 ///
 /// Every future is `Send` so the controller can drive a generic runtime from
 /// spawned tokio tasks. Implementations must accept an [`Instance`] that they
 /// did not create in this process (one read back from the store after a
 /// controller restart).
 pub trait Runtime: Send + Sync + 'static {
-    /// Starts one instance of `spec` and returns as soon as it is spawned;
-    /// it does not wait for health (see [`Runtime::wait_healthy`]).
+    /// Starts one instance of `spec` and returns as soon as it is spawned,
+    /// with the address it serves on; it does not wait for health (see
+    /// [`Runtime::wait_healthy`]).
     fn start(&self, spec: &InstanceSpec) -> impl Future<Output = Result<Instance>> + Send;
 
     /// Polls `GET spec.health_path` until it answers 2xx.
@@ -69,9 +77,9 @@ pub trait Runtime: Send + Sync + 'static {
         timeout: Duration,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Whether the instance still runs, without waiting. Works for instances
-    /// started by an earlier controller process.
-    fn status(&self, instance: &Instance) -> InstanceStatus;
+    /// Whether the instance still runs. Works for instances started by an
+    /// earlier controller process.
+    fn status(&self, instance: &Instance) -> impl Future<Output = InstanceStatus> + Send;
 
     /// Sends one `GET path` to the instance and returns the status code.
     fn probe(
@@ -97,4 +105,28 @@ pub trait Runtime: Send + Sync + 'static {
 pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(Error::FreePort)?;
     Ok(listener.local_addr().map_err(Error::FreePort)?.port())
+}
+
+/// The host port for an instance: what `port` asks for, never one of
+/// `reserved` unless fixed.
+pub fn choose_port(port: Port, reserved: &BTreeSet<u16>) -> Result<u16> {
+    match port {
+        Port::Fixed(port) => return Ok(port),
+        Port::Prefer(port)
+            if !reserved.contains(&port)
+                && TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() =>
+        {
+            return Ok(port);
+        }
+        Port::Prefer(_) | Port::Any => {}
+    }
+    for _ in 0..20 {
+        let port = free_port()?;
+        if !reserved.contains(&port) {
+            return Ok(port);
+        }
+    }
+    Err(Error::FreePort(std::io::Error::other(
+        "every free port offered was one hifi keeps for its own listeners",
+    )))
 }

@@ -4,12 +4,12 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
-use hifi_runtime::{
-    Error, Instance, InstanceId, InstanceSpec, InstanceStatus, LocalRuntime, Runtime,
-};
+use hifi_runtime::{Error, Instance, InstanceId, InstanceStatus, LocalRuntime, Runtime};
 use tokio::time::Instant;
 
-use crate::util::{Fixture, PATIENCE, alive, eventually, forge, id_parts, start_time, state};
+use crate::util::{
+    Fixture, PATIENCE, alive, eventually, forge, id_parts, start_time, state, workdir_of,
+};
 
 #[tokio::test]
 async fn restarted_controller_adopts_a_running_instance_from_its_stored_record() {
@@ -30,7 +30,7 @@ async fn restarted_controller_adopts_a_running_instance_from_its_stored_record()
     let instance: Instance = serde_json::from_str(&stored).unwrap();
     let (pid, start) = id_parts(&instance.id);
 
-    assert_eq!(second.status(&instance), InstanceStatus::Running);
+    assert_eq!(second.status(&instance).await, InstanceStatus::Running);
     second
         .wait_healthy(&spec, &instance, PATIENCE)
         .await
@@ -42,18 +42,18 @@ async fn restarted_controller_adopts_a_running_instance_from_its_stored_record()
 
     second.stop(&instance, PATIENCE).await.unwrap();
     assert!(!alive(pid, start));
-    assert!(second.status(&instance).is_exited());
+    assert!(second.status(&instance).await.is_exited());
 }
 
 #[tokio::test]
 async fn adopted_instance_that_exits_fails_wait_healthy_fast() {
     let fx = Fixture::new();
-    let spec = InstanceSpec {
-        command: "while [ ! -e die ]; do sleep 0.05; done; echo 'dying on request'; exit 4".into(),
-        ..fx.spec("catalog")
-    };
+    let spec = fx.spec_running(
+        "catalog",
+        "while [ ! -e die ]; do sleep 0.05; done; echo 'dying on request'; exit 4",
+    );
     let instance = fx.track(LocalRuntime::new().start(&spec).await.unwrap());
-    std::fs::write(spec.workdir.join("die"), "").unwrap();
+    std::fs::write(workdir_of(&spec).join("die"), "").unwrap();
 
     let began = Instant::now();
     let err = LocalRuntime::new()
@@ -84,7 +84,7 @@ async fn stale_id_whose_pid_or_start_time_does_not_match_is_exited_and_left_alon
 
     // The instance's pid, but another start time: the pid was reused.
     let restarted = forge(&instance, None, Some(start + 1));
-    assert!(rt.status(&restarted).is_exited());
+    assert!(rt.status(&restarted).await.is_exited());
     rt.stop(&restarted, Duration::from_millis(100))
         .await
         .unwrap();
@@ -96,13 +96,13 @@ async fn stale_id_whose_pid_or_start_time_does_not_match_is_exited_and_left_alon
     // A pid that now belongs to another process (this test).
     let me = std::process::id();
     let mine = forge(&instance, Some(me), Some(start_time(me).unwrap() + 1));
-    assert!(LocalRuntime::new().status(&mine).is_exited());
+    assert!(LocalRuntime::new().status(&mine).await.is_exited());
     LocalRuntime::new()
         .stop(&mine, Duration::from_millis(100))
         .await
         .unwrap();
 
-    assert_eq!(rt.status(&instance), InstanceStatus::Running);
+    assert_eq!(rt.status(&instance).await, InstanceStatus::Running);
     rt.stop(&instance, PATIENCE).await.unwrap();
 }
 
@@ -121,7 +121,7 @@ async fn zombie_counts_as_exited() {
     let zombie = forge(&record, Some(pid), Some(start_time(pid).unwrap()));
     LocalRuntime::new().stop(&record, PATIENCE).await.unwrap();
 
-    assert!(LocalRuntime::new().status(&zombie).is_exited());
+    assert!(LocalRuntime::new().status(&zombie).await.is_exited());
     LocalRuntime::new().stop(&zombie, PATIENCE).await.unwrap();
     child.wait().unwrap();
 }
@@ -133,12 +133,13 @@ async fn id_from_another_runtime_is_unknown_and_refused() {
         id: InstanceId::new("k8s:catalog-green-7d9f"),
         addr: "127.0.0.1:1".parse().unwrap(),
         env: "dev".into(),
-        slot: "green".into(),
+        slot: hifi_core::Slot::Green,
         service: "catalog".into(),
-        release: "r1".into(),
+        release: hifi_core::ReleaseId::compute("r1", &[]),
+        runtime: hifi_core::RuntimeKind::Local,
     };
 
-    assert_eq!(rt.status(&instance), InstanceStatus::Unknown);
+    assert_eq!(rt.status(&instance).await, InstanceStatus::Unknown);
     let err = rt.stop(&instance, PATIENCE).await.unwrap_err();
     assert!(matches!(err, Error::ForeignId { .. }), "{err:?}");
     assert_eq!(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use hifi_runtime::{Error, InstanceStatus, LocalRuntime, ProbeFailure, Runtime, probe};
 use tokio::time::Instant;
 
-use crate::util::{Fixture, PATIENCE, eventually, read};
+use crate::util::{Fixture, PATIENCE, eventually, port_of, read, workdir_of};
 
 #[tokio::test]
 async fn started_service_gets_port_and_vars_answers_health_and_logs() {
@@ -17,7 +17,7 @@ async fn started_service_gets_port_and_vars_answers_health_and_logs() {
     let spec = fx.spec("catalog");
 
     let instance = fx.track(rt.start(&spec).await.unwrap());
-    assert_eq!(instance.addr.port(), spec.port);
+    assert_eq!(instance.addr.port(), port_of(&spec));
     assert_eq!(instance.service, "catalog");
     rt.wait_healthy(&spec, &instance, PATIENCE).await.unwrap();
 
@@ -26,9 +26,9 @@ async fn started_service_gets_port_and_vars_answers_health_and_logs() {
         200
     );
     assert_eq!(rt.probe(&instance, "/other", PATIENCE).await.unwrap(), 503);
-    assert_eq!(rt.status(&instance), InstanceStatus::Running);
+    assert_eq!(rt.status(&instance).await, InstanceStatus::Running);
 
-    let line = format!("greeting=hello-from-vars port={}", spec.port);
+    let line = format!("greeting=hello-from-vars port={}", port_of(&spec));
     eventually("the service's output is in its log", || {
         read(&spec.log).contains(&line)
     })
@@ -42,10 +42,10 @@ async fn started_service_gets_port_and_vars_answers_health_and_logs() {
 async fn instance_that_exits_at_once_fails_fast_with_status_and_log_tail() {
     let fx = Fixture::new();
     let rt = LocalRuntime::new();
-    let spec = hifi_runtime::InstanceSpec {
-        command: "echo 'reading config'; echo 'boom: DATABASE_URL is not set' >&2; exit 3".into(),
-        ..fx.spec("catalog")
-    };
+    let spec = fx.spec_running(
+        "catalog",
+        "echo 'reading config'; echo 'boom: DATABASE_URL is not set' >&2; exit 3",
+    );
     // A previous run's last words must not show up in this run's error.
     std::fs::create_dir_all(spec.log.parent().unwrap()).unwrap();
     std::fs::write(&spec.log, "==> hifi: starting old run\nold failure\n").unwrap();
@@ -86,7 +86,7 @@ async fn instance_that_exits_at_once_fails_fast_with_status_and_log_tail() {
     );
     assert!(!message.contains("old failure"), "{message}");
     assert_eq!(
-        rt.status(&instance),
+        rt.status(&instance).await,
         InstanceStatus::Exited {
             code: Some(3),
             signal: None
@@ -123,7 +123,7 @@ async fn unhealthy_service_times_out_with_the_last_probe_result() {
         err.to_string(),
         "service catalog (dev/green) did not answer 2xx on /healthz within 5s (last: answered 503)"
     );
-    assert_eq!(rt.status(&instance), InstanceStatus::Running);
+    assert_eq!(rt.status(&instance).await, InstanceStatus::Running);
     rt.stop(&instance, PATIENCE).await.unwrap();
 }
 
@@ -131,10 +131,7 @@ async fn unhealthy_service_times_out_with_the_last_probe_result() {
 async fn service_that_never_listens_times_out_with_connection_refused() {
     let fx = Fixture::new();
     let rt = LocalRuntime::new();
-    let spec = hifi_runtime::InstanceSpec {
-        command: "exec sleep 600".into(),
-        ..fx.spec("catalog")
-    };
+    let spec = fx.spec_running("catalog", "exec sleep 600");
 
     let instance = fx.track(rt.start(&spec).await.unwrap());
     let err = rt
@@ -160,8 +157,8 @@ async fn port_taken_by_another_program_fails_the_instance_with_the_bind_error() 
     let squatter = KillOnDrop(
         Command::new("python3")
             .arg("app.py")
-            .current_dir(&spec.workdir)
-            .env("PORT", spec.port.to_string())
+            .current_dir(workdir_of(&spec))
+            .env("PORT", port_of(&spec).to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .process_group(0)
@@ -171,7 +168,7 @@ async fn port_taken_by_another_program_fails_the_instance_with_the_bind_error() 
     let began = Instant::now();
     loop {
         let answer = probe::get_status(
-            SocketAddr::from(([127, 0, 0, 1], spec.port)),
+            SocketAddr::from(([127, 0, 0, 1], port_of(&spec))),
             "/healthz",
             PATIENCE,
         )
@@ -200,10 +197,7 @@ async fn port_taken_by_another_program_fails_the_instance_with_the_bind_error() 
 async fn missing_workdir_is_reported_before_spawning() {
     let fx = Fixture::new();
     let rt = LocalRuntime::new();
-    let spec = hifi_runtime::InstanceSpec {
-        workdir: fx.path("not-built"),
-        ..fx.spec("catalog")
-    };
+    let spec = fx.spec_in("catalog", fx.path("not-built"));
 
     let err = rt.start(&spec).await.unwrap_err();
 

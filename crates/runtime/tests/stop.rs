@@ -37,7 +37,7 @@ async fn stop_terminates_the_whole_process_group_including_grandchildren() {
     );
     assert!(!alive(grandchild, grandchild_start), "grandchild survived");
     assert!(!alive(pid, start), "leader survived");
-    assert!(rt.status(&instance).is_exited());
+    assert!(rt.status(&instance).await.is_exited());
 }
 
 #[tokio::test]
@@ -60,7 +60,7 @@ async fn process_ignoring_sigterm_is_killed_after_grace() {
         read(&spec.log)
     );
     assert!(!alive(pid, start));
-    assert!(rt.status(&instance).is_exited());
+    assert!(rt.status(&instance).await.is_exited());
 }
 
 #[tokio::test]
@@ -75,5 +75,5 @@ async fn stop_is_idempotent() {
     rt.stop(&instance, PATIENCE).await.unwrap();
     LocalRuntime::new().stop(&instance, PATIENCE).await.unwrap();
 
-    assert!(rt.status(&instance).is_exited());
+    assert!(rt.status(&instance).await.is_exited());
 }

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use hifi_runtime::{Instance, InstanceId, InstanceSpec, free_port};
+use hifi_core::{ReleaseId, RuntimeKind, Slot};
+use hifi_runtime::{Instance, InstanceId, InstanceSpec, Port, Program, free_port};
 use rustix::process::{Pid, Signal, kill_process_group};
 use tempfile::TempDir;
 use tokio::time::{Instant, sleep};
@@ -84,18 +85,64 @@ impl Fixture {
     pub fn spec(&self, service: &str) -> InstanceSpec {
         InstanceSpec {
             env: "dev".into(),
-            slot: "green".into(),
+            slot: Slot::Green,
             service: service.into(),
-            release: "r1".into(),
-            command: "python3 app.py".into(),
-            workdir: self.path("artifact"),
-            port: free_port().unwrap(),
+            release: ReleaseId::compute("r1", &[]),
+            runtime: RuntimeKind::Local,
+            program: Program::Command {
+                command: "python3 app.py".into(),
+                workdir: self.path("artifact"),
+            },
+            port: Port::Fixed(free_port().unwrap()),
+            reserved_ports: Default::default(),
             vars: BTreeMap::from([("GREETING".into(), "hello-from-vars".into())]),
             log: self.path(&format!("logs/dev/green/{service}.log")),
             health_path: "/healthz".into(),
         }
     }
+}
 
+impl Fixture {
+    /// [`Fixture::spec`] running `command` instead of the app.
+    pub fn spec_running(&self, service: &str, command: &str) -> InstanceSpec {
+        InstanceSpec {
+            program: Program::Command {
+                command: command.into(),
+                workdir: self.path("artifact"),
+            },
+            ..self.spec(service)
+        }
+    }
+
+    /// [`Fixture::spec`] run in `workdir`.
+    pub fn spec_in(&self, service: &str, workdir: PathBuf) -> InstanceSpec {
+        InstanceSpec {
+            program: Program::Command {
+                command: "python3 app.py".into(),
+                workdir,
+            },
+            ..self.spec(service)
+        }
+    }
+}
+
+/// The port a spec made by [`Fixture::spec`] fixes.
+pub fn port_of(spec: &InstanceSpec) -> u16 {
+    match spec.port {
+        Port::Fixed(port) => port,
+        other => panic!("not a fixed port: {other:?}"),
+    }
+}
+
+/// The working directory of a spec made by [`Fixture::spec`].
+pub fn workdir_of(spec: &InstanceSpec) -> &Path {
+    match &spec.program {
+        Program::Command { workdir, .. } => workdir,
+        other => panic!("not a command: {other:?}"),
+    }
+}
+
+impl Fixture {
     /// Registers `instance` for cleanup and returns it.
     pub fn track(&self, instance: Instance) -> Instance {
         self.started.lock().unwrap().push(instance.clone());

@@ -2,6 +2,8 @@
 //! workflow by the caller, so a renamed stage shows up as a clear error
 //! instead of silently moving cards.
 
+use hifi_core::card::CardId;
+use hifi_core::event::EventKind;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use serde::Serialize;
 
@@ -12,7 +14,7 @@ use crate::{Audit, Error, Result, Store};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CardRow {
     /// Card id.
-    pub id: String,
+    pub id: CardId,
     /// Title.
     pub title: String,
     /// Git branch.
@@ -44,9 +46,9 @@ pub struct ConflictFlag {
     /// The environment.
     pub env: String,
     /// The card that could not be merged.
-    pub card: String,
+    pub card: CardId,
     /// Cards it conflicts with, where they could be told.
-    pub with_cards: Vec<String>,
+    pub with_cards: Vec<CardId>,
     /// The conflicting files.
     pub files: Vec<String>,
     /// When (unix ms).
@@ -60,7 +62,7 @@ impl Store {
     pub fn add_card(
         &mut self,
         audit: &Audit,
-        id: &str,
+        id: &CardId,
         title: &str,
         branch: &str,
         stage: &str,
@@ -78,12 +80,12 @@ impl Store {
                 });
             }
             let message = format!("added card {id} ({branch}) at {stage}");
-            record(tx, audit, "card.added", Subject::card(id), &message)
+            record(tx, audit, EventKind::CardAdded, Subject::card(id), &message)
         })
     }
 
     /// Moves a card to a stage; returns the stage it left.
-    pub fn move_card(&mut self, audit: &Audit, id: &str, stage: &str) -> Result<String> {
+    pub fn move_card(&mut self, audit: &Audit, id: &CardId, stage: &str) -> Result<String> {
         self.write(|tx| {
             let from = current_stage(tx, id)?;
             tx.execute(
@@ -91,23 +93,29 @@ impl Store {
                 params![id, stage, audit.at],
             )?;
             let message = format!("moved card {id} from {from} to {stage}");
-            record(tx, audit, "card.moved", Subject::card(id), &message)?;
+            record(tx, audit, EventKind::CardMoved, Subject::card(id), &message)?;
             Ok(from)
         })
     }
 
     /// Removes a card (its history stays in releases and events).
-    pub fn remove_card(&mut self, audit: &Audit, id: &str) -> Result<()> {
+    pub fn remove_card(&mut self, audit: &Audit, id: &CardId) -> Result<()> {
         self.write(|tx| {
             let stage = current_stage(tx, id)?;
             tx.execute("DELETE FROM cards WHERE id = ?1", [id])?;
             let message = format!("removed card {id} (was at {stage})");
-            record(tx, audit, "card.removed", Subject::card(id), &message)
+            record(
+                tx,
+                audit,
+                EventKind::CardRemoved,
+                Subject::card(id),
+                &message,
+            )
         })
     }
 
     /// One card.
-    pub fn card(&self, id: &str) -> Result<CardRow> {
+    pub fn card(&self, id: &CardId) -> Result<CardRow> {
         self.conn()
             .query_row(
                 &format!("SELECT {CARD_COLUMNS} FROM cards WHERE id = ?1"),
@@ -138,7 +146,7 @@ impl Store {
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
+                r.get::<_, CardId>(1)?,
                 r.get::<_, String>(2)?,
                 r.get::<_, String>(3)?,
                 r.get(4)?,
@@ -149,7 +157,14 @@ impl Store {
             Ok(ConflictFlag {
                 env,
                 card,
-                with_cards: split_list(&with_cards),
+                with_cards: split_list(&with_cards)
+                    .iter()
+                    .map(|id| CardId::parse(id))
+                    .collect::<Result<_, _>>()
+                    .map_err(|detail| Error::Corrupt {
+                        what: "card id",
+                        detail,
+                    })?,
                 files: split_list(&files),
                 at,
             })
@@ -166,7 +181,7 @@ impl Store {
                 record(
                     tx,
                     audit,
-                    "compose.conflict-cleared",
+                    EventKind::ComposeConflictCleared,
                     Subject::env(env),
                     &message,
                 )?;
@@ -190,12 +205,12 @@ impl Store {
                 params![flag.env, flag.card, join_list(&flag.with_cards), join_list(&flag.files), audit.at],
             )?;
             let subject = Subject::env(&flag.env).with_card(&flag.card);
-            record(tx, audit, "compose.conflict", subject, message)
+            record(tx, audit, EventKind::ComposeConflict, subject, message)
         })
     }
 }
 
-fn current_stage(tx: &Transaction<'_>, id: &str) -> Result<String> {
+fn current_stage(tx: &Transaction<'_>, id: &CardId) -> Result<String> {
     tx.query_row("SELECT stage FROM cards WHERE id = ?1", [id], |r| r.get(0))
         .optional()?
         .ok_or_else(|| Error::NotFound {
@@ -206,8 +221,12 @@ fn current_stage(tx: &Transaction<'_>, id: &str) -> Result<String> {
 
 // Lists are stored newline-separated: card ids and paths never hold a newline
 // that matters here, and it keeps the table readable with the sqlite3 shell.
-fn join_list(items: &[String]) -> String {
-    items.join("\n")
+fn join_list<T: AsRef<str>>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn split_list(text: &str) -> Vec<String> {

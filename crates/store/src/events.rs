@@ -1,6 +1,9 @@
 //! The audit log. Events are written by the same transaction as the change
 //! they describe ([`record`]), and never updated or deleted.
 
+use hifi_core::card::CardId;
+use hifi_core::event::EventKind;
+use hifi_core::release::ReleaseId;
 use rusqlite::{Transaction, params};
 use serde::Serialize;
 
@@ -16,13 +19,13 @@ pub struct Event {
     /// Who.
     pub actor: String,
     /// What kind of change (`card.moved`, `release.composed`, ...).
-    pub kind: String,
+    pub kind: EventKind,
     /// The environment concerned, if any.
     pub env: Option<String>,
     /// The card concerned, if any.
-    pub card: Option<String>,
+    pub card: Option<CardId>,
     /// The release concerned, if any.
-    pub release: Option<String>,
+    pub release: Option<ReleaseId>,
     /// The deployment concerned, if any.
     pub deployment: Option<i64>,
     /// A sentence a person can read.
@@ -35,9 +38,9 @@ pub struct Subject<'a> {
     /// The environment.
     pub env: Option<&'a str>,
     /// The card.
-    pub card: Option<&'a str>,
+    pub card: Option<&'a CardId>,
     /// The release.
-    pub release: Option<&'a str>,
+    pub release: Option<&'a ReleaseId>,
     /// The deployment.
     pub deployment: Option<i64>,
 }
@@ -52,7 +55,7 @@ impl<'a> Subject<'a> {
     }
 
     /// About a card.
-    pub fn card(card: &'a str) -> Self {
+    pub fn card(card: &'a CardId) -> Self {
         Subject {
             card: Some(card),
             ..Subject::default()
@@ -60,7 +63,7 @@ impl<'a> Subject<'a> {
     }
 
     /// Also about a card.
-    pub fn with_card(self, card: &'a str) -> Self {
+    pub fn with_card(self, card: &'a CardId) -> Self {
         Subject {
             card: Some(card),
             ..self
@@ -68,7 +71,7 @@ impl<'a> Subject<'a> {
     }
 
     /// Also about a release.
-    pub fn with_release(self, release: &'a str) -> Self {
+    pub fn with_release(self, release: &'a ReleaseId) -> Self {
         Subject {
             release: Some(release),
             ..self
@@ -88,7 +91,7 @@ impl<'a> Subject<'a> {
 pub fn record(
     tx: &Transaction<'_>,
     audit: &Audit,
-    kind: &str,
+    kind: EventKind,
     subject: Subject<'_>,
     message: &str,
 ) -> Result<()> {
@@ -114,7 +117,7 @@ impl Store {
     pub fn record_event(
         &mut self,
         audit: &Audit,
-        kind: &str,
+        kind: EventKind,
         subject: Subject<'_>,
         message: &str,
     ) -> Result<()> {

@@ -2,7 +2,8 @@
 //! approvals. [`Store::facts`] reads exactly what the gate in
 //! `hifi_core::fidelity` decides on.
 
-use hifi_core::deployment::{DeploymentState, Kind};
+use hifi_core::deployment::{DeploymentState, Kind, Request};
+use hifi_core::event::EventKind;
 use hifi_core::fidelity::Facts;
 use hifi_core::release::ReleaseId;
 use hifi_core::rollout::{Routing, Slot};
@@ -20,14 +21,14 @@ pub struct Deployment {
     pub id: i64,
     /// The environment.
     pub env: String,
-    /// The release (full id).
-    pub release: String,
-    /// Strategy used: `blue-green`, `canary` or `rollback`.
-    pub strategy: String,
+    /// The release.
+    pub release: ReleaseId,
+    /// How it replaces what runs: `blue-green`, `canary` or `rollback`.
+    pub strategy: Kind,
     /// Where it stands.
     pub state: DeploymentState,
     /// The slot it runs in, once known.
-    pub slot: Option<String>,
+    pub slot: Option<Slot>,
     /// When it was recorded (unix ms).
     pub created_at: i64,
     /// When it last changed (unix ms).
@@ -42,8 +43,8 @@ pub struct Deployment {
     pub weight: f64,
     /// Whether a user paused the canary.
     pub paused: bool,
-    /// A user's request not yet acted on: `abort` or `promote`.
-    pub request: Option<String>,
+    /// A user's request not yet acted on.
+    pub request: Option<Request>,
     /// Why it failed or was aborted.
     pub reason: Option<String>,
 }
@@ -53,8 +54,8 @@ pub struct Deployment {
 pub struct Approval {
     /// The environment it allows the release into.
     pub env: String,
-    /// The release (full id).
-    pub release: String,
+    /// The release.
+    pub release: ReleaseId,
     /// Who signed off.
     pub actor: String,
     /// When (unix ms).
@@ -78,13 +79,13 @@ pub struct Update<'a> {
     /// Paused or not.
     pub paused: Option<bool>,
     /// `Some(None)` clears the pending request; `Some(Some(r))` sets it.
-    pub request: Option<Option<&'a str>>,
+    pub request: Option<Option<Request>>,
     /// Why it failed or was aborted.
     pub reason: Option<&'a str>,
     /// The environment's routing after this change.
     pub routing: Option<&'a Routing>,
     /// Event kind (default: `deployment.<state>` or `deployment.updated`).
-    pub kind: Option<&'a str>,
+    pub kind: Option<EventKind>,
     /// Event message.
     pub message: &'a str,
 }
@@ -93,16 +94,12 @@ const DEPLOYMENT_COLUMNS: &str = "id, env, release_id, strategy, state, slot, cr
      step, step_started_at, weight, paused, request, reason";
 
 fn deployment_from_row(r: &Row<'_>) -> rusqlite::Result<Deployment> {
-    let state: String = r.get(4)?;
-    let state = state.parse().map_err(|e: String| {
-        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, e.into())
-    })?;
     Ok(Deployment {
         id: r.get(0)?,
         env: r.get(1)?,
         release: r.get(2)?,
         strategy: r.get(3)?,
-        state,
+        state: r.get(4)?,
         slot: r.get(5)?,
         created_at: r.get(6)?,
         updated_at: r.get(7)?,
@@ -134,7 +131,7 @@ fn load_deployment(conn: &rusqlite::Connection, id: i64) -> Result<Deployment> {
 /// progress, for SQL, from the one place that defines them.
 fn in_progress_sql() -> String {
     let states: Vec<String> = DeploymentState::ALL
-        .into_iter()
+        .iter()
         .filter(|s| s.is_in_progress())
         .map(|s| format!("'{s}'"))
         .collect();
@@ -149,7 +146,7 @@ impl Store {
         audit: &Audit,
         env: &str,
         release: &ReleaseId,
-        strategy: &str,
+        strategy: Kind,
     ) -> Result<i64> {
         self.write(|tx| {
             let busy: Option<i64> = tx
@@ -165,12 +162,12 @@ impl Store {
             tx.execute(
                 "INSERT INTO deployments (env, release_id, strategy, state, created_at, updated_at, actor)
                  VALUES (?1, ?2, ?3, 'pending', ?4, ?4, ?5)",
-                params![env, release.as_str(), strategy, audit.at, audit.actor],
+                params![env, release, strategy, audit.at, audit.actor],
             )?;
             let id = tx.last_insert_rowid();
             let message = format!("deployment #{id}: release {release} to {env} ({strategy})");
-            let subject = Subject::env(env).with_release(release.as_str()).with_deployment(id);
-            record(tx, audit, "deployment.created", subject, &message)?;
+            let subject = Subject::env(env).with_release(release).with_deployment(id);
+            record(tx, audit, EventKind::DeploymentCreated, subject, &message)?;
             Ok(id)
         })
     }
@@ -199,38 +196,38 @@ impl Store {
             if let Some(to) = update.state {
                 d.state = d.state.advance(to).map_err(|e| Error::Refused(format!("deployment #{id}: {e}")))?;
                 if to == DeploymentState::Live {
-                    let ended = if d.strategy == Kind::Rollback.as_str() {
+                    let ended = if d.strategy == Kind::Rollback {
                         DeploymentState::RolledBack
                     } else {
                         DeploymentState::Superseded
                     };
-                    let previous: Vec<(i64, String)> = tx
+                    let previous: Vec<(i64, ReleaseId)> = tx
                         .prepare("SELECT id, release_id FROM deployments WHERE env = ?1 AND state = 'live' AND id != ?2")?
                         .query_map(params![d.env, id], |r| Ok((r.get(0)?, r.get(1)?)))?
                         .collect::<Result<_, _>>()?;
                     for (old, release) in previous {
                         tx.execute(
                             "UPDATE deployments SET state = ?2, updated_at = ?3, request = NULL WHERE id = ?1",
-                            params![old, ended.as_str(), audit.at],
+                            params![old, ended, audit.at],
                         )?;
                         // The earlier deployment's own history tells how it ended.
                         let message = format!("deployment #{old} {}: {ended} by deployment #{id}", d.env);
                         let subject = Subject::env(&d.env).with_release(&release).with_deployment(old);
-                        record(tx, audit, &format!("deployment.{ended}"), subject, &message)?;
+                        record(tx, audit, EventKind::deployment(ended), subject, &message)?;
                     }
                     // A request made while it was in progress is moot now.
                     d.request = None;
                 }
             }
             if let Some(slot) = update.slot {
-                d.slot = Some(slot.as_str().to_string());
+                d.slot = Some(slot);
             }
             d.step = update.step.unwrap_or(d.step);
             d.step_started_at = update.step_started_at.or(d.step_started_at);
             d.weight = update.weight.unwrap_or(d.weight);
             d.paused = update.paused.unwrap_or(d.paused);
             if let Some(request) = update.request {
-                d.request = request.map(str::to_string);
+                d.request = request;
             }
             if let Some(reason) = update.reason {
                 d.reason = Some(reason.to_string());
@@ -239,18 +236,18 @@ impl Store {
             tx.execute(
                 "UPDATE deployments SET state = ?2, slot = ?3, step = ?4, step_started_at = ?5, weight = ?6,
                  paused = ?7, request = ?8, reason = ?9, updated_at = ?10 WHERE id = ?1",
-                params![id, d.state.as_str(), d.slot, d.step, d.step_started_at, d.weight, d.paused, d.request, d.reason, d.updated_at],
+                params![id, d.state, d.slot, d.step, d.step_started_at, d.weight, d.paused, d.request, d.reason, d.updated_at],
             )?;
             if let Some(routing) = update.routing {
                 save_routing(tx, &d.env, routing, audit.at)?;
             }
             let kind = match (update.kind, update.state) {
-                (Some(kind), _) => kind.to_string(),
-                (None, Some(state)) => format!("deployment.{state}"),
-                (None, None) => "deployment.updated".to_string(),
+                (Some(kind), _) => kind,
+                (None, Some(state)) => EventKind::deployment(state),
+                (None, None) => EventKind::DeploymentUpdated,
             };
             let subject = Subject::env(&d.env).with_release(&d.release).with_deployment(id);
-            record(tx, audit, &kind, subject, update.message)?;
+            record(tx, audit, kind, subject, update.message)?;
             Ok(d)
         })
     }
@@ -292,10 +289,9 @@ impl Store {
             .query_row(
                 "SELECT release_id FROM deployments WHERE env = ?1 AND state = 'live' ORDER BY id DESC LIMIT 1",
                 [env],
-                |r| r.get::<_, String>(0),
+                |r| r.get(0),
             )
-            .optional()?
-            .map(ReleaseId::from_stored))
+            .optional()?)
     }
 
     /// Records that a release is verified in an environment (idempotent).
@@ -308,12 +304,12 @@ impl Store {
         self.write(|tx| {
             let inserted = tx.execute(
                 "INSERT INTO verifications (env, release_id, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
-                params![env, release.as_str(), audit.at],
+                params![env, release, audit.at],
             )?;
             if inserted == 1 {
                 let message = format!("release {release} verified in {env}");
-                let subject = Subject::env(env).with_release(release.as_str());
-                record(tx, audit, "release.verified", subject, &message)?;
+                let subject = Subject::env(env).with_release(release);
+                record(tx, audit, EventKind::ReleaseVerified, subject, &message)?;
             }
             Ok(())
         })
@@ -324,12 +320,12 @@ impl Store {
         self.write(|tx| {
             let inserted = tx.execute(
                 "INSERT INTO approvals (env, release_id, actor, at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                params![env, release.as_str(), audit.actor, audit.at],
+                params![env, release, audit.actor, audit.at],
             )?;
             if inserted == 1 {
                 let message = format!("{} approved release {release} for {env}", audit.actor);
-                let subject = Subject::env(env).with_release(release.as_str());
-                record(tx, audit, "release.approved", subject, &message)?;
+                let subject = Subject::env(env).with_release(release);
+                record(tx, audit, EventKind::ReleaseApproved, subject, &message)?;
             }
             Ok(inserted == 1)
         })
@@ -340,7 +336,7 @@ impl Store {
         let mut stmt = self.conn().prepare(
             "SELECT env, release_id, actor, at FROM approvals WHERE env = ?1 AND release_id = ?2 ORDER BY at, actor",
         )?;
-        let rows = stmt.query_map(params![env, release.as_str()], |r| {
+        let rows = stmt.query_map(params![env, release], |r| {
             Ok(Approval {
                 env: r.get(0)?,
                 release: r.get(1)?,
@@ -356,7 +352,7 @@ impl Store {
         let mut stmt = self
             .conn()
             .prepare("SELECT env FROM verifications WHERE release_id = ?1 ORDER BY env")?;
-        let rows = stmt.query_map([release.as_str()], |r| r.get(0))?;
+        let rows = stmt.query_map([release], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -371,5 +367,41 @@ impl Store {
                 .map(|a| a.actor)
                 .collect(),
         })
+    }
+}
+
+impl Store {
+    /// Where and when a release was verified, oldest first.
+    pub fn verifications(&self, release: &ReleaseId) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT env, at FROM verifications WHERE release_id = ?1 ORDER BY at, env")?;
+        let rows = stmt.query_map([release], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every sign-off of a release, for any environment, oldest first.
+    pub fn release_approvals(&self, release: &ReleaseId) -> Result<Vec<Approval>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT env, release_id, actor, at FROM approvals WHERE release_id = ?1 ORDER BY at, env, actor",
+        )?;
+        let rows = stmt.query_map([release], |r| {
+            Ok(Approval {
+                env: r.get(0)?,
+                release: r.get(1)?,
+                actor: r.get(2)?,
+                at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every deployment of a release, in any environment, oldest first.
+    pub fn release_deployments(&self, release: &ReleaseId) -> Result<Vec<Deployment>> {
+        let mut stmt = self.conn().prepare(&format!(
+            "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE release_id = ?1 ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([release], deployment_from_row)?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }

@@ -40,6 +40,7 @@ pub use events::Event;
 pub use ledger::{Approval, Deployment, Update};
 pub use releases::Composition;
 pub use routing::{Analysis, InstanceRow};
+pub use schema::LATEST as SCHEMA_VERSION;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]
@@ -130,8 +131,10 @@ impl Store {
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Off while migrations rebuild tables; on for everything after.
+        conn.pragma_update(None, "foreign_keys", "OFF")?;
         schema::migrate(&mut conn)?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(Store { conn })
     }
 

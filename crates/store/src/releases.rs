@@ -4,6 +4,7 @@
 
 use hifi_core::Service;
 use hifi_core::card::CardId;
+use hifi_core::event::EventKind;
 use hifi_core::release::{MergedCard, Release, ReleaseId, ServiceVersion};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
@@ -18,8 +19,8 @@ pub struct Composition {
     pub seq: i64,
     /// The environment.
     pub env: String,
-    /// The release it produced (full id).
-    pub release: String,
+    /// The release it produced.
+    pub release: ReleaseId,
     /// The commit written to the environment branch.
     pub commit: String,
     /// Key of the inputs (base and card commits, recipes).
@@ -49,7 +50,7 @@ impl Store {
         commit: &str,
         inputs: &str,
     ) -> Result<Recorded> {
-        let id = release.id.as_str();
+        let id = &release.id;
         self.write(|tx| {
             let inserted = tx.execute(
                 "INSERT INTO releases (id, tree, commit_id, base_commit, composed_for, created_at)
@@ -84,8 +85,8 @@ impl Store {
                 if cards.is_empty() { "no cards".to_string() } else { cards },
                 if inserted == 1 { "" } else { ", same content as before" }
             );
-            let subject = Subject::env(env).with_release(id);
-            record(tx, audit, "release.composed", subject, &message)?;
+            let subject = Subject::env(env).with_release(&release.id);
+            record(tx, audit, EventKind::ReleaseComposed, subject, &message)?;
             Ok(if inserted == 1 { Recorded::NewRelease } else { Recorded::KnownRelease })
         })
     }
@@ -118,7 +119,7 @@ impl Store {
         let mut stmt = self
             .conn()
             .prepare("SELECT DISTINCT env FROM compositions WHERE release_id = ?1 ORDER BY env")?;
-        let rows = stmt.query_map([release.as_str()], |r| r.get(0))?;
+        let rows = stmt.query_map([release], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -139,17 +140,17 @@ impl Store {
         let mut stmt = self.conn().prepare(
             "SELECT id FROM releases WHERE id >= ?1 AND id < ?1 || 'g' ORDER BY id LIMIT 5",
         )?;
-        let ids: Vec<String> = stmt
+        let ids: Vec<ReleaseId> = stmt
             .query_map([prefix.to_ascii_lowercase()], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
         match ids.as_slice() {
             [] => Err(not_found()),
-            [one] => Ok(ReleaseId::from_stored(one.clone())),
+            [one] => Ok(one.clone()),
             many => Err(Error::Ambiguous {
                 prefix: prefix.to_string(),
                 matches: many
                     .iter()
-                    .map(|id| &id[..12])
+                    .map(ReleaseId::short)
                     .collect::<Vec<_>>()
                     .join(", "),
             }),
@@ -162,7 +163,7 @@ impl Store {
             .conn()
             .query_row(
                 "SELECT tree, commit_id, base_commit, composed_for, created_at FROM releases WHERE id = ?1",
-                [id.as_str()],
+                [id],
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()?
@@ -171,24 +172,20 @@ impl Store {
             .conn()
             .prepare("SELECT card, branch, commit_id FROM release_cards WHERE release_id = ?1 ORDER BY position")?;
         let cards = stmt
-            .query_map([id.as_str()], |r| {
-                Ok((r.get::<_, String>(0)?, r.get(1)?, r.get(2)?))
+            .query_map([id], |r| {
+                Ok(MergedCard {
+                    id: r.get::<_, CardId>(0)?,
+                    branch: r.get(1)?,
+                    commit: r.get(2)?,
+                })
             })?
-            .map(|row| {
-                let (card, branch, commit) = row?;
-                let id = CardId::parse(&card).map_err(|detail| Error::Corrupt {
-                    what: "card id",
-                    detail,
-                })?;
-                Ok(MergedCard { id, branch, commit })
-            })
-            .collect::<Result<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let mut stmt = self.conn().prepare(
             "SELECT service, version, path, build, run, health, route FROM release_services
              WHERE release_id = ?1 ORDER BY service",
         )?;
         let services = stmt
-            .query_map([id.as_str()], |r| {
+            .query_map([id], |r| {
                 let service: String = r.get(0)?;
                 Ok(ServiceVersion {
                     version: r.get(1)?,
@@ -221,11 +218,31 @@ impl Store {
         let mut stmt = self
             .conn()
             .prepare("SELECT id FROM releases ORDER BY created_at DESC, id")?;
-        let ids: Vec<String> = stmt
+        let ids: Vec<ReleaseId> = stmt
             .query_map([], |r| r.get(0))?
             .collect::<Result<_, _>>()?;
-        ids.into_iter()
-            .map(|id| self.release(&ReleaseId::from_stored(id)))
-            .collect()
+        ids.iter().map(|id| self.release(id)).collect()
+    }
+}
+
+impl Store {
+    /// Every composition that produced a release, oldest first.
+    pub fn compositions_of(&self, release: &ReleaseId) -> Result<Vec<Composition>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT seq, env, release_id, commit_id, inputs, at, actor FROM compositions
+             WHERE release_id = ?1 ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([release], |r| {
+            Ok(Composition {
+                seq: r.get(0)?,
+                env: r.get(1)?,
+                release: r.get(2)?,
+                commit: r.get(3)?,
+                inputs: r.get(4)?,
+                at: r.get(5)?,
+                actor: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }

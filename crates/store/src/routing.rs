@@ -3,8 +3,10 @@
 //! restarted controller can re-adopt them), the stable internal port of each
 //! service, and the figures each canary step was judged on.
 
+use hifi_core::event::EventKind;
+use hifi_core::health::Health;
 use hifi_core::release::ReleaseId;
-use hifi_core::rollout::{Placement, Routing, Slot};
+use hifi_core::rollout::{Placement, Routing, Slot, Verdict};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
@@ -17,15 +19,15 @@ pub struct InstanceRow {
     /// Environment.
     pub env: String,
     /// Slot.
-    pub slot: String,
+    pub slot: Slot,
     /// Service.
     pub service: String,
-    /// Release it runs (full id).
-    pub release: String,
+    /// Release it runs.
+    pub release: ReleaseId,
     /// The runtime's own description (JSON), opaque to the store.
     pub handle: String,
-    /// `starting`, `healthy`, `unhealthy` or `exited`.
-    pub health: String,
+    /// Its recorded health.
+    pub health: Health,
     /// How many times it was restarted after a crash.
     pub restarts: i64,
     /// When it last changed (unix ms).
@@ -51,30 +53,22 @@ pub struct Analysis {
     pub p50_ms: f64,
     /// 99th percentile latency.
     pub p99_ms: f64,
-    /// `pass`, `fail` or `extend`.
-    pub verdict: String,
+    /// What was decided.
+    pub verdict: Verdict,
     /// When (unix ms).
     pub at: i64,
 }
 
-fn placement(slot: Option<String>, release: Option<String>) -> rusqlite::Result<Option<Placement>> {
-    match (slot, release) {
-        (Some(slot), Some(release)) => {
-            let slot: Slot = slot.parse().map_err(|e: String| {
-                rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
-            })?;
-            Ok(Some(Placement {
-                slot,
-                release: ReleaseId::from_stored(release),
-            }))
-        }
-        _ => Ok(None),
-    }
+fn placement(slot: Option<Slot>, release: Option<ReleaseId>) -> Option<Placement> {
+    Some(Placement {
+        slot: slot?,
+        release: release?,
+    })
 }
 
-fn parts(p: &Option<Placement>) -> (Option<&'static str>, Option<&str>) {
+fn parts(p: &Option<Placement>) -> (Option<Slot>, Option<&ReleaseId>) {
     match p {
-        Some(p) => (Some(p.slot.as_str()), Some(p.release.as_str())),
+        Some(p) => (Some(p.slot), Some(&p.release)),
         None => (None, None),
     }
 }
@@ -127,12 +121,12 @@ impl Store {
                 [env],
                 |r| {
                     Ok(Routing {
-                        active: placement(r.get(0)?, r.get(1)?)?,
-                        candidate: placement(r.get(2)?, r.get(3)?)?,
+                        active: placement(r.get(0)?, r.get(1)?),
+                        candidate: placement(r.get(2)?, r.get(3)?),
                         weight: r.get(4)?,
-                        standby: placement(r.get(5)?, r.get(6)?)?,
+                        standby: placement(r.get(5)?, r.get(6)?),
                         live_since: r.get(7)?,
-                        displaced: placement(r.get(8)?, r.get(9)?)?,
+                        displaced: placement(r.get(8)?, r.get(9)?),
                     })
                 },
             )
@@ -146,7 +140,7 @@ impl Store {
         audit: &Audit,
         env: &str,
         routing: &Routing,
-        kind: &str,
+        kind: EventKind,
         message: &str,
     ) -> Result<()> {
         self.write(|tx| {
@@ -161,7 +155,7 @@ impl Store {
         &mut self,
         audit: &Audit,
         row: &InstanceRow,
-        kind: &str,
+        kind: EventKind,
         message: &str,
     ) -> Result<()> {
         self.write(|tx| {
@@ -181,7 +175,7 @@ impl Store {
     pub fn remove_instance(
         &mut self,
         audit: &Audit,
-        row: (&str, &str, &str),
+        row: (&str, Slot, &str),
         message: &str,
     ) -> Result<()> {
         let (env, slot, service) = row;
@@ -191,7 +185,13 @@ impl Store {
                 params![env, slot, service],
             )?;
             if removed > 0 {
-                record(tx, audit, "instance.stopped", Subject::env(env), message)?;
+                record(
+                    tx,
+                    audit,
+                    EventKind::InstanceStopped,
+                    Subject::env(env),
+                    message,
+                )?;
             }
             Ok(())
         })

@@ -1,10 +1,16 @@
 //! Store tests on a real SQLite file in a temp dir.
 
 use hifi_core::card::CardId;
-use hifi_core::deployment::DeploymentState;
+use hifi_core::deployment::{DeploymentState, Kind, Request};
+use hifi_core::event::EventKind;
+use hifi_core::health::Health;
 use hifi_core::release::{MergedCard, Release, ReleaseId, ServiceVersion};
 use hifi_core::rollout::{Routing, Slot};
-use hifi_store::{Audit, ConflictFlag, Error, InstanceRow, Store, Update};
+use hifi_store::{Audit, ConflictFlag, Error, InstanceRow, SCHEMA_VERSION, Store, Update};
+
+fn card(id: &str) -> CardId {
+    CardId::parse(id).unwrap()
+}
 
 fn audit(at: i64) -> Audit {
     Audit {
@@ -58,7 +64,7 @@ fn states(store: &Store) -> Vec<(i64, DeploymentState)> {
 }
 
 /// Records a deployment of `release` to dev and walks it to live.
-fn deploy_live(store: &mut Store, release: &Release, strategy: &str, slot: Option<Slot>) -> i64 {
+fn deploy_live(store: &mut Store, release: &Release, strategy: Kind, slot: Option<Slot>) -> i64 {
     let id = store
         .record_deployment(&audit(2), "dev", &release.id, strategy)
         .unwrap();
@@ -86,10 +92,10 @@ fn deploy_live(store: &mut Store, release: &Release, strategy: &str, slot: Optio
 #[test]
 fn migrations_run_once_and_reopen_cleanly() {
     let (dir, store) = open();
-    assert_eq!(store.schema_version().unwrap(), 2);
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
     drop(store);
     let again = Store::open(&dir.path().join("state.db")).unwrap();
-    assert_eq!(again.schema_version().unwrap(), 2);
+    assert_eq!(again.schema_version().unwrap(), SCHEMA_VERSION);
 }
 
 #[test]
@@ -107,41 +113,50 @@ fn newer_schema_is_refused() {
 fn card_changes_write_their_event_in_the_same_transaction() {
     let (_dir, mut store) = open();
     store
-        .add_card(&audit(1), "PAY-1", "Pay", "f/pay-1", "Ready for Dev")
+        .add_card(&audit(1), &card("PAY-1"), "Pay", "f/pay-1", "Ready for Dev")
         .unwrap();
-    let from = store.move_card(&audit(2), "PAY-1", "In Test").unwrap();
+    let from = store
+        .move_card(&audit(2), &card("PAY-1"), "In Test")
+        .unwrap();
     assert_eq!(from, "Ready for Dev");
-    assert_eq!(store.card("PAY-1").unwrap().stage, "In Test");
-    store.remove_card(&audit(3), "PAY-1").unwrap();
-    let kinds: Vec<String> = store
+    assert_eq!(store.card(&card("PAY-1")).unwrap().stage, "In Test");
+    store.remove_card(&audit(3), &card("PAY-1")).unwrap();
+    let kinds: Vec<EventKind> = store
         .events(None, 10)
         .unwrap()
         .into_iter()
         .map(|e| e.kind)
         .collect();
-    assert_eq!(kinds, ["card.removed", "card.moved", "card.added"]);
+    assert_eq!(
+        kinds,
+        [
+            EventKind::CardRemoved,
+            EventKind::CardMoved,
+            EventKind::CardAdded
+        ]
+    );
 }
 
 #[test]
 fn refused_changes_leave_no_trace() {
     let (_dir, mut store) = open();
     store
-        .add_card(&audit(1), "PAY-1", "Pay", "f/pay-1", "In Dev")
+        .add_card(&audit(1), &card("PAY-1"), "Pay", "f/pay-1", "In Dev")
         .unwrap();
     assert!(matches!(
-        store.add_card(&audit(2), "PAY-1", "x", "y", "In Dev"),
+        store.add_card(&audit(2), &card("PAY-1"), "x", "y", "In Dev"),
         Err(Error::AlreadyExists { .. })
     ));
     assert!(matches!(
-        store.move_card(&audit(2), "NOPE", "In Dev"),
+        store.move_card(&audit(2), &card("NOPE"), "In Dev"),
         Err(Error::NotFound { .. })
     ));
     assert!(matches!(
-        store.remove_card(&audit(2), "NOPE"),
+        store.remove_card(&audit(2), &card("NOPE")),
         Err(Error::NotFound { .. })
     ));
     assert_eq!(store.events(None, 10).unwrap().len(), 1);
-    assert_eq!(store.card("PAY-1").unwrap().title, "Pay");
+    assert_eq!(store.card(&card("PAY-1")).unwrap().title, "Pay");
 }
 
 #[test]
@@ -175,12 +190,12 @@ fn compositions_record_a_release_once() {
 fn a_composition_clears_the_environment_conflict_flag() {
     let (_dir, mut store) = open();
     store
-        .add_card(&audit(1), "PAY-1", "Pay", "f/pay-1", "In Dev")
+        .add_card(&audit(1), &card("PAY-1"), "Pay", "f/pay-1", "In Dev")
         .unwrap();
     let flag = ConflictFlag {
         env: "dev".into(),
-        card: "PAY-1".into(),
-        with_cards: vec!["PAY-0".into()],
+        card: card("PAY-1"),
+        with_cards: vec![card("PAY-0")],
         files: vec!["a.txt".into(), "b.txt".into()],
         at: 1,
     };
@@ -225,10 +240,10 @@ fn going_live_supersedes_the_previous_live_deployment() {
             .record_composition(&audit(1), "dev", r, "c", "in")
             .unwrap();
     }
-    let first = deploy_live(&mut store, &a, "blue-green", Some(Slot::Blue));
+    let first = deploy_live(&mut store, &a, Kind::BlueGreen, Some(Slot::Blue));
     assert_eq!(store.live_release("dev").unwrap(), Some(a.id.clone()));
     let second = store
-        .record_deployment(&audit(4), "dev", &b.id, "blue-green")
+        .record_deployment(&audit(4), "dev", &b.id, Kind::BlueGreen)
         .unwrap();
     assert!(
         store
@@ -295,7 +310,7 @@ fn facts_gather_compositions_verifications_and_distinct_approvals() {
         .events(Some("prep"), 10)
         .unwrap()
         .into_iter()
-        .filter(|e| e.kind == "release.verified")
+        .filter(|e| e.kind == EventKind::ReleaseVerified)
         .count();
     assert_eq!(verified_events, 1);
 }
@@ -312,7 +327,9 @@ fn concurrent_writers_lose_nothing() {
                 let mut store = Store::open(&path).unwrap();
                 for i in 0..50 {
                     let id = format!("W{w}-{i}");
-                    store.add_card(&audit(i), &id, "t", "b", "In Dev").unwrap();
+                    store
+                        .add_card(&audit(i), &card(&id), "t", "b", "In Dev")
+                        .unwrap();
                 }
             })
         })
@@ -333,10 +350,10 @@ fn a_second_deployment_is_refused_while_one_is_in_progress() {
         .record_composition(&audit(1), "dev", &r, "c", "in")
         .unwrap();
     let first = store
-        .record_deployment(&audit(2), "dev", &r.id, "blue-green")
+        .record_deployment(&audit(2), "dev", &r.id, Kind::BlueGreen)
         .unwrap();
     assert!(
-        matches!(store.record_deployment(&audit(3), "dev", &r.id, "blue-green"), Err(Error::Busy { deployment, .. }) if deployment == first)
+        matches!(store.record_deployment(&audit(3), "dev", &r.id, Kind::BlueGreen), Err(Error::Busy { deployment, .. }) if deployment == first)
     );
     store
         .update_deployment(
@@ -354,7 +371,7 @@ fn a_second_deployment_is_refused_while_one_is_in_progress() {
         Some("boom")
     );
     store
-        .record_deployment(&audit(5), "dev", &r.id, "blue-green")
+        .record_deployment(&audit(5), "dev", &r.id, Kind::BlueGreen)
         .unwrap();
 }
 
@@ -366,7 +383,7 @@ fn a_deployment_update_writes_routing_and_its_event_together() {
         .record_composition(&audit(1), "dev", &r, "c", "in")
         .unwrap();
     let id = store
-        .record_deployment(&audit(2), "dev", &r.id, "canary")
+        .record_deployment(&audit(2), "dev", &r.id, Kind::Canary)
         .unwrap();
     let mut routing = Routing::default();
     routing.begin(r.id.clone()).unwrap();
@@ -395,12 +412,12 @@ fn rollback_marks_the_previous_live_deployment_rolled_back() {
             .record_composition(&audit(1), "dev", r, "c", "in")
             .unwrap();
     }
-    let live = |store: &mut Store, release: &Release, strategy: &str| {
+    let live = |store: &mut Store, release: &Release, strategy: Kind| {
         deploy_live(store, release, strategy, None)
     };
-    let first = live(&mut store, &a, "blue-green");
-    let second = live(&mut store, &b, "blue-green");
-    let back = live(&mut store, &a, "rollback");
+    let first = live(&mut store, &a, Kind::BlueGreen);
+    let second = live(&mut store, &b, Kind::BlueGreen);
+    let back = live(&mut store, &a, Kind::Rollback);
     let states = states(&store);
     assert_eq!(
         states,
@@ -417,30 +434,33 @@ fn instances_and_internal_ports_persist() {
     let (_dir, mut store) = open();
     let row = InstanceRow {
         env: "dev".into(),
-        slot: "blue".into(),
+        slot: Slot::Blue,
         service: "api".into(),
-        release: "r".into(),
+        release: release("r").id,
         handle: "{}".into(),
-        health: "starting".into(),
+        health: Health::Starting,
         restarts: 0,
         updated_at: 0,
     };
     store
-        .put_instance(&audit(1), &row, "instance.started", "started")
+        .put_instance(&audit(1), &row, EventKind::InstanceStarted, "started")
         .unwrap();
     let healthy = InstanceRow {
-        health: "healthy".into(),
+        health: Health::Healthy,
         ..row.clone()
     };
     store
-        .put_instance(&audit(2), &healthy, "instance.healthy", "healthy")
+        .put_instance(&audit(2), &healthy, EventKind::InstanceHealthy, "healthy")
         .unwrap();
-    assert_eq!(store.instances(Some("dev")).unwrap()[0].health, "healthy");
+    assert_eq!(
+        store.instances(Some("dev")).unwrap()[0].health,
+        Health::Healthy
+    );
     store
-        .remove_instance(&audit(3), ("dev", "blue", "api"), "stopped")
+        .remove_instance(&audit(3), ("dev", Slot::Blue, "api"), "stopped")
         .unwrap();
     assert!(store.instances(None).unwrap().is_empty());
-    let kinds: Vec<String> = store
+    let kinds: Vec<EventKind> = store
         .events(Some("dev"), 10)
         .unwrap()
         .into_iter()
@@ -448,7 +468,11 @@ fn instances_and_internal_ports_persist() {
         .collect();
     assert_eq!(
         kinds,
-        ["instance.stopped", "instance.healthy", "instance.started"]
+        [
+            EventKind::InstanceStopped,
+            EventKind::InstanceHealthy,
+            EventKind::InstanceStarted
+        ]
     );
     assert_eq!(store.internal_port("dev", "api", 9001).unwrap(), 9001);
     assert_eq!(
@@ -470,7 +494,7 @@ fn requests_reach_only_a_deployment_in_progress() {
         .record_composition(&audit(1), "dev", &r, "c", "in")
         .unwrap();
     let id = store
-        .record_deployment(&audit(2), "dev", &r.id, "canary")
+        .record_deployment(&audit(2), "dev", &r.id, Kind::Canary)
         .unwrap();
     let pause = || Update {
         paused: Some(true),
@@ -495,7 +519,7 @@ fn requests_reach_only_a_deployment_in_progress() {
         )
         .unwrap();
     let abort = Update {
-        request: Some(Some("abort")),
+        request: Some(Some(Request::Abort)),
         message: "abort",
         ..Update::default()
     };
@@ -517,4 +541,78 @@ fn a_release_keeps_the_recipe_its_id_was_computed_from() {
     let read = store.release(&r.id).unwrap();
     assert_eq!(read.services[0].recipe.run, "./api");
     assert_eq!(read.services[0].recipe.build.as_deref(), Some("make"));
+}
+
+#[test]
+fn enum_columns_refuse_values_no_reader_understands() {
+    let (dir, mut store) = open();
+    let r = release("t");
+    store
+        .record_composition(&audit(1), "dev", &r, "c", "in")
+        .unwrap();
+    let id = store
+        .record_deployment(&audit(2), "dev", &r.id, Kind::Canary)
+        .unwrap();
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("state.db")).unwrap();
+    for (column, value) in [
+        ("state", "finished"),
+        ("strategy", "yolo"),
+        ("slot", "purple"),
+        ("request", "retry"),
+    ] {
+        let refused = conn.execute(
+            &format!("UPDATE deployments SET {column} = ?1 WHERE id = ?2"),
+            rusqlite::params![value, id],
+        );
+        assert!(
+            matches!(&refused, Err(rusqlite::Error::SqliteFailure(f, _)) if f.code == rusqlite::ErrorCode::ConstraintViolation),
+            "{column} = {value}: {refused:?}"
+        );
+    }
+    let refused = conn.execute(
+        "INSERT INTO events (at, actor, kind, message) VALUES (1, 'x', 'Not A Kind', 'm')",
+        [],
+    );
+    assert!(refused.is_err(), "an event kind is topic.name");
+}
+
+#[test]
+fn a_database_of_the_previous_schema_migrates_with_its_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    {
+        // Schema 2 as it shipped, with one deployment and its analysis.
+        let mut store = Store::open(&path).unwrap();
+        let r = release("t");
+        store
+            .record_composition(&audit(1), "dev", &r, "c", "in")
+            .unwrap();
+        let id = store
+            .record_deployment(&audit(2), "dev", &r.id, Kind::Canary)
+            .unwrap();
+        store
+            .record_analysis(&hifi_store::Analysis {
+                deployment: id,
+                step: 0,
+                weight: 10.0,
+                requests: 5,
+                errors: 0,
+                error_ratio: 0.0,
+                p50_ms: 1.0,
+                p99_ms: 2.0,
+                verdict: hifi_core::Verdict::Pass,
+                at: 3,
+            })
+            .unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    drop(conn);
+    // Migration 3 rebuilds the tables again from what is there.
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.deployments("dev").unwrap().len(), 1);
+    assert_eq!(store.analyses(1).unwrap().len(), 1);
+    assert_eq!(store.events(None, 10).unwrap().len(), 2);
 }

@@ -1,16 +1,9 @@
-//! The reconciler of one environment. Each tick it reads the desired state
-//! from the store, looks at what runs, and takes the next step:
-//!
-//! - supervise (`supervise.rs`): restart crashed instances (with backoff),
-//!   probe health, stop instances no slot needs any more; without a
-//!   deployment in progress, keep the live state running (after `hifi down`
-//!   or a reboot) and record verification once the active release has been
-//!   healthy for the environment's soak time;
-//! - drive the deployment in progress (`rollout.rs`), one lifecycle state
-//!   per tick: pending (fidelity gate) → building (artifacts) → starting
-//!   (idle slot, health) → verifying (smoke, then canary steps judged on the
-//!   proxy's figures) → live, or failed / aborted with the reason;
-//! - push the routing table to the proxy when it changed.
+//! The reconciler of one environment: observe, plan, execute. Each tick it
+//! reads the desired state from the store and what runs from the runtime
+//! (`observe`), asks the pure planner what to do ([`crate::plan`]), performs
+//! the actions (`execute.rs`), and always ends by pushing the routing table
+//! the stored state implies — a failing step never keeps the proxy from
+//! serving what was recorded.
 //!
 //! The rule for crash safety: a step is recorded before the effects that
 //! follow from it (a candidate is in the routing before its instances
@@ -21,33 +14,24 @@
 //! another program) fails the deployment instead of recording a state
 //! nothing serves; a crash between the two is repaired by redoing the step.
 
-mod rollout;
-mod supervise;
+mod execute;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use hifi_artifacts::Artifacts;
 use hifi_core::release::ServiceVersion;
 use hifi_core::{Config, Environment, ReleaseId, Routing, Slot};
-use hifi_runtime::{InstanceSpec, Runtime, free_port};
-use hifi_store::{Audit, Deployment, Store, Update};
+use hifi_proxy::StatsQuery;
+use hifi_runtime::{InstanceSpec, Port, Runtime, free_port};
+use hifi_store::{Audit, Store};
 use serde_json::Value;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, wall_ms};
 use crate::error::{Error, Result};
 use crate::instances::{self, SpecBuilder};
+use crate::plan::{self, Notes, Observed, ReleaseFacts, Running};
 use crate::{Shared, table};
-
-/// How often a running instance's health path is probed.
-const PROBE_EVERY_MS: i64 = 1_000;
-/// The longest wait between restarts of a crashing instance.
-const MAX_BACKOFF_MS: i64 = 30_000;
-
-/// How long to wait before restarting an instance that crashed `restarts` times.
-fn backoff_ms(restarts: i64) -> i64 {
-    (1_000i64 << restarts.clamp(0, 5)).min(MAX_BACKOFF_MS)
-}
 
 /// The reconciler of one environment.
 pub(crate) struct EnvReconciler<R: Runtime, C: Clock> {
@@ -58,30 +42,12 @@ pub(crate) struct EnvReconciler<R: Runtime, C: Clock> {
     last_table: Option<(u64, Value)>,
     /// Stable internal ports already read or assigned.
     ports: HashMap<String, u16>,
-    /// When the current canary step may next be judged (after "too few requests").
-    next_judgement: Option<(i64, i64)>,
-    /// When each crashed instance may be restarted, by (slot, service).
-    restart_at: HashMap<(String, String), i64>,
-    last_probe: i64,
-    /// Since when every service of the active release has been healthy.
-    healthy_since: Option<(ReleaseId, i64)>,
-    verified: Option<ReleaseId>,
+    /// The planner's notes.
+    notes: Notes,
     /// The last "slot unavailable" reason recorded, so it is told once.
     unavailable: HashMap<Slot, String>,
-    /// The deployment whose smoke check passed.
-    smoked: Option<i64>,
-    /// Since when the candidate of a deployment has not been fully routable.
-    unready_since: Option<(i64, i64)>,
-    /// When a slot that could not be brought up may be tried again.
-    retry_at: HashMap<Slot, (i64, u32)>,
     /// The last warning logged per topic.
     warned: HashMap<&'static str, String>,
-}
-
-/// How a deployment that did not go live ends.
-enum Ending {
-    Failed,
-    Aborted,
 }
 
 impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
@@ -93,15 +59,8 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             store,
             last_table: None,
             ports: HashMap::new(),
-            next_judgement: None,
-            restart_at: HashMap::new(),
-            last_probe: 0,
-            healthy_since: None,
-            verified: None,
+            notes: Notes::default(),
             unavailable: HashMap::new(),
-            smoked: None,
-            unready_since: None,
-            retry_at: HashMap::new(),
             warned: HashMap::new(),
         })
     }
@@ -117,25 +76,114 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         }
     }
 
-    /// One reconciliation pass.
+    /// One reconciliation pass: observe, plan, execute, then push the table
+    /// whatever happened. The first error is returned after the push, for
+    /// the error policy.
     pub(crate) async fn tick(&mut self) -> Result<()> {
         let config = self.shared.config();
         let Ok(env) = config.environment(&self.name) else {
             return Ok(());
         };
         let env = env.clone();
-        // Supervision problems are its own to report; they must not hold up
-        // the deployment in progress.
-        if let Err(e) = self.supervise(&config, &env).await {
-            self.warn_once("supervise", &format!("{}: {e}", env.name));
+        let outcome = self.step(&config, &env).await;
+        let pushed = self.apply_table(&config, &env).await;
+        outcome.and(pushed)
+    }
+
+    async fn step(&mut self, config: &Config, env: &Environment) -> Result<()> {
+        let observed = self.observe(env).await?;
+        let plan = plan::plan(&observed);
+        self.notes = plan.notes;
+        for action in plan.actions {
+            let supervision = action.is_supervision();
+            let what = action.instance().map(|r| r.instance.describe());
+            match self.execute(config, env, action).await {
+                Ok(()) => {}
+                // Supervision problems are their own to report; they must
+                // not hold up the deployment in progress.
+                Err(e) if supervision => {
+                    let what = what.unwrap_or_else(|| env.name.clone());
+                    self.warn_once("instance", &format!("{what}: {e}"));
+                }
+                // The rest of the plan followed from this step: stop here.
+                Err(e) => return Err(e),
+            }
         }
-        match self.store.deployment_in_progress(&env.name)? {
-            Some(deployment) => self.drive(&config, &env, deployment).await?,
-            None => self.maintain(&config, &env).await?,
-        }
+        Ok(())
+    }
+
+    /// Everything the planner decides on, read now.
+    async fn observe(&mut self, env: &Environment) -> Result<Observed> {
         let routing = self.store.routing(&env.name)?;
-        self.verify(&env, &routing)?;
-        self.apply_table(&config, &env).await
+        let deployment = self.store.deployment_in_progress(&env.name)?;
+        let rows = self.store.instances(Some(&env.name))?;
+        let instances = instances::observe(rows, &self.shared.runtime).await?;
+        let mut releases = HashMap::new();
+        let named = routing
+            .placements()
+            .map(|p| p.release.clone())
+            .chain(deployment.as_ref().map(|d| d.release.clone()));
+        for id in named {
+            if releases.contains_key(&id) {
+                continue;
+            }
+            if let Some(facts) = self.release_facts(env, &id)? {
+                releases.insert(id, facts);
+            }
+        }
+        let mut observed = Observed {
+            now: self.now(),
+            env: env.clone(),
+            start_timeout_ms: self.shared.options.start_timeout.as_millis() as i64,
+            routing,
+            deployment,
+            releases,
+            instances,
+            window: None,
+            notes: self.notes.clone(),
+        };
+        if let Some(wanted) = plan::window_wanted(&observed) {
+            // The window is the step's length by hifi's clock, ending now by
+            // the proxy's (wall) clock: the two agree in production, and a
+            // test that moves its clock forward still judges the requests it
+            // really sent.
+            let since = wall_ms() - wanted.age_ms;
+            let query = StatsQuery {
+                env: env.name.clone(),
+                slot: wanted.slot.to_string(),
+                service: None,
+                since_ms: since.max(0) as u64,
+            };
+            let stats = self.shared.proxy.stats(&query).await?;
+            observed.window = Some(hifi_core::rollout::Window {
+                requests: stats.requests,
+                errors: stats.errors,
+                error_ratio: stats.error_ratio,
+                p50_ms: stats.p50_ms.unwrap_or(0.0),
+                p99_ms: stats.p99_ms.unwrap_or(0.0),
+            });
+        }
+        Ok(observed)
+    }
+
+    /// What the planner needs to know of a release (`None` if it is not
+    /// recorded at all).
+    fn release_facts(&self, env: &Environment, id: &ReleaseId) -> Result<Option<ReleaseFacts>> {
+        let release = match self.store.release(id) {
+            Ok(release) => release,
+            Err(hifi_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let artifacts = self.artifacts();
+        Ok(Some(ReleaseFacts {
+            services: release.services.iter().map(|s| s.service.clone()).collect(),
+            intact: release.recomputed_id() == *id,
+            artifacts_ready: release
+                .services
+                .iter()
+                .all(|s| artifacts.exists(&s.recipe, &s.version)),
+            gate: self.store.facts(id, &env.name)?,
+        }))
     }
 
     /// Logs a warning unless the same one was the last logged for `topic`:
@@ -171,10 +219,8 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             // Another environment may have claimed the same free port first.
             let mut attempts = 0;
             let port = loop {
-                match self
-                    .store
-                    .internal_port(&self.name, name, self.free_port()?)
-                {
+                let candidate = self.free_internal_port()?;
+                match self.store.internal_port(&self.name, name, candidate) {
                     Ok(port) => break port,
                     Err(hifi_store::Error::AlreadyExists { .. }) if attempts < 5 => attempts += 1,
                     Err(e) => return Err(e.into()),
@@ -185,11 +231,11 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         Ok(self.ports.clone())
     }
 
-    /// A free port that is reserved for nothing: not an internal or preview
-    /// port of any environment, and not the port of any recorded instance
-    /// (a crashed one restarts on its own port, so no other may take it).
-    fn free_port(&self) -> Result<u16> {
-        let mut reserved: HashSet<u16> = self
+    /// Host ports no new instance may take: every internal and preview port
+    /// of every environment, and the port of every recorded instance (a
+    /// crashed one restarts on its own port, so no other may take it).
+    fn reserved_ports(&self) -> Result<BTreeSet<u16>> {
+        let mut reserved: BTreeSet<u16> = self
             .store
             .internal_ports()?
             .into_iter()
@@ -200,6 +246,13 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                 reserved.insert(instance.addr.port());
             }
         }
+        Ok(reserved)
+    }
+
+    /// A free port for one of the proxy's internal listeners, outside the
+    /// reserved ones.
+    fn free_internal_port(&self) -> Result<u16> {
+        let reserved = self.reserved_ports()?;
         for _ in 0..20 {
             let port = free_port()?;
             if !reserved.contains(&port) {
@@ -212,7 +265,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
     }
 
     fn artifacts(&self) -> Artifacts {
-        Artifacts::new(&self.shared.options.root.join(".hifi"))
+        Artifacts::new(&self.shared.options.layout.artifacts())
     }
 
     /// The spec of one service of a release in a slot.
@@ -223,33 +276,30 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         slot: Slot,
         release: &ReleaseId,
         service: &ServiceVersion,
-        port: u16,
+        port: Port,
     ) -> Result<Result<InstanceSpec, String>> {
         let ports = self.ports(config)?;
+        let reserved = self.reserved_ports()?;
         let artifacts = self.artifacts();
         let builder = SpecBuilder {
-            root: &self.shared.options.root,
+            layout: &self.shared.options.layout,
             env,
             services: &config.services,
             internal_ports: &ports,
+            reserved_ports: &reserved,
             artifacts: &artifacts,
         };
-        Ok(builder.spec(
-            &service.recipe,
-            slot,
-            release.as_str(),
-            &service.version,
-            port,
-        ))
+        Ok(builder.spec(&service.recipe, slot, release, &service.version, port))
     }
 
-    fn update(&mut self, id: i64, update: Update<'_>) -> Result<Deployment> {
-        let audit = self.audit();
-        Ok(self.store.update_deployment(&audit, id, update)?)
+    /// The instances of this environment as they are now.
+    async fn running(&mut self) -> Result<Vec<Running>> {
+        let rows = self.store.instances(Some(&self.name))?;
+        instances::observe(rows, &self.shared.runtime).await
     }
 
-    /// Pushes the table of the stored routing; a refusal is logged and
-    /// retried next tick.
+    /// Pushes the table of the stored routing; a refusal is logged (once)
+    /// and retried next tick.
     async fn apply_table(&mut self, config: &Config, env: &Environment) -> Result<()> {
         let routing = self.store.routing(&env.name)?;
         match self.push(config, env, &routing).await {
@@ -272,7 +322,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         env: &Environment,
         routing: &Routing,
     ) -> Result<(), String> {
-        let running = instances::load(&self.store, &env.name).map_err(|e| e.to_string())?;
+        let running = self.running().await.map_err(|e| e.to_string())?;
         let ports = self.ports(config).map_err(|e| e.to_string())?;
         let inputs = table::Inputs {
             env,

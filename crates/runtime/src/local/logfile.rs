@@ -9,8 +9,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use crate::instance::InstanceSpec;
-
 const MARKER: &str = "==> hifi: starting ";
 
 /// How much of the file end is read for a tail: plenty for 15 lines, bounded
@@ -18,23 +16,13 @@ const MARKER: &str = "==> hifi: starting ";
 const TAIL_WINDOW: u64 = 64 * 1024;
 
 /// Opens (creating directories and file as needed) the log for appending and
-/// writes the marker line for this start.
-pub(crate) fn open(spec: &InstanceSpec) -> io::Result<File> {
-    if let Some(dir) = spec.log.parent() {
+/// writes the marker line for this start, followed by `banner`.
+pub(crate) fn open(path: &Path, banner: &str) -> io::Result<File> {
+    if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&spec.log)?;
-    writeln!(
-        file,
-        "{MARKER}{} release {} on port {}: sh -c {:?}",
-        spec.describe(),
-        spec.release,
-        spec.port,
-        spec.command
-    )?;
+    let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+    writeln!(file, "{MARKER}{banner}")?;
     Ok(file)
 }
 

@@ -15,9 +15,10 @@ mod id;
 mod logfile;
 mod procfs;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -28,10 +29,30 @@ use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, timeout};
 
+use hifi_core::RuntimeKind;
+
 use self::id::LocalId;
 use crate::error::{Error, ProbeFailure, Result};
-use crate::instance::{Instance, InstanceSpec, InstanceStatus};
-use crate::{Runtime, probe};
+use crate::instance::{Instance, InstanceId, InstanceSpec, InstanceStatus, Program};
+use crate::{Runtime, choose_port, probe};
+
+/// A process of hifi's own (or a service instance's), as the local runtime
+/// spawns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessSpec {
+    /// How errors and logs name it: `service catalog (dev/green)`, `the proxy`.
+    pub name: String,
+    /// Run with `sh -c`.
+    pub command: String,
+    /// Its working directory.
+    pub workdir: PathBuf,
+    /// Its environment, on top of hifi's own.
+    pub vars: BTreeMap<String, String>,
+    /// Receives its stdout and stderr (appended; parent directories created).
+    pub log: PathBuf,
+    /// The line written to the log before this start.
+    pub banner: String,
+}
 
 /// Lines of the log quoted when an instance dies before becoming healthy.
 const TAIL_LINES: usize = 15;
@@ -93,11 +114,145 @@ impl LocalRuntime {
         }
     }
 
-    fn local_id(&self, instance: &Instance) -> Result<LocalId> {
-        LocalId::parse(&instance.id).ok_or_else(|| Error::ForeignId {
-            instance: instance.describe(),
-            id: instance.id.clone(),
+    fn local_id(&self, name: &str, id: &InstanceId) -> Result<LocalId> {
+        LocalId::parse(id).ok_or_else(|| Error::ForeignId {
+            instance: name.to_string(),
+            id: id.clone(),
         })
+    }
+
+    /// Spawns `spec` in its own process group, its output appended to its
+    /// log, and returns its identity. Used for service instances and for
+    /// hifi's own processes (the proxy).
+    pub async fn spawn(&self, spec: &ProcessSpec) -> Result<InstanceId> {
+        if !spec.workdir.is_dir() {
+            return Err(Error::Workdir {
+                instance: spec.name.clone(),
+                workdir: spec.workdir.clone(),
+            });
+        }
+        let log_error = |source| Error::Log {
+            instance: spec.name.clone(),
+            path: spec.log.clone(),
+            source,
+        };
+        // Files, not pipes: a pipe would break (SIGPIPE) when the controller
+        // dies, taking the instance with it.
+        let stdout = logfile::open(&spec.log, &spec.banner).map_err(log_error)?;
+        let stderr = stdout.try_clone().map_err(log_error)?;
+
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(&spec.command)
+            .current_dir(&spec.workdir)
+            .envs(&spec.vars)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(stderr))
+            // Its own group, so stop reaches `sh`, the service and anything
+            // it forks, and a Ctrl-C on the controller's terminal does not.
+            .process_group(0)
+            .kill_on_drop(false);
+        let spawn_error = |source| Error::Spawn {
+            instance: spec.name.clone(),
+            command: spec.command.clone(),
+            workdir: spec.workdir.clone(),
+            source,
+        };
+        let mut child = command.spawn().map_err(spawn_error)?;
+        // Linux pids fit in an i32, which signalling needs.
+        let pid = child
+            .id()
+            .filter(|pid| i32::try_from(*pid).is_ok())
+            .ok_or_else(|| spawn_error(std::io::Error::other("the child has no pid")))?;
+
+        // Until it is waited for, the child stays in /proc (at worst as a
+        // zombie), so its start time can always be read here.
+        let start_time = match procfs::stat(pid) {
+            Ok(Some(stat)) => stat.start_time,
+            failed => {
+                // Without an identity it could never be found and stopped
+                // safely later, so it must not be left running.
+                if let Some(group) = Pid::from_raw(pid as i32) {
+                    let _ = rustix::process::kill_process_group(group, Signal::KILL);
+                }
+                return Err(Error::Identify {
+                    instance: spec.name.clone(),
+                    pid,
+                    source: failed
+                        .err()
+                        .unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
+                });
+            }
+        };
+        let id = LocalId {
+            pid,
+            start_time,
+            boot: self.boot_id.clone(),
+        };
+
+        let (tx, rx) = watch::channel(None);
+        // Reaps the child as soon as it exits, so no zombies pile up, and
+        // keeps the exit status for `status` and `wait_healthy`.
+        tokio::spawn(async move {
+            tx.send_replace(Some(exit_status(child.wait().await)));
+        });
+        self.remember(id.clone(), rx);
+        tracing::info!(process = %spec.name, pid, "started");
+        Ok(id.to_id())
+    }
+
+    /// Whether a process this runtime (in this or an earlier controller)
+    /// spawned still runs.
+    pub fn process_status(&self, id: &InstanceId) -> InstanceStatus {
+        let Some(id) = LocalId::parse(id) else {
+            return InstanceStatus::Unknown;
+        };
+        if let Some(status) = self.exit_watch(&id).and_then(|rx| *rx.borrow()) {
+            return status;
+        }
+        match self.leader(&id) {
+            Ok(Leader::Alive) => InstanceStatus::Running,
+            Ok(Leader::Zombie | Leader::Vanished | Leader::Replaced) => InstanceStatus::Exited {
+                code: None,
+                signal: None,
+            },
+            Err(_) => InstanceStatus::Unknown,
+        }
+    }
+
+    /// Stops the process group of `id` (named `name` in errors): SIGTERM,
+    /// `grace`, then SIGKILL. A process already gone is not an error.
+    pub async fn stop_process(&self, name: &str, id: &InstanceId, grace: Duration) -> Result<()> {
+        let id = self.local_id(name, id)?;
+        let pgid = id.pgid();
+        // When /proc cannot be read, still try: the group id cannot have been
+        // reused while the group exists.
+        if self
+            .leader(&id)
+            .is_ok_and(|leader| leader == Leader::Replaced)
+        {
+            return Ok(());
+        }
+        if self.signal_group(name, pgid, Signal::TERM)? && !Self::wait_group_gone(pgid, grace).await
+        {
+            tracing::warn!(process = %name, ?grace, "still running after SIGTERM; sending SIGKILL");
+            if self.signal_group(name, pgid, Signal::KILL)?
+                && !Self::wait_group_gone(pgid, KILL_WAIT).await
+            {
+                return Err(Error::StillRunning {
+                    instance: name.to_string(),
+                    pgid,
+                });
+            }
+        }
+        // Let our reaper record how it ended, so `status` can tell.
+        if let Some(mut rx) = self.exit_watch(&id) {
+            let _ = timeout(REAP_WAIT, rx.wait_for(Option::is_some)).await;
+        }
+        tracing::info!(process = %name, "stopped");
+        Ok(())
     }
 
     fn leader(&self, id: &LocalId) -> std::io::Result<Leader> {
@@ -173,7 +328,7 @@ impl LocalRuntime {
     }
 
     /// Sends `signal` to the group; `false` if the group no longer exists.
-    fn signal_group(&self, instance: &Instance, pgid: i32, signal: Signal) -> Result<bool> {
+    fn signal_group(&self, name: &str, pgid: i32, signal: Signal) -> Result<bool> {
         // Signalling our own group would take the controller down with it.
         if pgid == rustix::process::getpgrp().as_raw_nonzero().get() {
             return Ok(false);
@@ -185,7 +340,7 @@ impl LocalRuntime {
             Ok(()) => Ok(true),
             Err(Errno::SRCH) => Ok(false),
             Err(e) => Err(Error::Signal {
-                instance: instance.describe(),
+                instance: name.to_string(),
                 signal: if signal == Signal::KILL {
                     "SIGKILL"
                 } else {
@@ -253,91 +408,40 @@ fn exit_status(status: std::io::Result<ExitStatus>) -> InstanceStatus {
 
 impl Runtime for LocalRuntime {
     async fn start(&self, spec: &InstanceSpec) -> Result<Instance> {
-        let instance = spec.describe();
-        if !spec.workdir.is_dir() {
-            return Err(Error::Workdir {
-                instance,
-                workdir: spec.workdir.clone(),
+        let Program::Command { command, workdir } = &spec.program else {
+            return Err(Error::Unsupported {
+                instance: spec.describe(),
+                what: spec.program.describe(),
             });
-        }
-        let log_error = |source| Error::Log {
-            instance: spec.describe(),
-            path: spec.log.clone(),
-            source,
         };
-        // Files, not pipes: a pipe would break (SIGPIPE) when the controller
-        // dies, taking the instance with it.
-        let stdout = logfile::open(spec).map_err(log_error)?;
-        let stderr = stdout.try_clone().map_err(log_error)?;
-
-        let mut command = Command::new("sh");
-        command
-            .arg("-c")
-            .arg(&spec.command)
-            .current_dir(&spec.workdir)
-            .envs(&spec.vars)
-            .env("PORT", spec.port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr))
-            // Its own group, so stop reaches `sh`, the service and anything
-            // it forks, and a Ctrl-C on the controller's terminal does not.
-            .process_group(0)
-            .kill_on_drop(false);
-        let spawn_error = |source| Error::Spawn {
-            instance: spec.describe(),
-            command: spec.command.clone(),
-            workdir: spec.workdir.clone(),
-            source,
+        let port = choose_port(spec.port, &spec.reserved_ports)?;
+        let name = spec.describe();
+        let process = ProcessSpec {
+            banner: format!(
+                "{name} release {} on port {port}: sh -c {command:?}",
+                spec.release
+            ),
+            name,
+            command: command.clone(),
+            workdir: workdir.clone(),
+            // PORT is set after the vars, so they cannot override it by accident.
+            vars: spec
+                .vars
+                .clone()
+                .into_iter()
+                .chain([("PORT".to_string(), port.to_string())])
+                .collect(),
+            log: spec.log.clone(),
         };
-        let mut child = command.spawn().map_err(spawn_error)?;
-        // Linux pids fit in an i32, which signalling needs.
-        let pid = child
-            .id()
-            .filter(|pid| i32::try_from(*pid).is_ok())
-            .ok_or_else(|| spawn_error(std::io::Error::other("the child has no pid")))?;
-
-        // Until it is waited for, the child stays in /proc (at worst as a
-        // zombie), so its start time can always be read here.
-        let start_time = match procfs::stat(pid) {
-            Ok(Some(stat)) => stat.start_time,
-            failed => {
-                // Without an identity it could never be found and stopped
-                // safely later, so it must not be left running.
-                if let Some(group) = Pid::from_raw(pid as i32) {
-                    let _ = rustix::process::kill_process_group(group, Signal::KILL);
-                }
-                return Err(Error::Identify {
-                    instance,
-                    pid,
-                    source: failed
-                        .err()
-                        .unwrap_or_else(|| std::io::ErrorKind::NotFound.into()),
-                });
-            }
-        };
-        let id = LocalId {
-            pid,
-            start_time,
-            boot: self.boot_id.clone(),
-        };
-
-        let (tx, rx) = watch::channel(None);
-        // Reaps the child as soon as it exits, so no zombies pile up, and
-        // keeps the exit status for `status` and `wait_healthy`.
-        tokio::spawn(async move {
-            tx.send_replace(Some(exit_status(child.wait().await)));
-        });
-        self.remember(id.clone(), rx);
-        tracing::info!(instance = %instance, pid, port = spec.port, "started");
-
+        let id = self.spawn(&process).await?;
         Ok(Instance {
-            id: id.to_id(),
-            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, spec.port)),
+            id,
+            addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             env: spec.env.clone(),
-            slot: spec.slot.clone(),
+            slot: spec.slot,
             service: spec.service.clone(),
             release: spec.release.clone(),
+            runtime: RuntimeKind::Local,
         })
     }
 
@@ -347,7 +451,7 @@ impl Runtime for LocalRuntime {
         instance: &Instance,
         timeout: Duration,
     ) -> Result<()> {
-        let id = self.local_id(instance)?;
+        let id = self.local_id(&instance.describe(), &instance.id)?;
         let deadline = Instant::now() + timeout;
         let mut exit = self.exit_watch(&id);
         let mut interval = Duration::from_millis(25);
@@ -398,21 +502,8 @@ impl Runtime for LocalRuntime {
         }
     }
 
-    fn status(&self, instance: &Instance) -> InstanceStatus {
-        let Some(id) = LocalId::parse(&instance.id) else {
-            return InstanceStatus::Unknown;
-        };
-        if let Some(status) = self.exit_watch(&id).and_then(|rx| *rx.borrow()) {
-            return status;
-        }
-        match self.leader(&id) {
-            Ok(Leader::Alive) => InstanceStatus::Running,
-            Ok(Leader::Zombie | Leader::Vanished | Leader::Replaced) => InstanceStatus::Exited {
-                code: None,
-                signal: None,
-            },
-            Err(_) => InstanceStatus::Unknown,
-        }
+    async fn status(&self, instance: &Instance) -> InstanceStatus {
+        self.process_status(&instance.id)
     }
 
     async fn probe(&self, instance: &Instance, path: &str, timeout: Duration) -> Result<u16> {
@@ -426,34 +517,7 @@ impl Runtime for LocalRuntime {
     }
 
     async fn stop(&self, instance: &Instance, grace: Duration) -> Result<()> {
-        let id = self.local_id(instance)?;
-        let pgid = id.pgid();
-        // When /proc cannot be read, still try: the group id cannot have been
-        // reused while the group exists.
-        if self
-            .leader(&id)
-            .is_ok_and(|leader| leader == Leader::Replaced)
-        {
-            return Ok(());
-        }
-        if self.signal_group(instance, pgid, Signal::TERM)?
-            && !Self::wait_group_gone(pgid, grace).await
-        {
-            tracing::warn!(instance = %instance.describe(), ?grace, "still running after SIGTERM; sending SIGKILL");
-            if self.signal_group(instance, pgid, Signal::KILL)?
-                && !Self::wait_group_gone(pgid, KILL_WAIT).await
-            {
-                return Err(Error::StillRunning {
-                    instance: instance.describe(),
-                    pgid,
-                });
-            }
-        }
-        // Let our reaper record how it ended, so `status` can tell.
-        if let Some(mut rx) = self.exit_watch(&id) {
-            let _ = timeout(REAP_WAIT, rx.wait_for(Option::is_some)).await;
-        }
-        tracing::info!(instance = %instance.describe(), "stopped");
-        Ok(())
+        self.stop_process(&instance.describe(), &instance.id, grace)
+            .await
     }
 }

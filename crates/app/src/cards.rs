@@ -1,0 +1,244 @@
+//! The card workflow: adding, moving and removing cards, and the views of
+//! them — the card list and the board. A card's stage decides which
+//! environments include it; these operations only record the decision (a
+//! composition applies it).
+
+use hifi_core::card::{Card, CardId, composition_order};
+use hifi_core::{Action, Environment, Origin};
+use hifi_git::Repo;
+use hifi_store::ConflictFlag;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::project::{Actor, Project};
+
+/// A card as the views show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CardView {
+    /// Its id.
+    pub id: CardId,
+    /// Its title.
+    pub title: String,
+    /// Its branch.
+    pub branch: String,
+    /// Its stage.
+    pub stage: String,
+    /// The composed environments that include it at this stage.
+    pub environments: Vec<String>,
+}
+
+/// A card just added.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Added {
+    /// The card.
+    pub card: CardView,
+    /// Whether its branch exists yet (a card may be registered first).
+    pub branch_exists: bool,
+}
+
+/// A card just moved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Moved {
+    /// The card, at its new stage.
+    pub card: CardView,
+    /// The stage it left.
+    pub from: String,
+}
+
+/// The board: stages as columns, each environment's cards, conflicts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Board {
+    /// Every stage with its cards, in workflow order.
+    pub stages: Vec<Column>,
+    /// Every environment with the cards it includes.
+    pub environments: Vec<EnvCards>,
+    /// Cards the last composition of an environment could not merge.
+    pub conflicts: Vec<ConflictFlag>,
+}
+
+/// One stage of the board.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Column {
+    /// The stage.
+    pub stage: String,
+    /// Its cards, by id.
+    pub cards: Vec<CardId>,
+}
+
+/// The cards of one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EnvCards {
+    /// The environment.
+    pub env: String,
+    /// `cards from STAGE` or `promotes from ENV`.
+    pub origin: String,
+    /// Its cards: those its next composition merges, or, for a gated
+    /// environment, those its live release merged.
+    pub cards: Vec<CardId>,
+}
+
+impl Project {
+    fn view(&self, card: Card) -> CardView {
+        let environments = self
+            .config
+            .environments
+            .iter()
+            .filter(|e| card.included_in(e))
+            .map(|e| e.name.clone())
+            .collect();
+        CardView {
+            id: card.id,
+            title: card.title,
+            branch: card.branch,
+            stage: card.stage.name,
+            environments,
+        }
+    }
+
+    fn existing(&self, id: &CardId) -> Result<hifi_store::CardRow> {
+        match self.store.card(id) {
+            Err(hifi_store::Error::NotFound { .. }) => Err(Error::UnknownCard { id: id.clone() }),
+            other => Ok(other?),
+        }
+    }
+
+    /// Registers a card at the first stage of the workflow.
+    pub fn add_card(
+        &mut self,
+        actor: &Actor,
+        id: &str,
+        branch: &str,
+        title: &str,
+    ) -> Result<Added> {
+        self.authorize(actor, Action::EditCards)?;
+        let id = Project::card_id(id)?;
+        Repo::validate_branch_name(branch).map_err(|e| Error::BadInput(e.to_string()))?;
+        let stage = self.config.workflow.first();
+        let audit = self.audit(actor);
+        match self.store.add_card(&audit, &id, title, branch, &stage.name) {
+            Err(hifi_store::Error::AlreadyExists { .. }) => return Err(Error::CardExists { id }),
+            other => other?,
+        }
+        // A card may be registered before its branch is pushed; say so now
+        // rather than let the first composition be the surprise.
+        let branch_exists = self.repo.resolve_branches(&[branch])?[0].is_some();
+        let card = Card {
+            id,
+            title: title.to_string(),
+            branch: branch.to_string(),
+            stage,
+        };
+        Ok(Added {
+            card: self.view(card),
+            branch_exists,
+        })
+    }
+
+    /// Moves a card to a stage, named loosely (`in-test` = `In Test`).
+    pub fn move_card(&mut self, actor: &Actor, id: &str, stage: &str) -> Result<Moved> {
+        self.authorize(actor, Action::EditCards)?;
+        let id = Project::card_id(id)?;
+        let stage = self
+            .config
+            .workflow
+            .resolve(stage)
+            .map_err(Error::BadInput)?;
+        self.existing(&id)?;
+        let audit = self.audit(actor);
+        let from = self.store.move_card(&audit, &id, &stage.name)?;
+        // The move is recorded; report on this card alone (another card on a
+        // stage the workflow lost must not turn a done move into an error).
+        let row = self.store.card(&id)?;
+        let card = Card {
+            id,
+            title: row.title,
+            branch: row.branch,
+            stage,
+        };
+        Ok(Moved {
+            card: self.view(card),
+            from,
+        })
+    }
+
+    /// Removes a card; releases that merged it keep their record.
+    pub fn remove_card(&mut self, actor: &Actor, id: &str) -> Result<CardId> {
+        self.authorize(actor, Action::EditCards)?;
+        let id = Project::card_id(id)?;
+        self.existing(&id)?;
+        let audit = self.audit(actor);
+        self.store.remove_card(&audit, &id)?;
+        Ok(id)
+    }
+
+    /// Every card with its stage and the environments that include it.
+    pub fn cards(&self, actor: &Actor) -> Result<Vec<CardView>> {
+        self.authorize(actor, Action::Read)?;
+        Ok(self
+            .all_cards()?
+            .into_iter()
+            .map(|c| self.view(c))
+            .collect())
+    }
+
+    /// Stages as columns with their cards, then each environment's cards.
+    pub fn board(&self, actor: &Actor) -> Result<Board> {
+        self.authorize(actor, Action::Read)?;
+        let cards = self.all_cards()?;
+        let stages = self
+            .config
+            .workflow
+            .stages()
+            .map(|stage| Column {
+                cards: cards
+                    .iter()
+                    .filter(|c| c.stage == stage)
+                    .map(|c| c.id.clone())
+                    .collect(),
+                stage: stage.name,
+            })
+            .collect();
+        let environments = self
+            .config
+            .environments
+            .iter()
+            .map(|env| self.env_cards(env, &cards))
+            .collect::<Result<_>>()?;
+        Ok(Board {
+            stages,
+            environments,
+            conflicts: self.store.conflicts()?,
+        })
+    }
+
+    fn env_cards(&self, env: &Environment, cards: &[Card]) -> Result<EnvCards> {
+        Ok(match &env.origin {
+            Origin::Cards(stage) => EnvCards {
+                env: env.name.clone(),
+                origin: format!("cards from {stage}"),
+                cards: composition_order(env, cards)
+                    .iter()
+                    .map(|c| c.id.clone())
+                    .collect(),
+            },
+            // A gated environment holds whatever its live release merged.
+            Origin::Promote(source) => {
+                let cards = match self.store.live_release(&env.name)? {
+                    Some(id) => self
+                        .store
+                        .release(&id)?
+                        .cards
+                        .into_iter()
+                        .map(|c| c.id)
+                        .collect(),
+                    None => Vec::new(),
+                };
+                EnvCards {
+                    env: env.name.clone(),
+                    origin: format!("promotes from {source}"),
+                    cards,
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,311 @@
+//! Composing an environment: the base branch tip plus every card at or past
+//! the environment's `cards_from` stage, merged in a deterministic order
+//! (see `hifi_core::card::composition_order`) into `hifi/env/<env>`, then
+//! recorded as a content-addressed release with every service version built.
+//!
+//! The order of effects is what makes this safe: merge and build first
+//! (writing only git objects and scratch directories), then move the branch
+//! with a compare-and-swap, then record the composition in the store. A
+//! conflict or a failed build stops before the branch moves. Merge commits
+//! are deterministic, so a composition interrupted between the branch move
+//! and the record is simply recomputed, identically, next time.
+
+use hifi_artifacts::Artifacts;
+pub use hifi_artifacts::Built;
+use hifi_core::card::{Card, composition_order};
+use hifi_core::release::{MergedCard, Release, ReleaseId, ServiceVersion, composition_key};
+use hifi_core::{Action, Environment, Origin};
+use hifi_git::{Composition, Ingredient, Oid};
+use hifi_store::ConflictFlag;
+use hifi_store::releases::Recorded;
+
+use crate::error::{Error, Result};
+use crate::project::{Actor, Project, now_ms};
+
+/// What a composition produced.
+#[derive(Debug, Clone)]
+pub struct Composed {
+    /// The release (new or known).
+    pub release: Release,
+    /// Whether anything changed.
+    pub outcome: Outcome,
+    /// Each service's artifact: built now or reused.
+    pub builds: Vec<(String, Built)>,
+}
+
+/// Whether composing changed anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Same inputs as the last composition: nothing was written.
+    UpToDate,
+    /// The environment branch now holds a release never seen before.
+    NewRelease,
+    /// The environment branch moved to a release already known (same content).
+    KnownRelease,
+}
+
+impl Outcome {
+    /// How reports name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::UpToDate => "up-to-date",
+            Outcome::NewRelease => "new-release",
+            Outcome::KnownRelease => "known-release",
+        }
+    }
+}
+
+/// The environment branch of `env`.
+pub fn env_branch(env: &str) -> String {
+    format!("hifi/env/{env}")
+}
+
+impl Project {
+    /// Composes `env`; `progress` hears each slow step (merging, building).
+    /// On a conflict, flags the card and leaves the branch as it was.
+    pub fn compose(
+        &mut self,
+        actor: &Actor,
+        env: &str,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<Composed> {
+        self.authorize(actor, Action::Compose)?;
+        let env = self.environment(env)?.clone();
+        if let Origin::Promote(source) = &env.origin {
+            return Err(Error::NeverComposed {
+                env: env.name.clone(),
+                from: source.clone(),
+            });
+        }
+        let base = self.config.base.clone();
+        if !self.repo.has_commits()? {
+            return Err(Error::NoCommits { base });
+        }
+
+        let all_cards = self.all_cards()?;
+        let cards = composition_order(&env, &all_cards);
+        let branch = env_branch(&env.name);
+        let mut names: Vec<&str> = vec![&base, &branch];
+        names.extend(cards.iter().map(|c| c.branch.as_str()));
+        let resolved = self.repo.resolve_branches(&names)?;
+        let base_commit = resolved[0]
+            .clone()
+            .ok_or_else(|| Error::NoBase { base: base.clone() })?;
+        let current = resolved[1].clone();
+        let mut card_commits = Vec::with_capacity(cards.len());
+        for (card, commit) in cards.iter().zip(&resolved[2..]) {
+            let commit = commit.clone().ok_or_else(|| Error::NoBranch {
+                card: card.id.clone(),
+                branch: card.branch.clone(),
+                env: env.name.clone(),
+            })?;
+            card_commits.push(commit);
+        }
+
+        let key_cards: Vec<(&str, &str)> = cards
+            .iter()
+            .zip(&card_commits)
+            .map(|(c, o)| (c.id.as_str(), o.as_str()))
+            .collect();
+        let key = composition_key(base_commit.as_str(), &key_cards, &self.config.services);
+        if let Some(up_to_date) = self.unchanged(&env, &key, current.as_ref())? {
+            // A flag from a failed attempt since then no longer holds: the
+            // environment is back to a state that composes.
+            let audit = self.audit(actor);
+            self.store.clear_conflicts(&audit, &env.name)?;
+            return Ok(up_to_date);
+        }
+
+        progress(&format!(
+            "merging {} card(s) onto {base} {}",
+            cards.len(),
+            base_commit.short()
+        ));
+        let ingredients: Vec<Ingredient> = cards
+            .iter()
+            .zip(&card_commits)
+            .map(|(card, commit)| Ingredient {
+                label: format!("card {} ({}) into {}", card.id, card.branch, env.name),
+                commit: commit.clone(),
+            })
+            .collect();
+        let (commit, tree) = match self.repo.compose(&base_commit, &ingredients)? {
+            Composition::Composed { commit, tree, .. } => (commit, tree),
+            Composition::Conflict {
+                index,
+                files,
+                blamed,
+                ..
+            } => {
+                return Err(self.conflict(actor, &env, &cards, index, files, blamed));
+            }
+        };
+
+        let paths: Vec<&str> = self
+            .config
+            .services
+            .iter()
+            .map(|s| s.path.as_str())
+            .collect();
+        let versions = self.repo.subtrees(&tree, &paths)?;
+        let mut services = Vec::with_capacity(versions.len());
+        for (service, version) in self.config.services.iter().zip(versions) {
+            let version = version.ok_or_else(|| Error::NoServiceDirectory {
+                service: service.name.clone(),
+                path: service.path.clone(),
+                env: env.name.clone(),
+            })?;
+            services.push(ServiceVersion {
+                service: service.name.clone(),
+                version: version.to_string(),
+                recipe: service.clone(),
+            });
+        }
+
+        let artifacts = Artifacts::new(&self.layout.artifacts());
+        let mut builds = Vec::with_capacity(services.len());
+        for (service, version) in self.config.services.iter().zip(&services) {
+            if !artifacts.exists(service, &version.version) && service.build.is_some() {
+                progress(&format!(
+                    "building {} {}",
+                    service.name,
+                    &version.version[..12]
+                ));
+            }
+            let built = artifacts
+                .ensure(&self.repo, service, &version.version)
+                .map_err(|e| match e {
+                    e @ hifi_artifacts::Error::BuildFailed { .. } => {
+                        Error::BuildFailed(e.to_string())
+                    }
+                    e => e.into(),
+                })?;
+            builds.push((service.name.clone(), built));
+        }
+
+        let release = Release {
+            id: ReleaseId::compute(tree.as_str(), &self.config.services),
+            tree: tree.to_string(),
+            commit: commit.to_string(),
+            base_commit: base_commit.to_string(),
+            cards: cards
+                .iter()
+                .zip(&card_commits)
+                .map(|(card, commit)| MergedCard {
+                    id: card.id.clone(),
+                    branch: card.branch.clone(),
+                    commit: commit.to_string(),
+                })
+                .collect(),
+            services,
+            composed_for: env.name.clone(),
+            created_at: now_ms(),
+        };
+        let full_ref = format!("refs/heads/{branch}");
+        if current.as_ref() != Some(&commit) {
+            self.repo.update_ref(
+                &full_ref,
+                &commit,
+                current.as_ref(),
+                &format!("hifi compose {}", env.name),
+            )?;
+        }
+        let audit = self.audit(actor);
+        let recorded =
+            self.store
+                .record_composition(&audit, &env.name, &release, commit.as_str(), &key)?;
+        // A known release keeps its first record (first commit, first cards list).
+        let release = self.store.release(&release.id)?;
+        Ok(Composed {
+            release,
+            outcome: match recorded {
+                Recorded::NewRelease => Outcome::NewRelease,
+                Recorded::KnownRelease => Outcome::KnownRelease,
+            },
+            builds,
+        })
+    }
+
+    /// The last composition, if its inputs are the same, the branch still
+    /// holds it and every artifact is still there.
+    fn unchanged(
+        &self,
+        env: &Environment,
+        key: &str,
+        current: Option<&Oid>,
+    ) -> Result<Option<Composed>> {
+        let Some(last) = self.store.latest_composition(&env.name)? else {
+            return Ok(None);
+        };
+        if last.inputs != key || current.map(Oid::as_str) != Some(last.commit.as_str()) {
+            return Ok(None);
+        }
+        let release = self.store.release(&last.release)?;
+        let artifacts = Artifacts::new(&self.layout.artifacts());
+        if !release
+            .services
+            .iter()
+            .all(|v| artifacts.exists(&v.recipe, &v.version))
+        {
+            return Ok(None);
+        }
+        let builds = release
+            .services
+            .iter()
+            .map(|v| (v.service.clone(), Built::Reused))
+            .collect();
+        Ok(Some(Composed {
+            release,
+            outcome: Outcome::UpToDate,
+            builds,
+        }))
+    }
+
+    /// Flags the card that could not be merged and says what clashed.
+    fn conflict(
+        &mut self,
+        actor: &Actor,
+        env: &Environment,
+        cards: &[&Card],
+        index: usize,
+        files: Vec<String>,
+        blamed: Vec<usize>,
+    ) -> Error {
+        let card = cards[index];
+        let with_cards: Vec<_> = blamed.iter().map(|&i| cards[i].id.clone()).collect();
+        let with = if with_cards.is_empty() {
+            format!("the base branch {}", self.config.base)
+        } else {
+            with_cards
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let message = format!(
+            "cannot compose {}: card {} ({}) conflicts with {with} in {}; {} was left unchanged",
+            env.name,
+            card.id,
+            card.branch,
+            files.join(", "),
+            env_branch(&env.name)
+        );
+        let flag = ConflictFlag {
+            env: env.name.clone(),
+            card: card.id.clone(),
+            with_cards,
+            files,
+            at: now_ms(),
+        };
+        let audit = self.audit(actor);
+        if let Err(e) = self.store.record_conflict(&audit, &flag, &message) {
+            return e.into();
+        }
+        Error::Conflict {
+            message,
+            branch: card.branch.clone(),
+            card: card.id.clone(),
+            env: env.name.clone(),
+        }
+    }
+}

@@ -1,0 +1,246 @@
+//! Releases: the list, one release's fidelity chain (how it was composed,
+//! where it was verified, who approved it, where it runs), signing one off,
+//! and the diff of two environments.
+
+use hifi_core::diff::{EnvDiff, Side, diff};
+use hifi_core::{Action, Origin, Release, ReleaseId};
+use hifi_store::{Approval, Composition, Deployment};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::project::{Actor, Project};
+
+/// A release with where it came from and where it runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseSummary {
+    /// The release.
+    #[serde(flatten)]
+    pub release: Release,
+    /// The environments it was composed for.
+    pub composed_in: Vec<String>,
+    /// The environments where it is live.
+    pub live_in: Vec<String>,
+}
+
+/// Where and when a release was verified.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verification {
+    /// The environment.
+    pub env: String,
+    /// When (unix ms).
+    pub at: i64,
+}
+
+/// A release's fidelity chain: everything that vouches for what it is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseDetail {
+    /// The release, with where it was composed and where it is live.
+    #[serde(flatten)]
+    pub summary: ReleaseSummary,
+    /// Every composition that produced it.
+    pub compositions: Vec<Composition>,
+    /// Where it was verified, oldest first.
+    pub verified: Vec<Verification>,
+    /// Every sign-off, for any environment.
+    pub approvals: Vec<Approval>,
+    /// Every deployment of it.
+    pub deployments: Vec<Deployment>,
+}
+
+/// A sign-off just recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Approved {
+    /// The environment it allows the release into.
+    pub env: String,
+    /// The release.
+    pub release: ReleaseId,
+    /// Who signed off.
+    pub approver: String,
+    /// False when this person had already signed off.
+    pub new: bool,
+    /// Sign-offs the release now has for the environment.
+    pub approvals: usize,
+    /// Sign-offs the environment requires.
+    pub required: u32,
+}
+
+/// What an environment runs (its live release) or would run next (its
+/// latest composition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Current {
+    /// Live there.
+    Live,
+    /// Composed, not deployed.
+    Composed,
+}
+
+impl Current {
+    /// How reports say it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Current::Live => "live",
+            Current::Composed => "composed, not deployed",
+        }
+    }
+}
+
+impl Serialize for DiffView {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The diff's own fields, then what each side is.
+        #[derive(Serialize)]
+        struct Out<'a> {
+            #[serde(flatten)]
+            diff: &'a EnvDiff,
+            state_a: Option<&'static str>,
+            state_b: Option<&'static str>,
+        }
+        Out {
+            diff: &self.diff,
+            state_a: self.state_a.map(Current::describe),
+            state_b: self.state_b.map(Current::describe),
+        }
+        .serialize(s)
+    }
+}
+
+/// The difference between two environments.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiffView {
+    /// Cards, service versions and vars that differ.
+    pub diff: EnvDiff,
+    /// What the left release is to its environment.
+    pub state_a: Option<Current>,
+    /// What the right release is to its environment.
+    pub state_b: Option<Current>,
+}
+
+impl Project {
+    fn summary(&self, release: Release) -> Result<ReleaseSummary> {
+        let composed_in = self.store.composed_for(&release.id)?;
+        let mut live_in = Vec::new();
+        for env in &self.config.environments {
+            if self.store.live_release(&env.name)?.as_ref() == Some(&release.id) {
+                live_in.push(env.name.clone());
+            }
+        }
+        Ok(ReleaseSummary {
+            release,
+            composed_in,
+            live_in,
+        })
+    }
+
+    /// Every release, newest first.
+    pub fn releases(&self, actor: &Actor) -> Result<Vec<ReleaseSummary>> {
+        self.authorize(actor, Action::Read)?;
+        self.store
+            .releases()?
+            .into_iter()
+            .map(|r| self.summary(r))
+            .collect()
+    }
+
+    /// One release (by id or unique prefix) with its fidelity chain.
+    pub fn release(&self, actor: &Actor, id: &str) -> Result<ReleaseDetail> {
+        self.authorize(actor, Action::Read)?;
+        let id = self.resolve_release(id)?;
+        let release = self.store.release(&id)?;
+        Ok(ReleaseDetail {
+            summary: self.summary(release)?,
+            compositions: self.store.compositions_of(&id)?,
+            verified: self
+                .store
+                .verifications(&id)?
+                .into_iter()
+                .map(|(env, at)| Verification { env, at })
+                .collect(),
+            approvals: self.store.release_approvals(&id)?,
+            deployments: self.store.release_deployments(&id)?,
+        })
+    }
+
+    /// The release an environment runs or would run next.
+    fn current(&self, env: &str) -> Result<Option<(Release, Current)>> {
+        if let Some(id) = self.store.live_release(env)? {
+            return Ok(Some((self.store.release(&id)?, Current::Live)));
+        }
+        match self.store.latest_composition(env)? {
+            Some(c) => Ok(Some((self.store.release(&c.release)?, Current::Composed))),
+            None => Ok(None),
+        }
+    }
+
+    /// Cards, service versions and vars that differ between two environments.
+    pub fn diff(&self, actor: &Actor, a: &str, b: &str) -> Result<DiffView> {
+        self.authorize(actor, Action::Read)?;
+        let env_a = self.environment(a)?;
+        let env_b = self.environment(b)?;
+        let cur_a = self.current(a)?;
+        let cur_b = self.current(b)?;
+        let d = diff(
+            Side {
+                env: a,
+                release: cur_a.as_ref().map(|(r, _)| r),
+                vars: &env_a.vars,
+            },
+            Side {
+                env: b,
+                release: cur_b.as_ref().map(|(r, _)| r),
+                vars: &env_b.vars,
+            },
+        );
+        Ok(DiffView {
+            diff: d,
+            state_a: cur_a.map(|(_, s)| s),
+            state_b: cur_b.map(|(_, s)| s),
+        })
+    }
+
+    /// Signs off a release for an environment (default: the one that would
+    /// go there next).
+    pub fn approve(&mut self, actor: &Actor, env: &str, release: Option<&str>) -> Result<Approved> {
+        self.authorize(actor, Action::Approve)?;
+        let environment = self.environment(env)?.clone();
+        let id = match release {
+            Some(prefix) => self.resolve_release(prefix)?,
+            None => self.next_release(&environment.name, &environment.origin)?,
+        };
+        let audit = self.audit(actor);
+        let new = self.store.approve(&audit, &environment.name, &id)?;
+        let approvals = self.store.approvals(&environment.name, &id)?.len();
+        Ok(Approved {
+            env: environment.name,
+            release: id,
+            approver: audit.actor,
+            new,
+            approvals,
+            required: environment.approvals,
+        })
+    }
+
+    /// The release that would go to an environment next: for a gated one,
+    /// its source's live release; for a composed one, its latest composition.
+    pub(crate) fn next_release(&self, env: &str, origin: &Origin) -> Result<ReleaseId> {
+        match origin {
+            Origin::Promote(source) => {
+                self.store
+                    .live_release(source)?
+                    .ok_or_else(|| Error::NothingToApprove {
+                        env: env.to_string(),
+                        why: format!("{source} has no live release yet"),
+                        hint: "name one with --release ID (see `hifi releases`)".into(),
+                    })
+            }
+            Origin::Cards(_) => self
+                .store
+                .latest_composition(env)?
+                .map(|c| c.release)
+                .ok_or_else(|| Error::NothingToApprove {
+                    env: env.to_string(),
+                    why: "it was never composed".into(),
+                    hint: format!("compose it first: hifi compose {env}"),
+                }),
+        }
+    }
+}

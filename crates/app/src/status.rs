@@ -1,0 +1,158 @@
+//! What runs where, and what happened: the status of every environment and
+//! each environment's history. Both read the store only, so they answer the
+//! same whether or not the control plane runs (and say whether it does).
+
+use hifi_core::{Action, CardId, Environment, ReleaseId, Routing};
+use hifi_store::{Analysis, Deployment, Event, InstanceRow};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::project::{Actor, Project};
+
+/// The status of the project.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Status {
+    /// Whether a control plane runs.
+    pub running: bool,
+    /// Its pid.
+    pub pid: Option<u32>,
+    /// Every environment asked for.
+    pub environments: Vec<EnvStatus>,
+}
+
+/// The status of one environment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnvStatus {
+    /// Its name.
+    pub env: String,
+    /// Its public port.
+    pub port: u16,
+    /// `blue-green` or `canary`.
+    pub strategy: String,
+    /// `cards from STAGE` or `promotes from ENV`.
+    pub origin: String,
+    /// What it serves.
+    pub routing: Routing,
+    /// Its latest composition (environments composed from cards).
+    pub composed: Option<ReleaseId>,
+    /// The cards its active release merged.
+    pub cards: Vec<CardId>,
+    /// Whether its active release is verified here.
+    pub verified: bool,
+    /// Sign-offs of the release that would go here next, when any are needed.
+    pub approvals: Option<ApprovalCount>,
+    /// The deployment in progress.
+    pub deployment: Option<Deployment>,
+    /// Its instances.
+    pub instances: Vec<InstanceRow>,
+}
+
+/// How far a release is in its sign-offs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApprovalCount {
+    /// The release.
+    pub release: ReleaseId,
+    /// Sign-offs it has.
+    pub have: usize,
+    /// Sign-offs needed.
+    pub need: u32,
+}
+
+/// One deployment of an environment's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEntry {
+    /// The deployment.
+    pub deployment: Deployment,
+    /// Its events, oldest first.
+    pub steps: Vec<Event>,
+    /// The judgement of each canary step.
+    pub analyses: Vec<Analysis>,
+}
+
+impl Project {
+    /// What runs where (every environment, or one).
+    pub fn status(&self, actor: &Actor, env: Option<&str>) -> Result<Status> {
+        self.authorize(actor, Action::Read)?;
+        let envs: Vec<&Environment> = match env {
+            Some(name) => vec![self.environment(name)?],
+            None => self.config.environments.iter().collect(),
+        };
+        let pid = crate::control::running(&self.layout);
+        Ok(Status {
+            running: pid.is_some(),
+            pid,
+            environments: envs
+                .into_iter()
+                .map(|e| self.env_status(e))
+                .collect::<Result<_>>()?,
+        })
+    }
+
+    fn env_status(&self, env: &Environment) -> Result<EnvStatus> {
+        let store = &self.store;
+        let routing = store.routing(&env.name)?;
+        let (cards, verified) = match &routing.active {
+            Some(active) => (
+                store
+                    .release(&active.release)?
+                    .cards
+                    .into_iter()
+                    .map(|c| c.id)
+                    .collect(),
+                store.verified_in(&active.release)?.contains(&env.name),
+            ),
+            None => (Vec::new(), false),
+        };
+        // Approvals matter for what would go here next.
+        let next = match self.next_release(&env.name, &env.origin) {
+            Ok(release) => Some(release),
+            Err(Error::NothingToApprove { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let approvals = match next {
+            Some(release) if env.approvals > 0 => Some(ApprovalCount {
+                have: store.approvals(&env.name, &release)?.len(),
+                need: env.approvals,
+                release,
+            }),
+            _ => None,
+        };
+        Ok(EnvStatus {
+            env: env.name.clone(),
+            port: env.port,
+            strategy: env.strategy.to_string(),
+            origin: match env.promote_from() {
+                Some(source) => format!("promotes from {source}"),
+                None => format!(
+                    "cards from {}",
+                    env.cards_from().map(|s| s.name.as_str()).unwrap_or("?")
+                ),
+            },
+            routing,
+            composed: store.latest_composition(&env.name)?.map(|c| c.release),
+            cards,
+            verified,
+            approvals,
+            deployment: store.deployment_in_progress(&env.name)?,
+            instances: store.instances(Some(&env.name))?,
+        })
+    }
+
+    /// Every deployment of an environment, newest first, with its steps and
+    /// canary figures.
+    pub fn history(&self, actor: &Actor, env: &str) -> Result<Vec<HistoryEntry>> {
+        self.authorize(actor, Action::Read)?;
+        let env = self.environment(env)?;
+        self.store
+            .deployments(&env.name)?
+            .into_iter()
+            .map(|d| {
+                Ok(HistoryEntry {
+                    steps: self.store.deployment_events(d.id)?,
+                    analyses: self.store.analyses(d.id)?,
+                    deployment: d,
+                })
+            })
+            .collect()
+    }
+}

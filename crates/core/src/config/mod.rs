@@ -1,0 +1,322 @@
+//! `hifi.toml`: the validated configuration every part of hifi reads.
+//!
+//! Parsed in two passes: serde reads the raw shape ([`raw`], unknown keys
+//! and type errors caught there with toml's span), then [`validate`] checks
+//! the rules that span several keys — stages that exist, a `promote_from`
+//! chain without cycles, one port per environment, one route per service —
+//! and builds the resolved types of this module.
+//!
+//! Every error is a [`ConfigError`] naming the key, the byte span and the
+//! line, so a user sees exactly what to change. Values like `${PAYMENT_KEY}`
+//! are kept as written: they are resolved from hifi's own environment only
+//! when a service starts ([`interpolate`]), so secrets are never stored or
+//! shown.
+
+mod raw;
+#[cfg(test)]
+mod tests;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::time::Duration;
+
+use crate::workflow::{Stage, Workflow};
+
+/// The validated project configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The project's name.
+    pub name: String,
+    /// The trunk every composition starts from.
+    pub base: String,
+    /// The card workflow.
+    pub workflow: Workflow,
+    /// Services, in config order.
+    pub services: Vec<Service>,
+    /// Environments, in config order (lowest first by convention).
+    pub environments: Vec<Environment>,
+}
+
+/// One microservice of the project: where it lives and its recipe.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Service {
+    /// Name, unique in the project.
+    pub name: String,
+    /// Directory in the repository, relative, `/`-separated, no `..`.
+    pub path: String,
+    /// Command run once per service version, in an export of its directory.
+    pub build: Option<String>,
+    /// Command that starts one instance; it gets `PORT` and `HIFI_*`.
+    pub run: String,
+    /// Path that answers 2xx when an instance is ready.
+    pub health: String,
+    /// Path prefix on the environment's public listener.
+    pub route: String,
+}
+
+/// Where an environment's releases come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// Composed from the base branch and the cards at this stage or later.
+    Cards(Stage),
+    /// Only releases verified in the named environment (the fidelity gate).
+    Promote(String),
+}
+
+/// How a release replaces the previous one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Start beside the old release, switch all traffic at once when healthy.
+    BlueGreen,
+    /// Move a growing, sticky share of users, judged at each step.
+    Canary,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Strategy::BlueGreen => "blue-green",
+            Strategy::Canary => "canary",
+        })
+    }
+}
+
+/// Where an environment's service instances run.
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeKind {
+    /// Local processes on this machine (the embedded default).
+    #[default]
+    Local,
+}
+
+impl RuntimeKind {
+    /// The name written in `hifi.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuntimeKind::Local => "local",
+        }
+    }
+}
+
+impl fmt::Display for RuntimeKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which part of a request identifies a user for sticky canary assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserKey {
+    /// A cookie by name.
+    Cookie(String),
+    /// A request header by name.
+    Header(String),
+}
+
+impl fmt::Display for UserKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserKey::Cookie(name) => write!(f, "cookie:{name}"),
+            UserKey::Header(name) => write!(f, "header:{name}"),
+        }
+    }
+}
+
+/// How a canary is stepped and judged.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Canary {
+    /// Percent of users on the candidate at each step, increasing, ending at 100.
+    pub steps: Vec<f64>,
+    /// How long each step is watched before it is judged.
+    pub interval: Duration,
+    /// Highest acceptable share of failed requests on the candidate.
+    pub max_error_rate: f64,
+    /// Highest acceptable 99th percentile latency on the candidate.
+    pub max_p99_ms: u64,
+    /// Fewer requests than this extend the step instead of passing it.
+    pub min_requests: u64,
+}
+
+impl Default for Canary {
+    fn default() -> Self {
+        Canary {
+            steps: vec![10.0, 50.0, 100.0],
+            interval: Duration::from_secs(30),
+            max_error_rate: 0.01,
+            max_p99_ms: 500,
+            min_requests: 20,
+        }
+    }
+}
+
+/// One environment of the chain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Environment {
+    /// Name, unique in the project.
+    pub name: String,
+    /// Port of the public listener.
+    pub port: u16,
+    /// Cards or promotion.
+    pub origin: Origin,
+    /// Rollout strategy.
+    pub strategy: Strategy,
+    /// Optional command run against the candidate before the switch.
+    pub smoke: Option<String>,
+    /// How long in-flight requests may finish on the old slot.
+    pub drain: Duration,
+    /// Sign-offs needed before a release goes live here.
+    pub approvals: u32,
+    /// Healthy this long as the active slot makes a release verified here.
+    pub soak: Duration,
+    /// Sticky user key for canary assignment.
+    pub user_key: UserKey,
+    /// Token testers must present to reach the candidate (may be `${VAR}`).
+    pub preview_token: Option<String>,
+    /// Canary settings (used when the strategy is canary).
+    pub canary: Canary,
+    /// Where its instances run (`runtime` of the environment, else of the project).
+    pub runtime: RuntimeKind,
+    /// Per-environment settings passed to services, as written (`${VAR}` kept).
+    pub vars: BTreeMap<String, String>,
+}
+
+impl Environment {
+    /// The stage cards must reach to be included, for composed environments.
+    pub fn cards_from(&self) -> Option<&Stage> {
+        match &self.origin {
+            Origin::Cards(stage) => Some(stage),
+            Origin::Promote(_) => None,
+        }
+    }
+
+    /// The environment this one promotes from, if it is gated.
+    pub fn promote_from(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::Promote(from) => Some(from),
+            Origin::Cards(_) => None,
+        }
+    }
+}
+
+impl Config {
+    /// Looks an environment up by name.
+    pub fn environment(&self, name: &str) -> Result<&Environment, String> {
+        self.environments
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown environment `{name}`; hifi.toml defines: {}",
+                    self.environments
+                        .iter()
+                        .map(|e| e.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+    }
+
+    /// Looks a service up by name.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Parses and validates the text of a `hifi.toml`.
+    pub fn parse(source: &str) -> Result<Config, ConfigError> {
+        validate::parse(source)
+    }
+}
+
+/// A problem in `hifi.toml`: which key, what is wrong, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the key (`environment[2].cards_from`), empty when unknown.
+    pub key: String,
+    /// What is wrong and what to do.
+    pub message: String,
+    /// Byte range in the source.
+    pub span: Option<Range<usize>>,
+    /// 1-based line of the span's start.
+    pub line: Option<usize>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(line) = self.line {
+            write!(f, "line {line}: ")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Replaces each `${NAME}` in `text` with `lookup(NAME)`. A name the lookup
+/// does not know is an error naming it, so a missing secret stops a
+/// deployment instead of starting a service with an empty value.
+pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let end = after
+            .find('}')
+            .ok_or_else(|| format!("`{text}` has a `${{` without its closing `}}`"))?;
+        let name = &after[..end];
+        if !is_env_var_name(name) {
+            return Err(format!(
+                "`${{{name}}}` does not name an environment variable"
+            ));
+        }
+        let value = lookup(name).ok_or_else(|| {
+            format!("`{name}` is not set in hifi's environment; export it before starting hifi")
+        })?;
+        out.push_str(&value);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+impl std::str::FromStr for UserKey {
+    type Err = String;
+
+    /// Parses `cookie:NAME` or `header:NAME` (header names are lower-cased).
+    /// The one parser of user keys: the config and the proxy's tables both
+    /// read them through it.
+    fn from_str(text: &str) -> Result<UserKey, String> {
+        parse_user_key(text)
+    }
+}
+
+/// Parses `cookie:NAME` or `header:NAME`.
+pub(crate) fn parse_user_key(text: &str) -> Result<UserKey, String> {
+    let valid = |name: &str| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    match text.split_once(':') {
+        Some(("cookie", name)) if valid(name) => Ok(UserKey::Cookie(name.to_string())),
+        Some(("header", name)) if valid(name) => Ok(UserKey::Header(name.to_ascii_lowercase())),
+        _ => Err(format!(
+            "`{text}` is not a user key; write \"cookie:NAME\" or \"header:NAME\""
+        )),
+    }
+}
+
+pub(crate) fn is_env_var_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

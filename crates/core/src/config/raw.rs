@@ -1,0 +1,78 @@
+//! The raw shape of `hifi.toml`, as serde reads it. Spans are kept on every
+//! value a later check may need to point at; unknown keys are refused here.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawConfig {
+    pub(super) project: Spanned<RawProject>,
+    pub(super) workflow: Option<Spanned<RawWorkflow>>,
+    #[serde(default)]
+    pub(super) service: Vec<Spanned<RawService>>,
+    #[serde(default)]
+    pub(super) environment: Vec<Spanned<RawEnvironment>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProject {
+    pub(super) name: Spanned<String>,
+    #[serde(default = "default_base")]
+    pub(super) base: Spanned<String>,
+    pub(super) runtime: Option<Spanned<String>>,
+}
+
+fn default_base() -> Spanned<String> {
+    Spanned::new(0..0, "main".to_string())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawWorkflow {
+    pub(super) stages: Spanned<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawService {
+    pub(super) name: Spanned<String>,
+    pub(super) path: Spanned<String>,
+    pub(super) build: Option<String>,
+    pub(super) run: Spanned<String>,
+    pub(super) health: Spanned<String>,
+    pub(super) route: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawEnvironment {
+    pub(super) name: Spanned<String>,
+    pub(super) port: Spanned<i64>,
+    pub(super) cards_from: Option<Spanned<String>>,
+    pub(super) promote_from: Option<Spanned<String>>,
+    pub(super) strategy: Option<Spanned<String>>,
+    pub(super) smoke: Option<String>,
+    pub(super) drain: Option<Spanned<String>>,
+    pub(super) approvals: Option<Spanned<i64>>,
+    pub(super) soak: Option<Spanned<String>>,
+    pub(super) user_key: Option<Spanned<String>>,
+    pub(super) preview_token: Option<String>,
+    pub(super) runtime: Option<Spanned<String>>,
+    pub(super) canary: Option<Spanned<RawCanary>>,
+    #[serde(default)]
+    pub(super) vars: BTreeMap<String, Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCanary {
+    pub(super) steps: Option<Spanned<Vec<f64>>>,
+    pub(super) interval: Option<Spanned<String>>,
+    pub(super) max_error_rate: Option<Spanned<f64>>,
+    pub(super) max_p99_ms: Option<Spanned<i64>>,
+    pub(super) min_requests: Option<Spanned<i64>>,
+}

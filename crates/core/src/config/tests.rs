@@ -1,0 +1,190 @@
+//! The config's parsing and validation rules, each with the error a user sees.
+
+use super::*;
+
+const MINIMAL: &str = r#"
+[project]
+name = "shop"
+
+[[service]]
+name = "catalog"
+path = "services/catalog"
+run = "python3 app.py"
+health = "/healthz"
+route = "/catalog"
+
+[[environment]]
+name = "dev"
+port = 8100
+cards_from = "in-dev"
+
+[[environment]]
+name = "prod"
+port = 8500
+promote_from = "dev"
+strategy = "canary"
+approvals = 1
+[environment.canary]
+steps = [10, 50]
+interval = "5s"
+[environment.vars]
+MODE = "${MODE}"
+"#;
+
+fn err(source: &str) -> ConfigError {
+    Config::parse(source).expect_err("config should be refused")
+}
+
+#[test]
+fn minimal_config_parses_with_defaults() {
+    let config = Config::parse(MINIMAL).unwrap();
+    assert_eq!(config.base, "main");
+    let dev = config.environment("dev").unwrap();
+    assert_eq!(dev.cards_from().unwrap().name, "In Dev");
+    assert_eq!(dev.strategy, Strategy::BlueGreen);
+    assert_eq!(dev.user_key, UserKey::Cookie("hifi-user".into()));
+    let prod = config.environment("prod").unwrap();
+    assert_eq!(prod.promote_from(), Some("dev"));
+    assert_eq!(prod.canary.steps, vec![10.0, 50.0, 100.0]);
+    assert_eq!(prod.canary.interval, Duration::from_secs(5));
+    assert_eq!(prod.vars["MODE"], "${MODE}");
+}
+
+#[test]
+fn unknown_key_names_key_and_line() {
+    let e = err(&MINIMAL.replace("route = \"/catalog\"", "route = \"/catalog\"\nreplicas = 3"));
+    assert!(e.message.contains("replicas"), "{e}");
+    assert_eq!(e.line, Some(11));
+}
+
+#[test]
+fn syntax_error_has_a_line() {
+    let e = err("[project\nname = 1");
+    assert_eq!(e.line, Some(1));
+}
+
+#[test]
+fn unknown_stage_is_refused() {
+    let e = err(&MINIMAL.replace("in-dev", "in-review"));
+    assert_eq!(e.key, "environment[0].cards_from");
+    assert!(e.message.contains("In Dev"), "lists the stages: {e}");
+    assert_eq!(e.line, Some(15));
+}
+
+#[test]
+fn promote_from_must_name_an_environment() {
+    let e = err(&MINIMAL.replace("promote_from = \"dev\"", "promote_from = \"stage\""));
+    assert_eq!(e.key, "environment[1].promote_from");
+}
+
+#[test]
+fn promote_cycle_is_refused() {
+    let source = MINIMAL.replace("cards_from = \"in-dev\"", "promote_from = \"prod\"");
+    let e = err(&source);
+    assert!(e.message.contains("cycle"), "{e}");
+}
+
+#[test]
+fn self_promotion_is_a_cycle() {
+    let e = err(&MINIMAL.replace("promote_from = \"dev\"", "promote_from = \"prod\""));
+    assert!(e.message.contains("prod -> prod"), "{e}");
+}
+
+#[test]
+fn both_or_neither_origin_is_refused() {
+    let both = MINIMAL.replace(
+        "cards_from = \"in-dev\"",
+        "cards_from = \"in-dev\"\npromote_from = \"prod\"",
+    );
+    assert!(err(&both).message.contains("both"));
+    let neither = MINIMAL.replace("cards_from = \"in-dev\"", "");
+    assert!(err(&neither).message.contains("needs `cards_from`"));
+}
+
+#[test]
+fn port_used_twice_is_refused() {
+    let e = err(&MINIMAL.replace("8500", "8100"));
+    assert_eq!(e.key, "environment[1].port");
+    assert!(e.message.contains("8100"));
+}
+
+#[test]
+fn route_used_twice_is_refused() {
+    let twice = format!(
+        "{MINIMAL}\n[[service]]\nname = \"other\"\npath = \"services/other\"\nrun = \"x\"\nhealth = \"/h\"\nroute = \"/catalog/\"\n"
+    );
+    let e = err(&twice);
+    assert_eq!(e.key, "service[1].route");
+}
+
+#[test]
+fn paths_outside_the_repository_are_refused() {
+    for bad in ["../elsewhere", "/etc", "services/../../x"] {
+        let e = err(&MINIMAL.replace("services/catalog", bad));
+        assert_eq!(e.key, "service[0].path", "{bad}");
+    }
+    let ok = Config::parse(&MINIMAL.replace("services/catalog", "./services//catalog/")).unwrap();
+    assert_eq!(ok.services[0].path, "services/catalog");
+}
+
+#[test]
+fn interpolation_fills_names_and_refuses_unknown_ones() {
+    let lookup = |name: &str| (name == "KEY").then(|| "s3cret".to_string());
+    assert_eq!(interpolate("a-${KEY}-b", lookup), Ok("a-s3cret-b".into()));
+    assert_eq!(interpolate("plain $KEY", lookup), Ok("plain $KEY".into()));
+    assert!(
+        interpolate("${MISSING}", lookup)
+            .unwrap_err()
+            .contains("MISSING")
+    );
+    assert!(interpolate("${KEY", lookup).is_err());
+}
+
+#[test]
+fn bad_values_are_refused() {
+    assert_eq!(
+        err(&MINIMAL.replace("\"5s\"", "\"5 seconds\"")).key,
+        "environment[1].canary.interval"
+    );
+    assert_eq!(
+        err(&MINIMAL.replace("[10, 50]", "[50, 10]")).key,
+        "environment[1].canary.steps"
+    );
+    assert_eq!(
+        err(&MINIMAL.replace("\"canary\"", "\"yolo\"")).key,
+        "environment[1].strategy"
+    );
+    assert_eq!(
+        err(&MINIMAL.replace("port = 8100", "port = 70000")).key,
+        "environment[0].port"
+    );
+    assert_eq!(
+        err(&MINIMAL.replace("name = \"catalog\"", "name = \"Cat Alog\"")).key,
+        "service[0].name"
+    );
+    assert_eq!(
+        err(&MINIMAL.replace("MODE =", "PORT =")).key,
+        "environment[1].vars.PORT"
+    );
+}
+
+#[test]
+fn runtimes_default_to_local_and_unknown_ones_are_refused() {
+    let config = Config::parse(MINIMAL).unwrap();
+    assert!(
+        config
+            .environments
+            .iter()
+            .all(|e| e.runtime == RuntimeKind::Local)
+    );
+    let with = MINIMAL.replace("name = \"shop\"", "name = \"shop\"\nruntime = \"local\"");
+    assert_eq!(
+        Config::parse(&with).unwrap().environments[0].runtime,
+        RuntimeKind::Local
+    );
+    let e = err(&MINIMAL.replace("name = \"shop\"", "name = \"shop\"\nruntime = \"podman\""));
+    assert_eq!((e.key.as_str(), e.line), ("project.runtime", Some(4)));
+    let e = err(&MINIMAL.replace("port = 8100", "port = 8100\nruntime = \"kubernetes\""));
+    assert_eq!(e.key, "environment[0].runtime");
+    assert!(e.message.contains("not available"), "{e}");
+}

@@ -1,0 +1,462 @@
+//! The second pass over `hifi.toml`: the rules that span several keys, and
+//! the resolved [`Config`] built from the raw shape.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::raw::{RawCanary, RawConfig, RawEnvironment, RawService};
+use super::{
+    Canary, Config, ConfigError, Environment, Origin, RuntimeKind, Service, Strategy, UserKey,
+    is_env_var_name, parse_user_key,
+};
+use crate::workflow::Workflow;
+use crate::{duration, is_valid_name};
+
+/// Parses and validates the text of a `hifi.toml`.
+pub(super) fn parse(source: &str) -> Result<Config, ConfigError> {
+    let raw: RawConfig = toml::from_str(source).map_err(|e| ConfigError {
+        key: String::new(),
+        message: e.message().trim().to_string(),
+        span: e.span(),
+        line: e.span().map(|s| line_of(source, s.start)),
+    })?;
+    Validator { source }.validate(raw)
+}
+
+fn line_of(source: &str, offset: usize) -> usize {
+    source[..offset.min(source.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
+}
+
+struct Validator<'a> {
+    source: &'a str,
+}
+
+impl Validator<'_> {
+    fn error(
+        &self,
+        key: impl Into<String>,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) -> ConfigError {
+        let span = (span != (0..0)).then_some(span);
+        ConfigError {
+            key: key.into(),
+            message: message.into(),
+            line: span.as_ref().map(|s| line_of(self.source, s.start)),
+            span,
+        }
+    }
+
+    fn duration(
+        &self,
+        key: &str,
+        value: Option<Spanned<String>>,
+        default: Duration,
+    ) -> Result<Duration, ConfigError> {
+        match value {
+            None => Ok(default),
+            Some(v) => duration::parse(v.get_ref()).map_err(|m| self.error(key, v.span(), m)),
+        }
+    }
+
+    /// A runtime by name. Only the local runtime is built into this version;
+    /// the others are named in the error so a user knows they were read.
+    fn runtime(
+        &self,
+        key: &str,
+        value: Option<&Spanned<String>>,
+        default: RuntimeKind,
+    ) -> Result<RuntimeKind, ConfigError> {
+        match value.map(|v| (v.get_ref().as_str(), v.span())) {
+            None => Ok(default),
+            Some(("local", _)) => Ok(RuntimeKind::Local),
+            Some((other @ ("docker" | "kubernetes"), span)) => Err(self.error(
+                key,
+                span,
+                format!(
+                    "the `{other}` runtime is not available in this version of hifi; use \"local\""
+                ),
+            )),
+            Some((other, span)) => Err(self.error(
+                key,
+                span,
+                format!("unknown runtime `{other}`; use \"local\""),
+            )),
+        }
+    }
+
+    fn name(&self, key: &str, name: &Spanned<String>, what: &str) -> Result<String, ConfigError> {
+        if is_valid_name(name.get_ref()) {
+            Ok(name.get_ref().clone())
+        } else {
+            Err(self.error(
+                key,
+                name.span(),
+                format!(
+                    "`{}` is not a valid {what} name; use lowercase letters, digits and dashes, starting with a letter (at most 40 characters)",
+                    name.get_ref()
+                ),
+            ))
+        }
+    }
+
+    fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
+        let project = raw.project.into_inner();
+        if project.name.get_ref().trim().is_empty() {
+            return Err(self.error(
+                "project.name",
+                project.name.span(),
+                "the project needs a name",
+            ));
+        }
+        let base = project.base.get_ref().clone();
+        if base.is_empty() || base.starts_with('-') {
+            return Err(self.error(
+                "project.base",
+                project.base.span(),
+                format!("`{base}` is not a usable branch name"),
+            ));
+        }
+
+        let workflow = match raw.workflow {
+            None => Workflow::default(),
+            Some(wf) => {
+                let stages = wf.into_inner().stages;
+                Workflow::new(stages.get_ref().clone())
+                    .map_err(|m| self.error("workflow.stages", stages.span(), m))?
+            }
+        };
+
+        let runtime = self.runtime(
+            "project.runtime",
+            project.runtime.as_ref(),
+            RuntimeKind::Local,
+        )?;
+        let services = self.services(raw.service)?;
+        let environments = self.environments(raw.environment, &workflow, runtime)?;
+
+        Ok(Config {
+            name: project.name.into_inner(),
+            base,
+            workflow,
+            services,
+            environments,
+        })
+    }
+
+    fn services(&self, raw: Vec<Spanned<RawService>>) -> Result<Vec<Service>, ConfigError> {
+        let mut services: Vec<Service> = Vec::new();
+        let mut routes: HashMap<String, String> = HashMap::new();
+        for (i, spanned) in raw.into_iter().enumerate() {
+            let key = |field: &str| format!("service[{i}].{field}");
+            let raw = spanned.into_inner();
+            let name = self.name(&key("name"), &raw.name, "service")?;
+            if services.iter().any(|s| s.name == name) {
+                return Err(self.error(
+                    key("name"),
+                    raw.name.span(),
+                    format!("service `{name}` is defined twice"),
+                ));
+            }
+            let path = normalize_path(raw.path.get_ref())
+                .map_err(|m| self.error(key("path"), raw.path.span(), m))?;
+            for (field, value) in [("health", &raw.health), ("route", &raw.route)] {
+                if !value.get_ref().starts_with('/') {
+                    return Err(self.error(
+                        key(field),
+                        value.span(),
+                        format!("`{}` must be a path starting with `/`", value.get_ref()),
+                    ));
+                }
+            }
+            let route = normalize_route(raw.route.get_ref());
+            if let Some(other) = routes.insert(route.clone(), name.clone()) {
+                return Err(self.error(
+                    key("route"),
+                    raw.route.span(),
+                    format!("services `{other}` and `{name}` both claim route `{route}`; give each service its own prefix"),
+                ));
+            }
+            if raw.run.get_ref().trim().is_empty() {
+                return Err(self.error(key("run"), raw.run.span(), "the run command is empty"));
+            }
+            services.push(Service {
+                name,
+                path,
+                build: raw.build.filter(|b| !b.trim().is_empty()),
+                run: raw.run.into_inner(),
+                health: raw.health.into_inner(),
+                route,
+            });
+        }
+        Ok(services)
+    }
+
+    fn environments(
+        &self,
+        raw: Vec<Spanned<RawEnvironment>>,
+        workflow: &Workflow,
+        default_runtime: RuntimeKind,
+    ) -> Result<Vec<Environment>, ConfigError> {
+        let mut envs: Vec<Environment> = Vec::new();
+        let mut ports: HashMap<u16, String> = HashMap::new();
+        // (index, promote_from value and span), checked once every name is known.
+        let mut promotions = Vec::new();
+        for (i, spanned) in raw.into_iter().enumerate() {
+            let key = |field: &str| format!("environment[{i}].{field}");
+            let env_span = spanned.span();
+            let raw = spanned.into_inner();
+            let name = self.name(&key("name"), &raw.name, "environment")?;
+            if envs.iter().any(|e| e.name == name) {
+                return Err(self.error(
+                    key("name"),
+                    raw.name.span(),
+                    format!("environment `{name}` is defined twice"),
+                ));
+            }
+            let port = u16::try_from(*raw.port.get_ref())
+                .ok()
+                .filter(|p| *p != 0)
+                .ok_or_else(|| {
+                    self.error(
+                        key("port"),
+                        raw.port.span(),
+                        "a port is a number from 1 to 65535",
+                    )
+                })?;
+            if let Some(other) = ports.insert(port, name.clone()) {
+                return Err(self.error(
+                    key("port"),
+                    raw.port.span(),
+                    format!("environments `{other}` and `{name}` both use port {port}; give each its own"),
+                ));
+            }
+            let origin = match (&raw.cards_from, &raw.promote_from) {
+                (Some(stage), None) => Origin::Cards(
+                    workflow
+                        .resolve(stage.get_ref())
+                        .map_err(|m| self.error(key("cards_from"), stage.span(), m))?,
+                ),
+                (None, Some(from)) => {
+                    promotions.push((i, from.clone()));
+                    Origin::Promote(from.get_ref().clone())
+                }
+                (Some(stage), Some(_)) => {
+                    return Err(self.error(
+                        key("cards_from"),
+                        stage.span(),
+                        format!("environment `{name}` has both `cards_from` and `promote_from`; keep one"),
+                    ));
+                }
+                (None, None) => {
+                    return Err(self.error(
+                        key("name"),
+                        env_span,
+                        format!("environment `{name}` needs `cards_from` (compose it from cards) or `promote_from` (take releases verified elsewhere)"),
+                    ));
+                }
+            };
+            let strategy = match raw
+                .strategy
+                .as_ref()
+                .map(|s| (s.get_ref().as_str(), s.span()))
+            {
+                None | Some(("blue-green", _)) => Strategy::BlueGreen,
+                Some(("canary", _)) => Strategy::Canary,
+                Some((other, span)) => {
+                    return Err(self.error(
+                        key("strategy"),
+                        span,
+                        format!("unknown strategy `{other}`; use \"blue-green\" or \"canary\""),
+                    ));
+                }
+            };
+            let approvals = match &raw.approvals {
+                None => 0,
+                Some(v) => u32::try_from(*v.get_ref())
+                    .ok()
+                    .filter(|n| *n <= 100)
+                    .ok_or_else(|| {
+                        self.error(
+                            key("approvals"),
+                            v.span(),
+                            "approvals is a number from 0 to 100",
+                        )
+                    })?,
+            };
+            let user_key = match &raw.user_key {
+                None => UserKey::Cookie("hifi-user".into()),
+                Some(v) => parse_user_key(v.get_ref())
+                    .map_err(|m| self.error(key("user_key"), v.span(), m))?,
+            };
+            let canary = self.canary(&key("canary"), raw.canary)?;
+            let runtime = self.runtime(&key("runtime"), raw.runtime.as_ref(), default_runtime)?;
+            let mut vars = BTreeMap::new();
+            for (var, value) in raw.vars {
+                if !is_env_var_name(&var) {
+                    return Err(self.error(
+                        format!("{}.{var}", key("vars")),
+                        value.span(),
+                        format!("`{var}` is not a usable environment variable name (letters, digits, `_`, not starting with a digit)"),
+                    ));
+                }
+                if var.starts_with("HIFI_") || var == "PORT" {
+                    return Err(self.error(
+                        format!("{}.{var}", key("vars")),
+                        value.span(),
+                        format!("`{var}` is set by hifi itself; choose another name"),
+                    ));
+                }
+                vars.insert(var, value.into_inner());
+            }
+            envs.push(Environment {
+                drain: self.duration(&key("drain"), raw.drain, Duration::from_secs(30))?,
+                soak: self.duration(&key("soak"), raw.soak, Duration::from_secs(30))?,
+                name,
+                port,
+                origin,
+                strategy,
+                smoke: raw.smoke.filter(|s| !s.trim().is_empty()),
+                approvals,
+                user_key,
+                preview_token: raw.preview_token.filter(|t| !t.is_empty()),
+                canary,
+                runtime,
+                vars,
+            });
+        }
+
+        for (i, from) in promotions {
+            let key = format!("environment[{i}].promote_from");
+            if !envs.iter().any(|e| &e.name == from.get_ref()) {
+                return Err(self.error(
+                    key,
+                    from.span(),
+                    format!(
+                        "`{}` names no environment; hifi.toml defines: {}",
+                        from.get_ref(),
+                        envs.iter()
+                            .map(|e| e.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            // Walk the chain from this environment; coming back to any
+            // environment already seen is a cycle.
+            let mut seen = HashSet::from([envs[i].name.as_str()]);
+            let mut chain = vec![envs[i].name.as_str()];
+            let mut current = &envs[i];
+            while let Some(next) = current.promote_from() {
+                chain.push(next);
+                if !seen.insert(next) {
+                    return Err(self.error(
+                        key,
+                        from.span(),
+                        format!("promote_from forms a cycle: {}; one environment of the chain must use `cards_from`", chain.join(" -> ")),
+                    ));
+                }
+                current = envs.iter().find(|e| e.name == next).expect("checked above");
+            }
+        }
+        Ok(envs)
+    }
+
+    fn canary(&self, key: &str, raw: Option<Spanned<RawCanary>>) -> Result<Canary, ConfigError> {
+        let defaults = Canary::default();
+        let Some(raw) = raw else { return Ok(defaults) };
+        let raw = raw.into_inner();
+        let steps = match raw.steps {
+            None => defaults.steps,
+            Some(steps) => {
+                let mut values = steps.get_ref().clone();
+                let increasing = values.windows(2).all(|w| w[0] < w[1]);
+                if values.is_empty()
+                    || !increasing
+                    || values.iter().any(|v| !(*v > 0.0 && *v <= 100.0))
+                {
+                    return Err(self.error(
+                        format!("{key}.steps"),
+                        steps.span(),
+                        "steps are increasing percentages above 0 and at most 100, e.g. [10, 50, 100]",
+                    ));
+                }
+                if values.last() != Some(&100.0) {
+                    values.push(100.0);
+                }
+                values
+            }
+        };
+        let max_error_rate = match raw.max_error_rate {
+            None => defaults.max_error_rate,
+            Some(v) if (0.0..=1.0).contains(v.get_ref()) => *v.get_ref(),
+            Some(v) => {
+                return Err(self.error(
+                    format!("{key}.max_error_rate"),
+                    v.span(),
+                    "max_error_rate is a ratio from 0 to 1 (0.01 means 1 %)",
+                ));
+            }
+        };
+        let non_negative =
+            |field: &str, v: Option<Spanned<i64>>, default: u64| -> Result<u64, ConfigError> {
+                match v {
+                    None => Ok(default),
+                    Some(v) => u64::try_from(*v.get_ref()).map_err(|_| {
+                        self.error(
+                            format!("{key}.{field}"),
+                            v.span(),
+                            format!("{field} cannot be negative"),
+                        )
+                    }),
+                }
+            };
+        Ok(Canary {
+            steps,
+            interval: self.duration(&format!("{key}.interval"), raw.interval, defaults.interval)?,
+            max_error_rate,
+            max_p99_ms: non_negative("max_p99_ms", raw.max_p99_ms, defaults.max_p99_ms)?,
+            min_requests: non_negative("min_requests", raw.min_requests, defaults.min_requests)?,
+        })
+    }
+}
+
+/// Normalizes a service path: relative, `/`-separated, without `.` or empty
+/// segments, never leaving the repository. `"."` (the root) becomes `""`.
+fn normalize_path(path: &str) -> Result<String, String> {
+    if path.starts_with('/') || path.contains('\\') || path.contains(':') {
+        return Err(format!(
+            "`{path}` must be a path relative to the repository root, like \"services/catalog\""
+        ));
+    }
+    let mut parts = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                return Err(format!(
+                    "`{path}` leads outside the repository; service paths stay inside it"
+                ));
+            }
+            part => parts.push(part),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+/// Routes compare without a trailing slash (`/catalog/` = `/catalog`), except `/`.
+fn normalize_route(route: &str) -> String {
+    let trimmed = route.trim_end_matches('/');
+    if trimmed.is_empty() {
+        "/".into()
+    } else {
+        trimmed.into()
+    }
+}
