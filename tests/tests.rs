@@ -4,4 +4,7 @@
 //! One test binary. Its modules live in `e2e/` rather than beside this
 //! file because Cargo builds every `tests/*.rs` as a test binary of its own.
 
+// A test that unwraps fails loudly where it should.
+#![allow(clippy::unwrap_used)]
+
 mod e2e;

@@ -11,6 +11,9 @@
 //! - `gate`: the fidelity gate, checked again by the controller.
 //! - `shutdown`: every process stopped when `run` returns.
 
+// A test that unwraps fails loudly where it should.
+#![allow(clippy::unwrap_used)]
+
 mod canary;
 mod gate;
 mod shutdown;

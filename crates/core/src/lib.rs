@@ -27,8 +27,6 @@
 //! - [`layout`]: every path of a project (`hifi.toml`, `.hifi/...`).
 //! - `names`: the one way enums are stored and shown by name.
 //! - `sql` (feature `sqlite`): these types as SQLite values, for the store.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod access;
 pub mod card;

@@ -34,8 +34,6 @@
 //! processes; batch calls ([`Repo::resolve_branches`], [`Repo::subtrees`],
 //! [`Repo::commit_infos`]) keep that constant when asking about many things.
 
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 mod command;
 mod commit;

@@ -1,5 +1,8 @@
 //! Integration tests of the proxy against real loopback backends.
 
+// A test that unwraps fails loudly where it should.
+#![allow(clippy::unwrap_used)]
+
 mod util;
 
 mod admin;

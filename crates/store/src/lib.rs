@@ -20,8 +20,6 @@
 //! - [`routing`]: what each environment serves, its running instances, its
 //!   stable internal ports and the canary analyses.
 //! - [`events`]: the audit log.
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 use std::path::Path;
 use std::time::Duration;

@@ -1,5 +1,8 @@
 //! Store tests on a real SQLite file in a temp dir.
 
+// A test that unwraps fails loudly where it should.
+#![allow(clippy::unwrap_used)]
+
 use hifi_core::card::CardId;
 use hifi_core::deployment::{DeploymentState, Kind, Request};
 use hifi_core::event::EventKind;
