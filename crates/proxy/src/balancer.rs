@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use http::{HeaderMap, HeaderValue, header};
 
-use crate::runtime::{EnvRuntime, ServiceRuntime, SlotRuntime};
+use crate::compiled::{EnvRuntime, ServiceRuntime, SlotRuntime};
 use crate::table::UserKey;
 
 /// Header naming the slot: set on every request to a backend, honoured on

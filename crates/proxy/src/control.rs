@@ -19,13 +19,13 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::compiled::{Compiler, EnvCell, EnvRuntime};
 use crate::error::{Error, Result};
 use crate::health::{BackendReport, HealthRegistry};
 use crate::listener::{self, ListenerHandle};
 use crate::metrics::{BackendSample, Scrape, SlotSample, Stats, StatsQuery, Window, unix_now};
 use crate::persist;
 use crate::proxy::{ListenerCtx, RequestShared};
-use crate::runtime::{Compiler, EnvCell, EnvRuntime};
 use crate::table::{TableSpec, check_name};
 use crate::tracking::SlotRegistry;
 use crate::upstream::UpstreamConfig;

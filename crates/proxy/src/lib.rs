@@ -111,7 +111,7 @@
 //! # Layout
 //!
 //! - [`table`] — the table's JSON shape and its validation.
-//! - `runtime` — the compiled table that requests read, swapped atomically.
+//! - `compiled` — the compiled table that requests read, swapped atomically.
 //! - `router` — longest-prefix routing on segment boundaries.
 //! - `balancer` — slot choice (sticky bucket, tester override, internal
 //!   pinning) and round-robin backend choice.
@@ -139,6 +139,7 @@ mod admin;
 mod balancer;
 mod body;
 mod client;
+mod compiled;
 mod control;
 mod error;
 mod health;
@@ -147,7 +148,6 @@ mod metrics;
 mod persist;
 mod proxy;
 mod router;
-mod runtime;
 pub mod table;
 mod tracking;
 mod upstream;

@@ -22,9 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::balancer::{self, Choice, IdGen, PREVIEW_TOKEN_HEADER, SLOT_HEADER};
 use crate::body::{ProxyBody, ReqBody};
+use crate::compiled::{EnvCell, SlotRuntime};
 use crate::metrics::Class;
 use crate::router::host_without_port;
-use crate::runtime::{EnvCell, SlotRuntime};
 use crate::tracking::{InflightGuard, UpgradedGuard};
 use crate::upstream::{Failure, Lease, RetryTemplate};
 use crate::workers::Workers;

@@ -5,7 +5,7 @@
 //! checked) so that a typo is refused with a message instead of silently
 //! routing traffic somewhere unexpected. [`TableSpec::validate`] turns it into
 //! a [`ValidTable`] whose addresses are parsed; compiling that into the
-//! request-path structures happens in `runtime`.
+//! request-path structures happens in `compiled`.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
