@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::balancer::{self, Choice, IdGen, PREVIEW_TOKEN_HEADER, SLOT_HEADER};
 use crate::body::{ProxyBody, ReqBody};
-use crate::compiled::{EnvCell, SlotRuntime};
+use crate::compiled::{CompiledSlot, EnvCell};
 use crate::metrics::Class;
 use crate::router::host_without_port;
 use crate::tracking::{InflightGuard, UpgradedGuard};
@@ -364,7 +364,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool, request: bool) 
 fn prepare_headers(
     headers: &mut HeaderMap,
     conn: &ConnCtx,
-    slot: &SlotRuntime,
+    slot: &CompiledSlot,
     upgrade: bool,
     authority: Option<&http::uri::Authority>,
 ) {
@@ -404,7 +404,7 @@ fn spawn_tunnel(
     client: hyper::upgrade::OnUpgrade,
     upstream: hyper::upgrade::OnUpgrade,
     lease: Lease,
-    slot: &SlotRuntime,
+    slot: &CompiledSlot,
     shutdown: CancellationToken,
 ) {
     let guard = UpgradedGuard::new(slot.state.clone());
