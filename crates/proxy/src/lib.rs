@@ -24,11 +24,13 @@
 //! ```
 //!
 //! `user_key` defaults to `cookie:hifi-user`, `health` to `/healthz`,
-//! `preview_token`, `preview_listen`, `host`, `candidate` and `standby` to null. Addresses are
-//! `IP:PORT` with a fixed port. Refused: unknown fields, a weight outside
-//! 0–100, an empty backend list, an unparsable address, two services on one
-//! (host, route), one slot name in two roles, a listener address used twice
-//! or used by another environment.
+//! `preview_token`, `preview_listen`, `host`, `candidate` and `standby` to
+//! null. Addresses are `IP:PORT` with a fixed port. Refused: unknown fields,
+//! a `user_key` that [`hifi_core::UserKey`] does not read (`cookie:NAME` or
+//! `header:NAME`, NAME of ASCII letters, digits, `-` and `_`), a weight
+//! outside 0–100, an empty backend list, an unparsable address, two services
+//! on one (host, route), one slot name in two roles, a listener address used
+//! twice or used by another environment.
 //!
 //! # Updates
 //!
