@@ -117,7 +117,11 @@
 //! - `router` — longest-prefix routing on segment boundaries.
 //! - `balancer` — slot choice (sticky bucket, tester override, internal
 //!   pinning) and round-robin backend choice.
-//! - `proxy` — the request path: headers, forwarding, error answers, upgrades.
+//! - `proxy` — the request path: routing, forwarding, error answers, with
+//!   - `proxy/headers.rs` — hop-by-hop removal, `x-hifi-slot` and the
+//!     `x-forwarded-*` headers;
+//!   - `proxy/upgrade.rs` — upgraded (WebSocket) connections and their
+//!     tunnel.
 //! - `body` — streamed request/response bodies and their drain hook.
 //! - `upstream` — backend connection pools (one shard per worker thread),
 //!   pool hygiene and retry.
