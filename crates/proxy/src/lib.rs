@@ -117,7 +117,12 @@
 //! - `router` — longest-prefix routing on segment boundaries.
 //! - `balancer` — slot choice (sticky bucket, tester override, internal
 //!   pinning) and round-robin backend choice.
-//! - `proxy` — the request path: routing, forwarding, error answers, with
+//! - `proxy` — the request path (`handle`), split into:
+//!   - `proxy/decide.rs` — which service and slot a request goes to, or the
+//!     proxy's own answer (no table, no route, preview token, no candidate):
+//!     a pure function of the request and the compiled table;
+//!   - `proxy/forward.rs` — backend choice, the request sent to the backend,
+//!     its response or the 502/503/504 answer, and the slot's metrics;
 //!   - `proxy/headers.rs` — hop-by-hop removal, `x-hifi-slot` and the
 //!     `x-forwarded-*` headers;
 //!   - `proxy/upgrade.rs` — upgraded (WebSocket) connections and their

@@ -1,16 +1,22 @@
 //! The request path: route, choose a slot and a backend, forward, stream the
 //! answer back, and account for it.
 //!
+//! [`handle`] only strings the steps together, each in its own file:
+//! `decide` (which service and slot, or the proxy's own answer: a pure
+//! function of the request and the compiled table), `forward` (backend
+//! choice, the request to the backend, its answer and the slot's metrics),
+//! `headers` (hop-by-hop removal and the headers added for backends) and
+//! `upgrade` (the tunnel of an upgraded connection).
+//!
 //! Nothing here returns an error to hyper: every failure becomes a short
 //! plain-text answer naming the service and environment (503 no route/no
 //! healthy backend, 502 refused/reset, 504 timeout, 403 preview token), and
 //! the details go to the log. Backends never see the hop-by-hop headers of
 //! the client, nor the preview token; they do see `x-hifi-slot`,
 //! `x-forwarded-for`, `x-forwarded-proto` and `x-forwarded-host`.
-//!
-//! The headers of the exchange are in `headers`, upgraded connections in
-//! `upgrade`.
 
+mod decide;
+mod forward;
 mod headers;
 mod upgrade;
 
@@ -20,21 +26,16 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
-use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Uri, Version};
-use hyper::body::{Body as _, Incoming};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
 use tokio_util::sync::CancellationToken;
 
-use crate::balancer::{self, Choice, IdGen, PREVIEW_TOKEN_HEADER};
-use crate::body::{ProxyBody, ReqBody};
+use crate::balancer::IdGen;
+use crate::body::ProxyBody;
 use crate::compiled::EnvCell;
-use crate::metrics::Class;
-use crate::router::host_without_port;
-use crate::tracking::InflightGuard;
-use crate::upstream::{Failure, RetryTemplate};
 use crate::workers::Workers;
 
-use self::headers::{X_HIFI_SLOT, prepare_headers, strip_hop_by_hop};
+use self::decide::{Decision, decide, refuse};
 
 /// What every request on a listener shares.
 #[derive(Debug)]
@@ -82,194 +83,16 @@ pub(crate) fn plain(status: StatusCode, msg: String) -> Response<ProxyBody> {
 }
 
 /// Handle one request from a client.
-pub(crate) async fn handle(conn: &ConnCtx, mut req: Request<Incoming>) -> Response<ProxyBody> {
+pub(crate) async fn handle(conn: &ConnCtx, req: Request<Incoming>) -> Response<ProxyBody> {
     let start = Instant::now();
     let ctx = &conn.listener;
     let (slot, set_cookie) = {
-        let guard = ctx.env.table.load();
-        let Some(table) = guard.as_ref() else {
-            ctx.env
-                .unrouted
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return plain(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("hifi: environment {} has no routing table", ctx.env.name),
-            );
-        };
-        let preview = table.preview_listen == Some(ctx.addr);
-        let public = preview || table.listen == ctx.addr;
-        let svc = if public {
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .or_else(|| req.uri().authority().map(|a| a.as_str()))
-                .map(host_without_port);
-            table
-                .router
-                .route(host, req.uri().path())
-                .map(|i| &table.services[i])
-        } else {
-            table.internal_service(ctx.addr)
-        };
-        let Some(svc) = svc else {
-            ctx.env
-                .unrouted
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let msg = if public {
-                format!(
-                    "hifi: no route for {} in {}",
-                    req.uri().path(),
-                    ctx.env.name
-                )
-            } else {
-                format!("hifi: listener {} of {} is closing", ctx.addr, ctx.env.name)
-            };
-            return plain(StatusCode::SERVICE_UNAVAILABLE, msg);
-        };
-        let choice = if preview {
-            // The preview listener is the tester override without a token.
-            let slot = svc.candidate.as_ref().map_or(&svc.active, |(c, _)| c);
-            Choice::Slot(slot.clone(), None)
-        } else {
-            balancer::choose(table, svc, req.headers(), public, &ctx.shared.ids)
-        };
-        match choice {
-            Choice::Slot(slot, cookie) => (slot, cookie),
-            Choice::Forbidden => {
-                return plain(
-                    StatusCode::FORBIDDEN,
-                    format!(
-                        "hifi: the candidate of {} needs a valid {PREVIEW_TOKEN_HEADER}",
-                        ctx.env.name
-                    ),
-                );
-            }
-            Choice::NoCandidate => {
-                return plain(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!(
-                        "hifi: service {} in {} has no candidate",
-                        svc.name, ctx.env.name
-                    ),
-                );
-            }
+        // The table is read once, and not held while the request is forwarded.
+        let table = ctx.env.table.load();
+        match decide(table.as_deref(), ctx.addr, &req, &ctx.shared.ids) {
+            Decision::Forward(slot, set_cookie) => (slot, set_cookie),
+            Decision::Refuse(why) => return refuse(ctx, why, req.uri().path()),
         }
     };
-
-    let guard = InflightGuard::new(slot.state.clone());
-    let Some(backend) = slot.pick() else {
-        slot.state
-            .metrics
-            .finished(Class::ProxyError, start.elapsed());
-        return plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "hifi: no healthy backend for service {} in {}",
-                slot.state.service, slot.state.env
-            ),
-        );
-    };
-
-    let client_upgrade = upgrade::client_side(&mut req);
-    let (mut parts, body) = req.into_parts();
-    prepare_headers(
-        &mut parts.headers,
-        conn,
-        &slot,
-        client_upgrade.is_some(),
-        parts.uri.authority(),
-    );
-    // Backends get the origin form (`/path?query`): an HTTP/1.1 client
-    // request already has it; h2c and absolute-form requests are rewritten.
-    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
-        let path = parts
-            .uri
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        parts.uri = Uri::from(path);
-    }
-    parts.version = Version::HTTP_11;
-    let body = if body.is_end_stream() {
-        ReqBody::Empty
-    } else {
-        ReqBody::Incoming(body)
-    };
-    let up_req = Request::from_parts(parts, body);
-    let retry = if client_upgrade.is_some() {
-        None
-    } else {
-        RetryTemplate::for_request(&up_req)
-    };
-
-    match slot
-        .upstream
-        .send(
-            backend.addr,
-            &backend.pool,
-            up_req,
-            retry,
-            ctx.shared.upstream_timeout,
-        )
-        .await
-    {
-        Ok((mut resp, lease)) => {
-            let status = resp.status();
-            slot.state
-                .metrics
-                .finished(Class::of(status.as_u16()), start.elapsed());
-            let lease = match client_upgrade {
-                Some(client) if status == StatusCode::SWITCHING_PROTOCOLS => {
-                    // The connection now carries the tunnel: never pooled.
-                    upgrade::tunnel(client, &mut resp, lease, &slot, ctx.shared.shutdown.clone());
-                    None
-                }
-                _ => {
-                    strip_hop_by_hop(resp.headers_mut(), false, false);
-                    Some(lease)
-                }
-            };
-            let headers = resp.headers_mut();
-            headers.insert(X_HIFI_SLOT.clone(), slot.header.clone());
-            if let Some(c) = set_cookie {
-                headers.append(header::SET_COOKIE, c);
-            }
-            resp.map(|b| ProxyBody::upstream(b, guard, lease))
-        }
-        Err(failure) => {
-            slot.state
-                .metrics
-                .finished(Class::ProxyError, start.elapsed());
-            let (env, service, name) = (&slot.state.env, &slot.state.service, &slot.name);
-            let (status, msg) = match failure {
-                Failure::Connect(e) => {
-                    tracing::warn!(%env, %service, slot = %name, backend = %backend.addr, error = %e, "backend refused");
-                    (
-                        StatusCode::BAD_GATEWAY,
-                        format!(
-                            "hifi: backend of service {service} in {env} (slot {name}) refused the connection"
-                        ),
-                    )
-                }
-                Failure::Exchange(e) => {
-                    tracing::warn!(%env, %service, slot = %name, backend = %backend.addr, error = %e, "backend failed");
-                    (
-                        StatusCode::BAD_GATEWAY,
-                        format!(
-                            "hifi: backend of service {service} in {env} (slot {name}) closed the connection without an answer"
-                        ),
-                    )
-                }
-                Failure::Timeout => (
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "hifi: backend of service {service} in {env} (slot {name}) did not answer within {} ms",
-                        ctx.shared.upstream_timeout.as_millis()
-                    ),
-                ),
-            };
-            plain(status, msg)
-        }
-    }
+    forward::forward(conn, slot, set_cookie, req, start).await
 }
