@@ -20,6 +20,7 @@ mod forward;
 mod headers;
 mod upgrade;
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,8 +83,15 @@ pub(crate) fn plain(status: StatusCode, msg: String) -> Response<ProxyBody> {
     resp
 }
 
-/// Handle one request from a client.
-pub(crate) async fn handle(conn: &ConnCtx, req: Request<Incoming>) -> Response<ProxyBody> {
+/// Handle one request from a client: the connection's hyper service.
+///
+/// It never fails: every failure is an answer to the client. Taking `conn`
+/// by value and returning hyper's `Result` let `service_fn` use it as is, so
+/// no wrapper future (and no extra move of the request) sits around it.
+pub(crate) async fn handle(
+    conn: Arc<ConnCtx>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
     let ctx = &conn.listener;
     let (slot, set_cookie) = {
@@ -91,8 +99,8 @@ pub(crate) async fn handle(conn: &ConnCtx, req: Request<Incoming>) -> Response<P
         let table = ctx.env.table.load();
         match decide(table.as_deref(), ctx.addr, &req, &ctx.shared.ids) {
             Decision::Forward(slot, set_cookie) => (slot, set_cookie),
-            Decision::Refuse(why) => return refuse(ctx, why, req.uri().path()),
+            Decision::Refuse(why) => return Ok(refuse(ctx, why, req.uri().path())),
         }
     };
-    forward::forward(conn, slot, set_cookie, req, start).await
+    Ok(forward::forward(&conn, slot, set_cookie, req, start).await)
 }
