@@ -32,6 +32,7 @@ use serde::Serialize;
 use tokio::net::UnixListener;
 
 use crate::control::{Control, DrainRequest, status_of};
+use crate::error::Error;
 use crate::metrics::StatsQuery;
 use crate::table::TableSpec;
 
@@ -52,12 +53,49 @@ fn json<T: Serialize>(status: StatusCode, value: &T) -> AdminResponse {
     r
 }
 
-fn error(status: u16, message: impl Into<String>) -> AdminResponse {
-    json(
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-        &serde_json::json!({ "error": message.into() }),
-    )
+/// A refused admin request: the status and message of its
+/// `{"error": message}` answer.
+struct Refusal {
+    status: u16,
+    message: String,
 }
+
+impl Refusal {
+    /// 400: the request itself is wrong; nothing was changed.
+    fn bad(message: impl Into<String>) -> Self {
+        Refusal {
+            status: 400,
+            message: message.into(),
+        }
+    }
+
+    /// 404: nothing by that name.
+    fn not_found(message: impl Into<String>) -> Self {
+        Refusal {
+            status: 404,
+            message: message.into(),
+        }
+    }
+
+    /// The status the control side's error maps to.
+    fn of(e: &Error) -> Self {
+        Refusal {
+            status: status_of(e),
+            message: e.to_string(),
+        }
+    }
+
+    /// The `{"error": message}` answer.
+    fn answer(self) -> AdminResponse {
+        json(
+            StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &serde_json::json!({ "error": self.message }),
+        )
+    }
+}
+
+/// What an endpoint handler returns.
+type Handled = Result<AdminResponse, Refusal>;
 
 /// Parse `a=1&b=2` into pairs (names and values here never need decoding:
 /// they are restricted to `[a-z0-9_-]` and digits).
@@ -73,133 +111,47 @@ fn param<'a>(q: &[(&str, &'a str)], name: &str) -> Option<&'a str> {
     q.iter().find(|(k, _)| *k == name).map(|(_, v)| *v)
 }
 
-/// A required query parameter; the error is the message of a 400.
-fn required<'a>(q: &[(&str, &'a str)], name: &str) -> Result<&'a str, String> {
+/// A required query parameter; missing or empty is a 400.
+fn required<'a>(q: &[(&str, &'a str)], name: &str) -> Result<&'a str, Refusal> {
     param(q, name)
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| format!("query parameter {name} is required"))
+        .ok_or_else(|| Refusal::bad(format!("query parameter {name} is required")))
 }
 
-/// The request body, at most `MAX_BODY`; the error is the message of a 400.
-async fn body(req: Request<Incoming>) -> Result<Bytes, String> {
+/// The request body, at most `MAX_BODY`; unreadable or too large is a 400.
+async fn body(req: Request<Incoming>) -> Result<Bytes, Refusal> {
     match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(c) => Ok(c.to_bytes()),
-        Err(e) => Err(format!("cannot read request body: {e}")),
+        Err(e) => Err(Refusal::bad(format!("cannot read request body: {e}"))),
     }
 }
 
+fn no_table(env: &str) -> Refusal {
+    Refusal::not_found(format!("no routing table for environment {env}"))
+}
+
+/// The required `env` and `slot` query parameters.
+fn env_and_slot<'a>(q: &[(&str, &'a str)]) -> Result<(&'a str, &'a str), Refusal> {
+    Ok((required(q, "env")?, required(q, "slot")?))
+}
+
+/// Dispatch an admin request to the handler of its (method, path).
 async fn route(control: &Arc<Control>, req: Request<Incoming>) -> AdminResponse {
     let path = req.uri().path().to_owned();
     let q_owned = req.uri().query().map(str::to_owned);
     let q = query(q_owned.as_deref());
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
-    match (&method, segments.as_slice()) {
-        (&Method::GET, ["tables"]) => json(StatusCode::OK, &control.env_names().await),
-        (&Method::PUT, ["tables", env]) => {
-            let env = (*env).to_owned();
-            let bytes = match body(req).await {
-                Ok(b) => b,
-                Err(m) => return error(400, m),
-            };
-            let spec = match TableSpec::from_json(&bytes) {
-                Ok(s) => s,
-                Err(e) => return error(400, e.to_string()),
-            };
-            if spec.env != env {
-                return error(
-                    400,
-                    format!(
-                        "invalid routing table: the path names environment {env:?} but the table is for {:?}",
-                        spec.env
-                    ),
-                );
-            }
-            match control.apply(spec, true).await {
-                Ok(()) => json(
-                    StatusCode::OK,
-                    &serde_json::json!({ "env": env, "applied": true }),
-                ),
-                Err(e) => {
-                    tracing::warn!(%env, error = %e, "routing table refused");
-                    error(status_of(&e), e.to_string())
-                }
-            }
-        }
-        (&Method::GET, ["tables", env]) => match control.table(env).await {
-            Some(t) => json(StatusCode::OK, &t),
-            None => error(404, format!("no routing table for environment {env}")),
-        },
-        (&Method::DELETE, ["tables", env]) => match control.remove(env).await {
-            Ok(true) => json(
-                StatusCode::OK,
-                &serde_json::json!({ "env": env, "removed": true }),
-            ),
-            Ok(false) => error(404, format!("no routing table for environment {env}")),
-            Err(e) => error(status_of(&e), e.to_string()),
-        },
-        (&Method::GET, ["health"]) => {
-            let env = match required(&q, "env") {
-                Ok(e) => e,
-                Err(m) => return error(400, m),
-            };
-            match control.health_report(env).await {
-                Some(r) => json(StatusCode::OK, &r),
-                None => error(404, format!("no routing table for environment {env}")),
-            }
-        }
-        (&Method::GET, ["stats"]) => {
-            let (env, slot) = match (required(&q, "env"), required(&q, "slot")) {
-                (Ok(e), Ok(s)) => (e, s),
-                (Err(m), _) | (_, Err(m)) => return error(400, m),
-            };
-            let since_ms = match param(&q, "since_ms").map(str::parse::<u64>) {
-                None => 0,
-                Some(Ok(v)) => v,
-                Some(Err(_)) => return error(400, "since_ms must be unix milliseconds"),
-            };
-            let query = StatsQuery {
-                env: env.to_owned(),
-                slot: slot.to_owned(),
-                service: param(&q, "service").map(str::to_owned),
-                since_ms,
-            };
-            json(StatusCode::OK, &control.stats(&query))
-        }
-        (&Method::GET, ["inflight"]) => {
-            let (env, slot) = match (required(&q, "env"), required(&q, "slot")) {
-                (Ok(e), Ok(s)) => (e, s),
-                (Err(m), _) | (_, Err(m)) => return error(400, m),
-            };
-            json(
-                StatusCode::OK,
-                &control.inflight(env, slot, param(&q, "service")),
-            )
-        }
-        (&Method::POST, ["drain"]) => {
-            let bytes = match body(req).await {
-                Ok(b) => b,
-                Err(m) => return error(400, m),
-            };
-            let drain: DrainRequest = match serde_json::from_slice(&bytes) {
-                Ok(d) => d,
-                Err(e) => return error(400, format!("drain request JSON: {e}")),
-            };
-            match control.drain(drain).await {
-                Ok(a) => json(StatusCode::OK, &a),
-                Err(e) => error(status_of(&e), e.to_string()),
-            }
-        }
-        (&Method::GET, ["metrics"]) => {
-            let mut r = Response::new(Full::new(Bytes::from(control.metrics_text().await)));
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                header::HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            r
-        }
+    let handled = match (&method, segments.as_slice()) {
+        (&Method::GET, ["tables"]) => list_tables(control).await,
+        (&Method::PUT, ["tables", env]) => put_table(control, env, req).await,
+        (&Method::GET, ["tables", env]) => get_table(control, env).await,
+        (&Method::DELETE, ["tables", env]) => delete_table(control, env).await,
+        (&Method::GET, ["health"]) => get_health(control, &q).await,
+        (&Method::GET, ["stats"]) => get_stats(control, &q),
+        (&Method::GET, ["inflight"]) => get_inflight(control, &q),
+        (&Method::POST, ["drain"]) => post_drain(control, req).await,
+        (&Method::GET, ["metrics"]) => get_metrics(control).await,
         (
             _,
             ["tables"]
@@ -209,9 +161,112 @@ async fn route(control: &Arc<Control>, req: Request<Incoming>) -> AdminResponse 
             | ["inflight"]
             | ["drain"]
             | ["metrics"],
-        ) => error(405, format!("{method} is not allowed on {path}")),
-        _ => error(404, format!("no admin endpoint {path}")),
+        ) => Err(Refusal {
+            status: 405,
+            message: format!("{method} is not allowed on {path}"),
+        }),
+        _ => Err(Refusal::not_found(format!("no admin endpoint {path}"))),
+    };
+    handled.unwrap_or_else(Refusal::answer)
+}
+
+/// `GET /tables`: the environments with a table.
+async fn list_tables(control: &Control) -> Handled {
+    Ok(json(StatusCode::OK, &control.env_names().await))
+}
+
+/// `PUT /tables/{env}`: validate, apply and persist a whole table.
+async fn put_table(control: &Control, env: &str, req: Request<Incoming>) -> Handled {
+    let bytes = body(req).await?;
+    let spec = TableSpec::from_json(&bytes).map_err(|e| Refusal::bad(e.to_string()))?;
+    if spec.env != env {
+        return Err(Refusal::bad(format!(
+            "invalid routing table: the path names environment {env:?} but the table is for {:?}",
+            spec.env
+        )));
     }
+    control.apply(spec, true).await.map_err(|e| {
+        tracing::warn!(%env, error = %e, "routing table refused");
+        Refusal::of(&e)
+    })?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "env": env, "applied": true }),
+    ))
+}
+
+/// `GET /tables/{env}`: the table as it was sent.
+async fn get_table(control: &Control, env: &str) -> Handled {
+    let table = control.table(env).await.ok_or_else(|| no_table(env))?;
+    Ok(json(StatusCode::OK, &table))
+}
+
+/// `DELETE /tables/{env}`: remove a table and close its listeners.
+async fn delete_table(control: &Control, env: &str) -> Handled {
+    if !control.remove(env).await.map_err(|e| Refusal::of(&e))? {
+        return Err(no_table(env));
+    }
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "env": env, "removed": true }),
+    ))
+}
+
+/// `GET /health?env=E`: the health of every backend of an environment.
+async fn get_health(control: &Control, q: &[(&str, &str)]) -> Handled {
+    let env = required(q, "env")?;
+    let report = control
+        .health_report(env)
+        .await
+        .ok_or_else(|| no_table(env))?;
+    Ok(json(StatusCode::OK, &report))
+}
+
+/// `GET /stats?env=E&slot=S[&service=X][&since_ms=T]`: windowed statistics.
+fn get_stats(control: &Control, q: &[(&str, &str)]) -> Handled {
+    let (env, slot) = env_and_slot(q)?;
+    let since_ms = match param(q, "since_ms").map(str::parse::<u64>) {
+        None => 0,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return Err(Refusal::bad("since_ms must be unix milliseconds")),
+    };
+    let query = StatsQuery {
+        env: env.to_owned(),
+        slot: slot.to_owned(),
+        service: param(q, "service").map(str::to_owned),
+        since_ms,
+    };
+    Ok(json(StatusCode::OK, &control.stats(&query)))
+}
+
+/// `GET /inflight?env=E&slot=S[&service=X]`: what is still running on a slot.
+fn get_inflight(control: &Control, q: &[(&str, &str)]) -> Handled {
+    let (env, slot) = env_and_slot(q)?;
+    Ok(json(
+        StatusCode::OK,
+        &control.inflight(env, slot, param(q, "service")),
+    ))
+}
+
+/// `POST /drain`: schedule the close of a slot's long-lived work.
+async fn post_drain(control: &Arc<Control>, req: Request<Incoming>) -> Handled {
+    let bytes = body(req).await?;
+    let drain: DrainRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| Refusal::bad(format!("drain request JSON: {e}")))?;
+    let answer = control.drain(drain).await.map_err(|e| Refusal::of(&e))?;
+    Ok(json(StatusCode::OK, &answer))
+}
+
+/// `GET /metrics`: the Prometheus (OpenMetrics) text.
+async fn get_metrics(control: &Control) -> Handled {
+    let mut r = Response::new(Full::new(Bytes::from(control.metrics_text().await)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    Ok(r)
 }
 
 /// Serve the admin socket until `control.shutdown` is cancelled.

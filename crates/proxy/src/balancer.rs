@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use http::{HeaderMap, HeaderValue, header};
 
-use crate::runtime::{EnvRuntime, ServiceRuntime, SlotRuntime};
+use crate::compiled::{CompiledService, CompiledSlot, CompiledTable};
 use crate::table::UserKey;
 
 /// Header naming the slot: set on every request to a backend, honoured on
@@ -113,7 +113,7 @@ impl IdGen {
 /// Outcome of the slot choice.
 pub(crate) enum Choice {
     /// Send to this slot; set this cookie on the response.
-    Slot(Arc<SlotRuntime>, Option<HeaderValue>),
+    Slot(Arc<CompiledSlot>, Option<HeaderValue>),
     /// Tester override without the right preview token.
     Forbidden,
     /// Tester override but the service has no candidate.
@@ -123,8 +123,8 @@ pub(crate) enum Choice {
 /// Choose the slot for a request to `svc`. `public` is false on the
 /// service's internal listener.
 pub(crate) fn choose(
-    env: &EnvRuntime,
-    svc: &ServiceRuntime,
+    env: &CompiledTable,
+    svc: &CompiledService,
     headers: &HeaderMap,
     public: bool,
     ids: &IdGen,

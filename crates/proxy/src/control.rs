@@ -19,13 +19,13 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::compiled::{CompiledTable, Compiler, EnvCell};
 use crate::error::{Error, Result};
 use crate::health::{BackendReport, HealthRegistry};
 use crate::listener::{self, ListenerHandle};
 use crate::metrics::{BackendSample, Scrape, SlotSample, Stats, StatsQuery, Window, unix_now};
 use crate::persist;
 use crate::proxy::{ListenerCtx, RequestShared};
-use crate::runtime::{Compiler, EnvCell, EnvRuntime};
 use crate::table::{TableSpec, check_name};
 use crate::tracking::SlotRegistry;
 use crate::upstream::UpstreamConfig;
@@ -165,10 +165,10 @@ impl Control {
             health: &self.health,
             upstream: &self.upstream,
         };
-        let runtime = Arc::new(compiler.compile(valid, previous.as_deref()));
-        let keep = runtime.addrs();
-        let spec = persist.then(|| runtime.valid.spec.clone());
-        entry.cell.table.store(Some(runtime));
+        let compiled = Arc::new(compiler.compile(valid, previous.as_deref()));
+        let keep = compiled.addrs();
+        let spec = persist.then(|| compiled.valid.spec.clone());
+        entry.cell.table.store(Some(compiled));
         let mut started = Vec::with_capacity(bound.len());
         for (addr, l) in bound {
             let ctx = Arc::new(ListenerCtx {
@@ -223,7 +223,7 @@ impl Control {
 
     /// Forget slot states and health records nothing uses any more.
     fn prune(&self, envs: &HashMap<String, EnvEntry>) {
-        let tables: Vec<Arc<EnvRuntime>> = envs
+        let tables: Vec<Arc<CompiledTable>> = envs
             .values()
             .filter_map(|e| e.cell.table.load_full())
             .collect();
@@ -277,7 +277,8 @@ impl Control {
         v
     }
 
-    async fn runtime(&self, env: &str) -> Option<Arc<EnvRuntime>> {
+    /// The compiled table an environment serves now.
+    async fn compiled(&self, env: &str) -> Option<Arc<CompiledTable>> {
         self.envs.lock().await.get(env)?.cell.table.load_full()
     }
 
@@ -328,7 +329,7 @@ impl Control {
     }
 
     async fn close_slot(&self, req: &DrainRequest) {
-        let live = self.runtime(&req.env).await;
+        let live = self.compiled(&req.env).await;
         for state in self
             .slots
             .matching(&req.env, &req.slot, req.service.as_deref())
@@ -354,7 +355,7 @@ impl Control {
 
     /// Health of every backend of an environment.
     pub(crate) async fn health_report(&self, env: &str) -> Option<Vec<BackendReport>> {
-        let t = self.runtime(env).await?;
+        let t = self.compiled(env).await?;
         Some(
             t.slots()
                 .flat_map(|(s, r, role)| {

@@ -24,11 +24,13 @@
 //! ```
 //!
 //! `user_key` defaults to `cookie:hifi-user`, `health` to `/healthz`,
-//! `preview_token`, `preview_listen`, `host`, `candidate` and `standby` to null. Addresses are
-//! `IP:PORT` with a fixed port. Refused: unknown fields, a weight outside
-//! 0–100, an empty backend list, an unparsable address, two services on one
-//! (host, route), one slot name in two roles, a listener address used twice
-//! or used by another environment.
+//! `preview_token`, `preview_listen`, `host`, `candidate` and `standby` to
+//! null. Addresses are `IP:PORT` with a fixed port. Refused: unknown fields,
+//! a `user_key` that [`hifi_core::UserKey`] does not read (`cookie:NAME` or
+//! `header:NAME`, NAME of ASCII letters, digits, `-` and `_`), a weight
+//! outside 0–100, an empty backend list, an unparsable address, two services
+//! on one (host, route), one slot name in two roles, a listener address used
+//! twice or used by another environment.
 //!
 //! # Updates
 //!
@@ -111,11 +113,20 @@
 //! # Layout
 //!
 //! - [`table`] — the table's JSON shape and its validation.
-//! - `runtime` — the compiled table that requests read, swapped atomically.
+//! - `compiled` — the compiled table that requests read, swapped atomically.
 //! - `router` — longest-prefix routing on segment boundaries.
 //! - `balancer` — slot choice (sticky bucket, tester override, internal
 //!   pinning) and round-robin backend choice.
-//! - `proxy` — the request path: headers, forwarding, error answers, upgrades.
+//! - `proxy` — the request path (`handle`), split into:
+//!   - `proxy/decide.rs` — which service and slot a request goes to, or the
+//!     proxy's own answer (no table, no route, preview token, no candidate):
+//!     a pure function of the request and the compiled table;
+//!   - `proxy/forward.rs` — backend choice, the request sent to the backend,
+//!     its response or the 502/503/504 answer, and the slot's metrics;
+//!   - `proxy/headers.rs` — hop-by-hop removal, `x-hifi-slot` and the
+//!     `x-forwarded-*` headers;
+//!   - `proxy/upgrade.rs` — upgraded (WebSocket) connections and their
+//!     tunnel.
 //! - `body` — streamed request/response bodies and their drain hook.
 //! - `upstream` — backend connection pools (one shard per worker thread),
 //!   pool hygiene and retry.
@@ -139,6 +150,7 @@ mod admin;
 mod balancer;
 mod body;
 mod client;
+mod compiled;
 mod control;
 mod error;
 mod health;
@@ -147,7 +159,6 @@ mod metrics;
 mod persist;
 mod proxy;
 mod router;
-mod runtime;
 pub mod table;
 mod tracking;
 mod upstream;

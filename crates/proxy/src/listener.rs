@@ -9,7 +9,6 @@
 //! the request in progress and close. Accepted connections are handed to
 //! the worker threads in turn (`workers`).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,10 +119,7 @@ async fn serve_conn(
     builder: &auto::Builder<TokioExecutor>,
     stop: CancellationToken,
 ) {
-    let svc = service_fn(move |req| {
-        let conn = conn.clone();
-        async move { Ok::<_, Infallible>(proxy::handle(&conn, req).await) }
-    });
+    let svc = service_fn(move |req| proxy::handle(conn.clone(), req));
     let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
     tokio::pin!(served);
     let result = tokio::select! {

@@ -5,7 +5,7 @@
 //! checked) so that a typo is refused with a message instead of silently
 //! routing traffic somewhere unexpected. [`TableSpec::validate`] turns it into
 //! a [`ValidTable`] whose addresses are parsed; compiling that into the
-//! request-path structures happens in `runtime`.
+//! request-path structures happens in `compiled`.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -26,7 +26,8 @@ pub struct TableSpec {
     pub env: String,
     /// Public listener, `IP:PORT` (port not 0).
     pub listen: String,
-    /// Sticky user key: `cookie:NAME` or `header:NAME`.
+    /// Sticky user key: `cookie:NAME` or `header:NAME`, NAME being ASCII
+    /// letters, digits, `-` and `_` (read by [`hifi_core::UserKey`]).
     #[serde(default = "default_user_key")]
     pub user_key: String,
     /// When set, `x-hifi-slot: candidate` on the public listener also needs
@@ -102,7 +103,9 @@ pub struct CandidateSpec {
     pub weight: f64,
 }
 
-/// How the sticky user key is read from a request.
+/// How the sticky user key is read from a request: the compiled form of a
+/// [`hifi_core::UserKey`], holding the header name ready for header-map
+/// lookups on the request path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UserKey {
     /// A cookie of this name.
@@ -110,6 +113,19 @@ pub enum UserKey {
     /// A header of this name (lower case); falls back to the `hifi-user`
     /// cookie when the header is absent.
     Header(http::HeaderName),
+}
+
+impl TryFrom<hifi_core::UserKey> for UserKey {
+    type Error = http::header::InvalidHeaderName;
+
+    fn try_from(key: hifi_core::UserKey) -> std::result::Result<Self, Self::Error> {
+        Ok(match key {
+            hifi_core::UserKey::Cookie(name) => UserKey::Cookie(name),
+            hifi_core::UserKey::Header(name) => {
+                UserKey::Header(http::HeaderName::from_bytes(name.as_bytes())?)
+            }
+        })
+    }
 }
 
 /// A table whose fields have been checked and whose addresses are parsed.
@@ -199,27 +215,14 @@ pub(crate) fn addrs_clash(a: SocketAddr, b: SocketAddr) -> bool {
     a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
-fn parse_user_key(value: &str) -> Result<UserKey> {
-    let bad = || {
-        invalid(format!(
-            "user_key {value:?} must be \"cookie:NAME\" or \"header:NAME\""
-        ))
-    };
-    let (kind, name) = value.split_once(':').ok_or_else(bad)?;
-    let token_ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if !token_ok {
-        return Err(bad());
-    }
-    match kind {
-        "cookie" => Ok(UserKey::Cookie(name.to_owned())),
-        "header" => http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes())
-            .map(UserKey::Header)
-            .map_err(|_| bad()),
-        _ => Err(bad()),
-    }
+/// Read the table's `user_key` with the one parser of user keys
+/// ([`hifi_core::UserKey`]'s `FromStr`) and compile it; a refusal is a
+/// validation error of the table.
+fn compile_user_key(value: &str) -> Result<UserKey> {
+    let key: hifi_core::UserKey = value
+        .parse()
+        .map_err(|e: String| invalid(format!("user_key: {e}")))?;
+    UserKey::try_from(key).map_err(|e| invalid(format!("user_key {value:?}: {e}")))
 }
 
 fn normalise_route(service: &str, route: &str) -> Result<String> {
@@ -274,7 +277,7 @@ impl TableSpec {
     pub fn validate(&self) -> Result<ValidTable> {
         check_name("environment", &self.env)?;
         let listen = parse_addr("listen", &self.listen)?;
-        let user_key = parse_user_key(&self.user_key)?;
+        let user_key = compile_user_key(&self.user_key)?;
         if let Some(tok) = &self.preview_token
             && (tok.is_empty() || HeaderValue::from_str(tok).is_err())
         {
@@ -505,5 +508,23 @@ mod tests {
                 .to_string()
                 .contains("unknown field")
         );
+    }
+
+    #[test]
+    fn user_key_is_read_by_the_core_parser() {
+        let mut t = table();
+        t.user_key = "header:X-User".into();
+        let v = t.validate().expect("valid");
+        assert_eq!(
+            v.user_key,
+            UserKey::Header(http::HeaderName::from_static("x-user"))
+        );
+        for bad in ["query:x", "cookie:", "header:a.b", "hifi-user"] {
+            let mut t = table();
+            t.user_key = bad.into();
+            let err = t.validate().unwrap_err();
+            assert!(matches!(err, Error::InvalidTable(_)), "{bad}: {err}");
+            assert!(err.to_string().contains("user_key"), "{bad}: {err}");
+        }
     }
 }

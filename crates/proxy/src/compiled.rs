@@ -1,10 +1,10 @@
 //! The compiled, immutable form of a routing table that requests read.
 //!
-//! An environment's [`EnvCell`] holds its current [`EnvRuntime`] behind an
-//! `ArcSwap`: an update builds a complete new `EnvRuntime` and stores it in
+//! An environment's [`EnvCell`] holds its current [`CompiledTable`] behind an
+//! `ArcSwap`: an update builds a complete new `CompiledTable` and stores it in
 //! one step, so a request sees the old table or the new one, never a mix.
 //! Slots whose name, backends and health path are unchanged are carried over
-//! from the previous runtime (keeping their connection pool warm); others get
+//! from the previous table (keeping their connection pool warm); others get
 //! a new client, and the old one is dropped with the last reference to the
 //! old slot.
 
@@ -25,7 +25,7 @@ use crate::upstream::{Pool, Upstream, UpstreamConfig};
 #[derive(Debug)]
 pub(crate) struct EnvCell {
     pub(crate) name: String,
-    pub(crate) table: ArcSwapOption<EnvRuntime>,
+    pub(crate) table: ArcSwapOption<CompiledTable>,
     /// Requests that matched no route (or arrived without a table).
     pub(crate) unrouted: AtomicU64,
 }
@@ -42,20 +42,20 @@ impl EnvCell {
 
 /// One environment's compiled table.
 #[derive(Debug)]
-pub(crate) struct EnvRuntime {
+pub(crate) struct CompiledTable {
     pub(crate) valid: ValidTable,
     pub(crate) listen: SocketAddr,
     pub(crate) preview_listen: Option<SocketAddr>,
     pub(crate) user_key: UserKey,
     pub(crate) preview_token: Option<String>,
     pub(crate) router: Router,
-    pub(crate) services: Vec<ServiceRuntime>,
+    pub(crate) services: Vec<CompiledService>,
 }
 
-impl EnvRuntime {
+impl CompiledTable {
     /// The service whose internal listener is `addr`.
     #[inline]
-    pub(crate) fn internal_service(&self, addr: SocketAddr) -> Option<&ServiceRuntime> {
+    pub(crate) fn internal_service(&self, addr: SocketAddr) -> Option<&CompiledService> {
         self.services.iter().find(|s| s.internal_listen == addr)
     }
 
@@ -70,7 +70,7 @@ impl EnvRuntime {
     /// Every slot of the table with its role.
     pub(crate) fn slots(
         &self,
-    ) -> impl Iterator<Item = (&ServiceRuntime, &Arc<SlotRuntime>, &'static str)> {
+    ) -> impl Iterator<Item = (&CompiledService, &Arc<CompiledSlot>, &'static str)> {
         self.services.iter().flat_map(|s| {
             std::iter::once((s, &s.active, "active"))
                 .chain(s.candidate.iter().map(move |(c, _)| (s, c, "candidate")))
@@ -81,18 +81,18 @@ impl EnvRuntime {
 
 /// One service of a compiled table.
 #[derive(Debug)]
-pub(crate) struct ServiceRuntime {
+pub(crate) struct CompiledService {
     pub(crate) name: String,
     pub(crate) internal_listen: SocketAddr,
-    pub(crate) active: Arc<SlotRuntime>,
+    pub(crate) active: Arc<CompiledSlot>,
     /// Candidate and its threshold in buckets (weight × 100).
-    pub(crate) candidate: Option<(Arc<SlotRuntime>, u32)>,
-    pub(crate) standby: Option<Arc<SlotRuntime>>,
+    pub(crate) candidate: Option<(Arc<CompiledSlot>, u32)>,
+    pub(crate) standby: Option<Arc<CompiledSlot>>,
 }
 
-impl ServiceRuntime {
+impl CompiledService {
     /// The slot of this service with the given name, if any.
-    pub(crate) fn slot_named(&self, name: &[u8]) -> Option<&Arc<SlotRuntime>> {
+    pub(crate) fn slot_named(&self, name: &[u8]) -> Option<&Arc<CompiledSlot>> {
         std::iter::once(&self.active)
             .chain(self.candidate.as_ref().map(|(c, _)| c))
             .chain(self.standby.as_ref())
@@ -102,7 +102,7 @@ impl ServiceRuntime {
 
 /// A slot of a service in one compiled table.
 #[derive(Debug)]
-pub(crate) struct SlotRuntime {
+pub(crate) struct CompiledSlot {
     pub(crate) name: String,
     /// `x-hifi-slot` value, built once.
     pub(crate) header: HeaderValue,
@@ -122,7 +122,7 @@ pub(crate) struct Backend {
     pub(crate) pool: Arc<Pool>,
 }
 
-impl SlotRuntime {
+impl CompiledSlot {
     /// Round-robin over the healthy backends.
     #[inline]
     pub(crate) fn pick(&self) -> Option<&Backend> {
@@ -153,13 +153,17 @@ pub(crate) struct Compiler<'a> {
 }
 
 impl Compiler<'_> {
-    /// Build the runtime of `valid`, re-using unchanged slots of `previous`.
-    pub(crate) fn compile(&self, valid: ValidTable, previous: Option<&EnvRuntime>) -> EnvRuntime {
+    /// Compile `valid`, re-using unchanged slots of `previous`.
+    pub(crate) fn compile(
+        &self,
+        valid: ValidTable,
+        previous: Option<&CompiledTable>,
+    ) -> CompiledTable {
         let env = valid.spec.env.clone();
         let mut services = Vec::with_capacity(valid.services.len());
         for s in &valid.services {
             let old = previous.and_then(|p| p.services.iter().find(|o| o.name == s.name));
-            let slot = |v: &ValidSlot| -> Arc<SlotRuntime> {
+            let slot = |v: &ValidSlot| -> Arc<CompiledSlot> {
                 if let Some(reuse) = old.and_then(|o| {
                     std::iter::once(&o.active)
                         .chain(o.candidate.as_ref().map(|(c, _)| c))
@@ -168,7 +172,7 @@ impl Compiler<'_> {
                 }) {
                     return reuse.clone();
                 }
-                Arc::new(SlotRuntime {
+                Arc::new(CompiledSlot {
                     name: v.name.clone(),
                     // Slot names are validated to a header-safe alphabet.
                     header: HeaderValue::from_str(&v.name)
@@ -188,7 +192,7 @@ impl Compiler<'_> {
                     upstream: Upstream::new(self.upstream),
                 })
             };
-            services.push(ServiceRuntime {
+            services.push(CompiledService {
                 name: s.name.clone(),
                 internal_listen: s.internal_listen,
                 active: slot(&s.active),
@@ -203,7 +207,7 @@ impl Compiler<'_> {
                 .enumerate()
                 .map(|(i, s)| (s.route.as_str(), s.host.as_deref(), i)),
         );
-        EnvRuntime {
+        CompiledTable {
             listen: valid.listen,
             preview_listen: valid.preview_listen,
             user_key: valid.user_key.clone(),

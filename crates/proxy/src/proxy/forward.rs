@@ -1,0 +1,203 @@
+//! Forwarding a request to a backend of its slot: pick a healthy backend,
+//! rewrite the request for it, send it (with the pool's retry), stream the
+//! answer back with `x-hifi-slot`, and record the outcome in the slot's
+//! metrics. A backend that gives no answer becomes a 502 or 504 naming the
+//! service, environment and slot.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::{Body as _, Incoming};
+use hyper::upgrade::OnUpgrade;
+use tokio_util::sync::CancellationToken;
+
+use crate::body::{ProxyBody, ReqBody};
+use crate::compiled::CompiledSlot;
+use crate::metrics::Class;
+use crate::tracking::InflightGuard;
+use crate::upstream::{Failure, Lease, RetryTemplate};
+
+use super::headers::{X_HIFI_SLOT, prepare_headers, strip_hop_by_hop};
+use super::{ConnCtx, plain, upgrade};
+
+/// Forward `req` to a backend of `slot` and answer with the backend's
+/// response (adding `set_cookie`), or with the proxy's own error answer.
+/// `start` is when the request arrived, for the latency metric.
+pub(super) async fn forward(
+    conn: &ConnCtx,
+    slot: Arc<CompiledSlot>,
+    set_cookie: Option<HeaderValue>,
+    mut req: Request<Incoming>,
+    start: Instant,
+) -> Response<ProxyBody> {
+    let shared = &conn.listener.shared;
+    let guard = InflightGuard::new(slot.state.clone());
+    let Some(backend) = slot.pick() else {
+        slot.state
+            .metrics
+            .finished(Class::ProxyError, start.elapsed());
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "hifi: no healthy backend for service {} in {}",
+                slot.state.service, slot.state.env
+            ),
+        );
+    };
+
+    let client_upgrade = upgrade::client_side(&mut req);
+    let up_req = backend_request(req, conn, &slot, client_upgrade.is_some());
+    let retry = if client_upgrade.is_some() {
+        None
+    } else {
+        RetryTemplate::for_request(&up_req)
+    };
+
+    match slot
+        .upstream
+        .send(
+            backend.addr,
+            &backend.pool,
+            up_req,
+            retry,
+            shared.upstream_timeout,
+        )
+        .await
+    {
+        Ok((resp, lease)) => {
+            slot.state
+                .metrics
+                .finished(Class::of(resp.status().as_u16()), start.elapsed());
+            respond(
+                resp,
+                lease,
+                guard,
+                client_upgrade,
+                &slot,
+                set_cookie,
+                &shared.shutdown,
+            )
+        }
+        Err(failure) => {
+            slot.state
+                .metrics
+                .finished(Class::ProxyError, start.elapsed());
+            failed(failure, &slot, backend.addr, shared.upstream_timeout)
+        }
+    }
+}
+
+/// The client's request rewritten for the backend: its headers prepared
+/// (`headers`), the origin form of its URI, HTTP/1.1, and its body streamed
+/// as is (or none at all when it has ended already).
+#[inline]
+fn backend_request(
+    req: Request<Incoming>,
+    conn: &ConnCtx,
+    slot: &CompiledSlot,
+    upgrade: bool,
+) -> Request<ReqBody> {
+    let (mut parts, body) = req.into_parts();
+    prepare_headers(
+        &mut parts.headers,
+        conn,
+        slot,
+        upgrade,
+        parts.uri.authority(),
+    );
+    // Backends get the origin form (`/path?query`): an HTTP/1.1 client
+    // request already has it; h2c and absolute-form requests are rewritten.
+    if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
+        let path = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        parts.uri = Uri::from(path);
+    }
+    parts.version = Version::HTTP_11;
+    let body = if body.is_end_stream() {
+        ReqBody::Empty
+    } else {
+        ReqBody::Incoming(body)
+    };
+    Request::from_parts(parts, body)
+}
+
+/// The backend's response on its way to the client: the tunnel started when
+/// it accepts the client's upgrade, hop-by-hop headers removed otherwise;
+/// `x-hifi-slot` and the sticky cookie added; the body streamed with the
+/// request's in-flight guard and the backend connection's lease.
+#[inline]
+fn respond(
+    mut resp: Response<Incoming>,
+    lease: Lease,
+    guard: InflightGuard,
+    client_upgrade: Option<OnUpgrade>,
+    slot: &CompiledSlot,
+    set_cookie: Option<HeaderValue>,
+    shutdown: &CancellationToken,
+) -> Response<ProxyBody> {
+    let lease = match client_upgrade {
+        Some(client) if resp.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            // The connection now carries the tunnel: never pooled.
+            upgrade::tunnel(client, &mut resp, lease, slot, shutdown.clone());
+            None
+        }
+        _ => {
+            strip_hop_by_hop(resp.headers_mut(), false, false);
+            Some(lease)
+        }
+    };
+    let headers = resp.headers_mut();
+    headers.insert(X_HIFI_SLOT.clone(), slot.header.clone());
+    if let Some(c) = set_cookie {
+        headers.append(header::SET_COOKIE, c);
+    }
+    resp.map(|b| ProxyBody::upstream(b, guard, lease))
+}
+
+/// The proxy's answer when `backend` of `slot` gave no response: 502 when it
+/// refused or dropped the connection, 504 when it did not answer within
+/// `timeout`. The cause goes to the log.
+#[cold]
+fn failed(
+    failure: Failure,
+    slot: &CompiledSlot,
+    backend: SocketAddr,
+    timeout: Duration,
+) -> Response<ProxyBody> {
+    let (env, service, name) = (&slot.state.env, &slot.state.service, &slot.name);
+    let (status, msg) = match failure {
+        Failure::Connect(e) => {
+            tracing::warn!(%env, %service, slot = %name, %backend, error = %e, "backend refused");
+            (
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "hifi: backend of service {service} in {env} (slot {name}) refused the connection"
+                ),
+            )
+        }
+        Failure::Exchange(e) => {
+            tracing::warn!(%env, %service, slot = %name, %backend, error = %e, "backend failed");
+            (
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "hifi: backend of service {service} in {env} (slot {name}) closed the connection without an answer"
+                ),
+            )
+        }
+        Failure::Timeout => (
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "hifi: backend of service {service} in {env} (slot {name}) did not answer within {} ms",
+                timeout.as_millis()
+            ),
+        ),
+    };
+    plain(status, msg)
+}
