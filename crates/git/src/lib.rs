@@ -34,7 +34,6 @@
 //! processes; batch calls ([`Repo::resolve_branches`], [`Repo::subtrees`],
 //! [`Repo::commit_infos`]) keep that constant when asking about many things.
 
-
 mod command;
 mod commit;
 mod compose;

@@ -143,9 +143,6 @@
 //! - `admin` — the admin HTTP server on the unix socket.
 //! - `client` — [`AdminClient`].
 
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-
 mod admin;
 mod balancer;
 mod body;
