@@ -8,6 +8,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use hifi_core::layout::{CONFIG_FILE, STATE_DIR};
+
 use crate::error::{Failure, Result};
 
 /// The ports the demo's environments listen on.
@@ -295,8 +297,8 @@ pub fn generate(dir: &Path, ports: &Ports, pace: Pace) -> Result {
         &catalog("[\"espresso\", \"filter\"]"),
     )?;
     write(dir, "services/checkout/app.py", &checkout("[\"cash\"]"))?;
-    write(dir, "hifi.toml", &config(ports, pace))?;
-    write(dir, ".gitignore", ".hifi/\n__pycache__/\n")?;
+    write(dir, CONFIG_FILE, &config(ports, pace))?;
+    write(dir, ".gitignore", &format!("{STATE_DIR}/\n__pycache__/\n"))?;
     write(
         dir,
         "README.md",
