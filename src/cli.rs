@@ -113,9 +113,16 @@ pub enum Command {
         /// Return once everything is ready, leaving hifi running in the background.
         #[arg(long)]
         detach: bool,
+        /// Start from an empty state on purpose: stop and forget what a
+        /// previous run left (refused otherwise when one is found).
+        #[arg(long)]
+        reset_state: bool,
     },
     /// Stop every process hifi started and free every port.
     Down,
+    /// The state database's rolling backups.
+    #[command(subcommand)]
+    State(StateCommand),
     /// The whole story on a generated example project.
     Demo {
         /// Short intervals; stop everything at the end; exit 0 only if every claim held.
@@ -164,6 +171,18 @@ pub struct ProxyArgs {
     /// work-stealing runtime instead.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// The backups of .hifi/state.db, newest first, with what each holds.
+    Backups,
+    /// Replace the state with a backup (default: the newest); the current
+    /// state is saved as a backup first. hifi must not be running.
+    Restore {
+        /// The backup's name, as `hifi state backups` shows it.
+        backup: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

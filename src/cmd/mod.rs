@@ -8,6 +8,7 @@ mod deploy;
 mod follow;
 mod init;
 mod release;
+mod state;
 mod status;
 mod up;
 
@@ -76,8 +77,12 @@ pub fn run(cli: Cli) -> Result {
         Command::Canary { env, action } => deploy::canary(&ctx, &env, action),
         Command::Status { env } => status::status(&ctx, env.as_deref()),
         Command::History { env } => status::history(&ctx, &env),
-        Command::Up { detach } => up::up(&ctx, detach),
+        Command::Up {
+            detach,
+            reset_state,
+        } => up::up(&ctx, detach, reset_state),
         Command::Down => up::down(&ctx),
+        Command::State(command) => state::run(&ctx, command),
         Command::Proxy(args) => up::proxy(&ctx, args),
         Command::Demo { once, dir } => crate::demo::run(crate::demo::DemoOptions { once, dir }),
     }

@@ -19,8 +19,8 @@ fn exe() -> Result<PathBuf> {
 }
 
 /// `hifi up [--detach]`.
-pub fn up(ctx: &Ctx, detach: bool) -> Result {
-    let project = ctx.open()?;
+pub fn up(ctx: &Ctx, detach: bool, reset_state: bool) -> Result {
+    let mut project = ctx.open()?;
     let environments: Vec<(String, u16)> = project
         .config()
         .environments
@@ -28,7 +28,7 @@ pub fn up(ctx: &Ctx, detach: bool) -> Result {
         .map(|e| (e.name.clone(), e.port))
         .collect();
     if detach {
-        let started = project.up_detached(&exe()?)?;
+        let started = project.up_detached(&exe()?, reset_state)?;
         if ctx.out.json {
             output::json(&serde_json::json!({ "pid": started.pid, "log": started.log }));
         } else {
@@ -47,6 +47,7 @@ pub fn up(ctx: &Ctx, detach: bool) -> Result {
     let json = ctx.out.json;
     project.up(
         &exe()?,
+        reset_state,
         move || {
             if !json {
                 eprintln!("hifi is up. Environments:");

@@ -22,3 +22,4 @@ mod fidelity;
 mod init;
 mod json;
 mod repository;
+mod state;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use hifi_controller::proxy_process::shell_quote;
 use hifi_controller::{Controller, Options, ProxyLaunch, SystemClock};
 use hifi_core::Layout;
-use hifi_runtime::Runtimes;
+use hifi_runtime::{Runtime, Runtimes};
 use hifi_store::{Event, Store};
 
 use crate::error::{Error, Result};
@@ -104,13 +104,18 @@ impl Project {
     /// `on_ready` once every environment had its first pass, `on_event` for
     /// every event recorded meanwhile. `exe` is the hifi binary (it runs the
     /// proxy). On return, everything it started is stopped.
+    ///
+    /// An empty state database while `.hifi/` shows a previous run is
+    /// refused (nothing would be known of what runs), unless `reset_state`:
+    /// then what runs is stopped and forgotten first.
     pub fn up(
-        &self,
+        &mut self,
         exe: &Path,
+        reset_state: bool,
         on_ready: impl FnOnce(),
         on_event: impl FnMut(&Event) + Send + 'static,
     ) -> Result<()> {
-        let layout = &self.layout;
+        let layout = &self.layout.clone();
         std::fs::create_dir_all(layout.logs())?;
         if let Some(pid) = running(layout) {
             return Err(Error::AlreadyRunning { pid });
@@ -127,10 +132,24 @@ impl Project {
 
         let mut options = options(layout, exe);
         options.actor = format!("hifi up ({})", std::process::id());
-        let controller = Controller::new(options, Runtimes::new(), SystemClock)?;
+        let tokio = tokio_runtime()?;
+        if self.state_is_empty()? {
+            let runtimes = Runtimes::new(layout);
+            let found = tokio.block_on(crate::state::previous_run(layout, &runtimes));
+            if !found.is_empty() {
+                if !reset_state {
+                    return Err(Error::StateLost {
+                        db: layout.db(),
+                        found,
+                    });
+                }
+                self.reset_state(&tokio, &options, &runtimes, &found)?;
+            }
+        }
+        let controller = Controller::new(options, Runtimes::new(layout), SystemClock)?;
         let ready_file = layout.up_ready();
         let db = layout.db();
-        let result = tokio_runtime()?.block_on(async move {
+        let result = tokio.block_on(async move {
             let follow = tokio::spawn(follow_events(db, on_event));
             let ready = move || {
                 let _ = std::fs::write(&ready_file, std::process::id().to_string());
@@ -145,8 +164,45 @@ impl Project {
         Ok(result?)
     }
 
+    /// `hifi up --reset-state`: stops what a forgotten run left running and
+    /// removes its routing tables, so the control plane starts from nothing.
+    fn reset_state(
+        &mut self,
+        tokio: &tokio::runtime::Runtime,
+        options: &Options,
+        runtimes: &Runtimes,
+        found: &[String],
+    ) -> Result<()> {
+        let audit = Actor::local(options.actor.clone());
+        let audit = self.audit(&audit);
+        let stopped = tokio.block_on(hifi_controller::stop_everything(
+            options,
+            runtimes,
+            runtimes.local(),
+            audit.clone(),
+            "hifi up --reset-state",
+        ))?;
+        if let Ok(entries) = std::fs::read_dir(self.layout.proxy_tables()) {
+            for entry in entries.filter_map(|e| e.ok()) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+        let message = format!(
+            "the state was reset on purpose (found {}); stopped {}",
+            found.join("; "),
+            stopped.describe()
+        );
+        self.store.record_event(
+            &audit,
+            hifi_core::EventKind::StateReset,
+            hifi_store::events::Subject::default(),
+            &message,
+        )?;
+        Ok(())
+    }
+
     /// Starts `exe up` in the background and returns once it is ready.
-    pub fn up_detached(&self, exe: &Path) -> Result<Detached> {
+    pub fn up_detached(&self, exe: &Path, reset_state: bool) -> Result<Detached> {
         let layout = &self.layout;
         std::fs::create_dir_all(layout.logs())?;
         if let Some(pid) = running(layout) {
@@ -160,10 +216,11 @@ impl Project {
         let _ = std::fs::remove_file(layout.up_ready());
         let mut child = std::process::Command::new(exe);
         use std::os::unix::process::CommandExt;
+        child.arg("-C").arg(layout.root()).arg("up");
+        if reset_state {
+            child.arg("--reset-state");
+        }
         child
-            .arg("-C")
-            .arg(layout.root())
-            .arg("up")
             .stdin(std::process::Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -221,16 +278,21 @@ impl Project {
             }
         }
         // No control plane, and holding its lock no `hifi up` can start while
-        // we stop what a killed one left running.
-        let leftovers = self.store.instances(None)?.len();
+        // we stop what a killed one left running — what the store records,
+        // and what the runtime finds by its own records.
         let options = options(&layout, exe);
-        let runtimes = Runtimes::new();
-        let proxy_alive = options.proxy.alive(runtimes.local());
-        if leftovers == 0 && !proxy_alive {
+        let runtimes = Runtimes::new(&layout);
+        let tokio = tokio_runtime()?;
+        let recorded = self.store.instances(None)?.len();
+        let found = tokio
+            .block_on(runtimes.discover())
+            .map_err(hifi_controller::Error::from)?
+            .len();
+        if recorded == 0 && found == 0 && !options.proxy.alive(runtimes.local()) {
             return Err(Error::NothingToStop);
         }
         let audit = self.audit(actor);
-        tokio_runtime()?.block_on(hifi_controller::stop_everything(
+        let stopped = tokio.block_on(hifi_controller::stop_everything(
             &options,
             &runtimes,
             runtimes.local(),
@@ -240,8 +302,8 @@ impl Project {
         drop(lock);
         Ok(Stopped {
             message: format!(
-                "stopped {leftovers} instance(s){} left by a control plane that is gone",
-                if proxy_alive { " and the proxy" } else { "" }
+                "stopped {} left by a control plane that is gone",
+                stopped.describe()
             ),
         })
     }

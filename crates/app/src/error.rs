@@ -301,6 +301,23 @@ pub enum Error {
         /// What to do.
         hint: String,
     },
+    /// The state database is empty although `.hifi/` shows a previous run.
+    #[error("the state database {} holds nothing, but .hifi/ shows a previous run: {}", db.display(), found.join("; "))]
+    StateLost {
+        /// The database.
+        db: PathBuf,
+        /// What was found.
+        found: Vec<String>,
+    },
+    /// No backup of that name.
+    #[error("no backup named `{name}`")]
+    UnknownBackup {
+        /// The name given.
+        name: String,
+    },
+    /// No backup at all.
+    #[error("there is no backup of the state to restore")]
+    NoBackup,
     /// The control plane is not running.
     #[error("hifi is not running, so nothing would deploy while you wait")]
     NotRunning,
@@ -407,7 +424,7 @@ impl Error {
                 ErrorKind::NotFound
             }
             Forbidden { .. } => ErrorKind::Forbidden,
-            Store(hifi_store::Error::NotFound { .. }) => ErrorKind::NotFound,
+            Store(hifi_store::Error::NotFound { .. }) | UnknownBackup { .. } => ErrorKind::NotFound,
             Store(hifi_store::Error::Refused(_) | hifi_store::Error::Ambiguous { .. }) => {
                 ErrorKind::Refused
             }
@@ -454,6 +471,9 @@ impl Error {
             NotACanary { .. } => "not_a_canary",
             DeploymentEnded { .. } => "deployment_ended",
             NothingToApprove { .. } => "nothing_to_approve",
+            StateLost { .. } => "state_lost",
+            UnknownBackup { .. } => "unknown_backup",
+            NoBackup => "no_backup",
             NotRunning => "not_running",
             AlreadyRunning { .. } => "already_running",
             NothingToStop => "nothing_to_stop",
@@ -518,6 +538,9 @@ impl Error {
                 "if it went live and should not have, roll it back: hifi rollback {env}"
             ),
             NothingToApprove { hint, .. } => hint.clone(),
+            StateLost { .. } => "restore the state from its latest backup with `hifi state restore` (see `hifi state backups`), or start over knowingly with `hifi up --reset-state`, which stops what runs and forgets it".into(),
+            UnknownBackup { .. } => "see the backups with `hifi state backups`".into(),
+            Store(hifi_store::Error::Damaged { .. }) => "restore a backup: `hifi state backups`, then `hifi state restore NAME`".into(),
             NotRunning => "start it first: hifi up --detach".into(),
             AlreadyRunning { .. } => {
                 "stop it with `hifi down`, or see what it does with `hifi status`".into()

@@ -65,7 +65,7 @@ pub fn init(dir: &Path, actor: &Actor) -> Result<Initialized> {
     std::fs::create_dir_all(layout.state_dir())?;
     ignore_state_dir(root)?;
     std::fs::write(&config_path, &text)?;
-    let mut store = Store::open(&layout.db())?;
+    let mut store = Store::open_in(&layout)?;
     let audit = hifi_store::Audit {
         actor: actor.name.clone(),
         at: now_ms(),

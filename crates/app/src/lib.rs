@@ -28,6 +28,7 @@
 //! - [`init`]: scaffolding `hifi.toml` and `.hifi/`.
 //! - [`control`]: the control plane's lock, starting it in the foreground,
 //!   and stopping what runs.
+//! - [`state`]: a lost state noticed, the rolling backups, restoring one.
 //! - [`error`]: [`Error`] and [`ErrorKind`].
 //!
 //! A new HTTP handler calls one of these methods; a new operation is a
@@ -41,6 +42,7 @@ pub mod error;
 pub mod init;
 mod project;
 pub mod releases;
+pub mod state;
 pub mod status;
 
 pub use error::{BadConfig, Error, ErrorKind, Result};

@@ -93,7 +93,7 @@ impl Project {
         let state = layout.state_dir();
         std::fs::create_dir_all(&state)
             .map_err(|e| Error::Io(format!("cannot create {}: {e}", state.display())))?;
-        let store = Store::open(&layout.db())?;
+        let store = Store::open_in(&layout)?;
         Ok(Project {
             layout,
             config,

@@ -125,7 +125,7 @@ fn read_config(layout: &Layout) -> Result<(Option<SystemTime>, Config)> {
 
 impl<R: Runtime, C: Clock> Shared<R, C> {
     pub(crate) fn open_store(&self) -> Result<Store> {
-        Ok(Store::open(&self.options.layout.db())?)
+        Ok(Store::open_in(&self.options.layout)?)
     }
 
     /// The config, re-read when `hifi.toml` changed. A broken edit keeps the
@@ -255,7 +255,7 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
             task.abort();
             let _ = task.await;
         }
-        self.stop_everything("hifi was stopped").await
+        self.stop_everything("hifi was stopped").await.map(|_| ())
     }
 
     /// Starts a reconciler for each environment added to `hifi.toml`, and
@@ -301,7 +301,7 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
             let mut store = shared.open_store()?;
             let audit = shared.audit();
             abort_in_progress(&mut store, &audit, &name, "its environment left hifi.toml")?;
-            let errors = stop_instances(
+            let (_, errors) = stop_instances(
                 &mut store,
                 &shared.runtime,
                 &audit,
@@ -329,7 +329,7 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
     }
 
     /// Aborts deployments in progress and stops every instance and the proxy.
-    pub async fn stop_everything(&self, why: &str) -> Result<()> {
+    pub async fn stop_everything(&self, why: &str) -> Result<Stopped> {
         stop_everything(
             &self.shared.options,
             &self.shared.runtime,
@@ -341,31 +341,97 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
     }
 }
 
-/// Stops everything hifi started for the project in `options.root`, whether
-/// or not a controller runs: aborts deployments in progress (their candidate
-/// is gone with the processes), stops every recorded instance, then the
-/// proxy. A process that cannot be stopped does not stop the others; the
-/// failures are reported together at the end.
+/// What [`stop_everything`] stopped.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stopped {
+    /// The recorded instances stopped, described (`service api (dev/blue)`).
+    pub instances: Vec<String>,
+    /// Instances found running by the runtime's own records although the
+    /// store no longer knew them (its state was lost or restored).
+    pub unrecorded: Vec<String>,
+    /// Whether the proxy was running and was stopped.
+    pub proxy: bool,
+}
+
+impl Stopped {
+    /// What was stopped, in a sentence.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.instances.is_empty() {
+            parts.push(format!(
+                "{} instance(s): {}",
+                self.instances.len(),
+                self.instances.join(", ")
+            ));
+        }
+        if !self.unrecorded.is_empty() {
+            parts.push(format!(
+                "{} instance(s) the state no longer knew: {}",
+                self.unrecorded.len(),
+                self.unrecorded.join(", ")
+            ));
+        }
+        if self.proxy {
+            parts.push("the proxy".into());
+        }
+        if parts.is_empty() {
+            "nothing was running".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+/// Stops everything hifi started for the project, whether or not a
+/// controller runs: aborts deployments in progress (their candidate is gone
+/// with the processes), stops every recorded instance, then every instance
+/// the runtime still finds running by its own records (what a lost state
+/// forgot), then the proxy. A process that cannot be stopped does not stop
+/// the others; the failures are reported together at the end.
 pub async fn stop_everything<R: Runtime>(
     options: &Options,
     runtime: &R,
     processes: &LocalRuntime,
     audit: Audit,
     why: &str,
-) -> Result<()> {
-    let mut store = Store::open(&options.layout.db())?;
+) -> Result<Stopped> {
+    let mut store = Store::open_in(&options.layout)?;
     let envs: Vec<String> = read_config(&options.layout)
         .map(|(_, c)| c.environments.into_iter().map(|e| e.name).collect())
         .unwrap_or_default();
     for env in &envs {
         abort_in_progress(&mut store, &audit, env, why)?;
     }
-    let count = store.instances(None)?.len();
-    let mut errors = stop_instances(&mut store, runtime, &audit, None, options.stop_grace).await?;
-    if let Err(e) = options.proxy.stop(processes).await {
-        errors.push(format!("the proxy: {e}"));
+    let (instances, mut errors) =
+        stop_instances(&mut store, runtime, &audit, None, options.stop_grace).await?;
+    let mut unrecorded = Vec::new();
+    match runtime.discover().await {
+        Ok(found) => {
+            for instance in found {
+                match runtime.stop(&instance, options.stop_grace).await {
+                    Ok(()) => unrecorded.push(instance.describe()),
+                    Err(e) => errors.push(format!("{}: {e}", instance.describe())),
+                }
+            }
+        }
+        Err(e) => errors.push(format!("finding what runs: {e}")),
     }
-    let mut message = format!("control plane stopped ({why}); {count} instance(s) stopped");
+    let proxy = match options.proxy.stop(processes).await {
+        Ok(was_running) => was_running,
+        Err(e) => {
+            errors.push(format!("the proxy: {e}"));
+            false
+        }
+    };
+    let stopped = Stopped {
+        instances,
+        unrecorded,
+        proxy,
+    };
+    let mut message = format!(
+        "control plane stopped ({why}); stopped {}",
+        stopped.describe()
+    );
     if !errors.is_empty() {
         message.push_str(&format!("; could not stop: {}", errors.join("; ")));
     }
@@ -376,7 +442,7 @@ pub async fn stop_everything<R: Runtime>(
         &message,
     )?;
     if errors.is_empty() {
-        Ok(())
+        Ok(stopped)
     } else {
         Err(Error::Other(format!(
             "could not stop everything: {}",
@@ -413,14 +479,15 @@ fn abort_in_progress(store: &mut Store, audit: &Audit, env: &str, why: &str) -> 
 }
 
 /// Stops the recorded instances (of one environment, or all), going on past
-/// failures; returns what could not be stopped.
+/// failures; returns what was stopped and what could not be.
 async fn stop_instances<R: Runtime>(
     store: &mut Store,
     runtime: &R,
     audit: &Audit,
     env: Option<&str>,
     grace: Duration,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, Vec<String>)> {
+    let mut stopped = Vec::new();
     let mut errors = Vec::new();
     for row in store.instances(env)? {
         let what = format!("service {} ({}/{})", row.service, row.env, row.slot);
@@ -439,8 +506,9 @@ async fn stop_instances<R: Runtime>(
         }
         let message = format!("{what} stopped");
         store.remove_instance(audit, (&row.env, row.slot, &row.service), &message)?;
+        stopped.push(what);
     }
-    Ok(errors)
+    Ok((stopped, errors))
 }
 
 /// Spawns the task that reconciles one environment every tick.

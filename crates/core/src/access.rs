@@ -57,6 +57,8 @@ pub enum Action {
     Approve,
     /// Create, list or revoke tokens.
     ManageTokens,
+    /// List, restore or reset the state database.
+    ManageState,
 }
 
 impl Action {
@@ -74,6 +76,7 @@ impl Action {
             } => "deploy to an environment that requires approvals",
             Action::Approve => "approve releases",
             Action::ManageTokens => "manage tokens",
+            Action::ManageState => "manage the state database",
         }
     }
 }
@@ -92,7 +95,7 @@ impl Role {
                 needs_approvals: true,
             } => matches!(self, Operator | Admin),
             Action::Approve => matches!(self, Approver | Operator | Admin),
-            Action::ManageTokens => self == Admin,
+            Action::ManageTokens | Action::ManageState => self == Admin,
         }
     }
 }
@@ -101,7 +104,7 @@ impl Role {
 mod tests {
     use super::*;
 
-    const ACTIONS: [Action; 7] = [
+    const ACTIONS: [Action; 8] = [
         Action::Read,
         Action::EditCards,
         Action::Compose,
@@ -113,6 +116,7 @@ mod tests {
         },
         Action::Approve,
         Action::ManageTokens,
+        Action::ManageState,
     ];
 
     fn allowed(role: Role) -> Vec<&'static str> {
@@ -133,6 +137,7 @@ mod tests {
         assert_eq!(allowed(Role::Approver), ["read", "approve releases"]);
         assert_eq!(allowed(Role::Operator).len(), 6);
         assert!(!Role::Operator.allows(Action::ManageTokens));
+        assert!(!Role::Operator.allows(Action::ManageState));
         assert_eq!(allowed(Role::Admin).len(), ACTIONS.len());
     }
 

@@ -49,6 +49,8 @@ pub enum EventKind {
     ProxyRestarted,
     EnvironmentAdded,
     EnvironmentRemoved,
+    StateRestored,
+    StateReset,
 }
 
 named!(EventKind, "event kind" {
@@ -91,6 +93,8 @@ named!(EventKind, "event kind" {
     ProxyRestarted => "proxy.restarted",
     EnvironmentAdded => "environment.added",
     EnvironmentRemoved => "environment.removed",
+    StateRestored => "state.restored",
+    StateReset => "state.reset",
 });
 
 impl EventKind {

@@ -7,6 +7,8 @@
 //! hifi.toml
 //! .hifi/
 //!   state.db                       desired state and the event log (SQLite)
+//!   backups/state-<ms>-<why>.db    rolling backups of state.db
+//!   run/                           the local runtime's records of the processes it started
 //!   artifacts/<service>/<version>/ built service versions
 //!   logs/<env>/<slot>/<service>.log, logs/<env>/smoke.log
 //!   logs/proxy.log, logs/hifi.log
@@ -52,6 +54,17 @@ impl Layout {
     /// The state database.
     pub fn db(&self) -> PathBuf {
         self.state_dir().join("state.db")
+    }
+
+    /// Rolling backups of the state database.
+    pub fn backups(&self) -> PathBuf {
+        self.state_dir().join("backups")
+    }
+
+    /// The local runtime's own records of the processes it started, so what
+    /// runs can be found even when the state database lost track of it.
+    pub fn runtime_records(&self) -> PathBuf {
+        self.state_dir().join("run")
     }
 
     /// Where artifacts are built and kept.
@@ -123,6 +136,8 @@ mod tests {
         assert_eq!(layout.config(), Path::new("/repo/hifi.toml"));
         for path in [
             layout.db(),
+            layout.backups(),
+            layout.runtime_records(),
             layout.artifacts(),
             layout.instance_log("dev", "blue", "api"),
             layout.smoke_log("dev"),

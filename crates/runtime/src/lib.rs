@@ -94,6 +94,11 @@ pub trait Runtime: Send + Sync + 'static {
     /// not an error.
     fn stop(&self, instance: &Instance, grace: Duration)
     -> impl Future<Output = Result<()>> + Send;
+
+    /// Every instance this runtime finds running for the project by its own
+    /// means (process records, container labels), whatever the controller's
+    /// store says: how hifi finds what to stop after its state was lost.
+    fn discover(&self) -> impl Future<Output = Result<Vec<Instance>>> + Send;
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

@@ -5,21 +5,24 @@
 
 use std::time::Duration;
 
-use hifi_core::RuntimeKind;
+use hifi_core::{Layout, RuntimeKind};
 
 use crate::{Instance, InstanceSpec, InstanceStatus, LocalRuntime, Result, Runtime};
 
 /// The runtimes of one control plane. Today: local processes, embedded and
 /// always available.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Runtimes {
     local: LocalRuntime,
 }
 
 impl Runtimes {
-    /// The runtimes of this machine.
-    pub fn new() -> Runtimes {
-        Runtimes::default()
+    /// The runtimes of the project laid out by `layout`: they keep their
+    /// records of what they started under it.
+    pub fn new(layout: &Layout) -> Runtimes {
+        Runtimes {
+            local: LocalRuntime::with_records(layout.runtime_records()),
+        }
     }
 
     /// The local runtime, which also runs hifi's own processes (the proxy).
@@ -62,5 +65,9 @@ impl Runtime for Runtimes {
 
     async fn stop(&self, instance: &Instance, grace: Duration) -> Result<()> {
         self.of(instance.runtime).stop(instance, grace).await
+    }
+
+    async fn discover(&self) -> Result<Vec<Instance>> {
+        self.local.discover().await
     }
 }

@@ -181,6 +181,24 @@ impl Store {
         id: i64,
         update: Update<'_>,
     ) -> Result<Deployment> {
+        let goes_live = update.state == Some(DeploymentState::Live);
+        let d = self.update_deployment_now(audit, id, update)?;
+        if goes_live {
+            // What is live changed: keep a copy to come back to. The change
+            // itself is done; a backup that fails is told, not undone.
+            if let Err(e) = self.backup(audit.at, "live") {
+                tracing::warn!("could not back up the state after deployment #{id} went live: {e}");
+            }
+        }
+        Ok(d)
+    }
+
+    fn update_deployment_now(
+        &mut self,
+        audit: &Audit,
+        id: i64,
+        update: Update<'_>,
+    ) -> Result<Deployment> {
         self.write(|tx| {
             let mut d = load_deployment(tx, id)?;
             // A user's request reaches only a deployment still in progress:

@@ -10,6 +10,11 @@
 //! The schema is versioned with `PRAGMA user_version` and migrated on open;
 //! a database from a newer hifi is refused rather than guessed at.
 //!
+//! Opened for a project ([`Store::open_in`]), the database is checked
+//! (`PRAGMA quick_check`) and backed up before every migration and after
+//! every change to what is live, so a damaged or lost file is noticed and
+//! can be restored with its history.
+//!
 //! # Layout
 //!
 //! - [`schema`]: the migrations, applied in order on open.
@@ -20,12 +25,15 @@
 //! - [`routing`]: what each environment serves, its running instances, its
 //!   stable internal ports and the canary analyses.
 //! - [`events`]: the audit log.
+//! - [`backups`]: rolling backups (online backup API), listing and restoring.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use hifi_core::Layout;
 use rusqlite::{Connection, TransactionBehavior};
 
+pub mod backups;
 pub mod cards;
 pub mod events;
 pub mod ledger;
@@ -93,6 +101,18 @@ pub enum Error {
     /// A change the state machine does not allow.
     #[error("{0}")]
     Refused(String),
+    /// The database file is damaged (a torn write, a lost page, not a
+    /// database at all).
+    #[error("the state database {} is damaged: {detail}", path.display())]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What SQLite found.
+        detail: String,
+    },
+    /// A backup could not be taken, listed or read.
+    #[error("state backup: {0}")]
+    Backup(String),
     /// A release id prefix matches several releases.
     #[error("release id `{prefix}` is ambiguous; it matches {matches}; give more characters")]
     Ambiguous {
@@ -118,22 +138,103 @@ pub struct Audit {
 /// An open state database.
 pub struct Store {
     conn: Connection,
+    /// Where backups go, when this store takes them.
+    backups: Option<PathBuf>,
+}
+
+/// Whether a SQLite failure means the file itself is damaged.
+fn damaged(path: &Path, e: rusqlite::Error) -> Error {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
+            Error::Damaged {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            }
+        }
+        _ => e.into(),
+    }
 }
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and migrates it.
+    /// Takes no backups (see [`Store::open_in`]).
     pub fn open(path: &Path) -> Result<Store> {
-        let mut conn = Connection::open(path)?;
+        Store::open_with(path, None)
+    }
+
+    /// Opens the state database of the project laid out by `layout`, checks
+    /// it is intact (`PRAGMA quick_check`), backs it up before a migration,
+    /// and keeps backing it up after every change to what is live.
+    pub fn open_in(layout: &Layout) -> Result<Store> {
+        Store::open_with(&layout.db(), Some(layout.backups()))
+    }
+
+    fn open_with(path: &Path, backups: Option<PathBuf>) -> Result<Store> {
+        let at = |e| damaged(path, e);
+        let conn = Connection::open(path).map_err(at)?;
         // Long enough to outwait another command's whole transaction; hifi's
         // transactions are short, so a wait this long means a stuck process.
-        conn.busy_timeout(Duration::from_secs(30))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(Duration::from_secs(30)).map_err(at)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(at)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(at)?;
+        let store = Store {
+            conn,
+            backups: backups.clone(),
+        };
+        if backups.is_some() {
+            store.quick_check().map_err(|e| match e {
+                Error::Sqlite(e) => damaged(path, e),
+                e => e,
+            })?;
+            let version = store.schema_version()?;
+            if version > 0 && version < schema::LATEST {
+                store.backup(now_ms(), &format!("before-migration-{}", schema::LATEST))?;
+            }
+        }
+        let mut conn = store.conn;
         // Off while migrations rebuild tables; on for everything after.
         conn.pragma_update(None, "foreign_keys", "OFF")?;
-        schema::migrate(&mut conn)?;
+        schema::migrate(&mut conn).map_err(|e| match e {
+            Error::Sqlite(e) => damaged(path, e),
+            e => e,
+        })?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        Ok(Store { conn })
+        Ok(Store { conn, backups })
+    }
+
+    /// A store over an already open connection (read-only inspection of a
+    /// backup).
+    pub(crate) fn from_connection(conn: Connection) -> Store {
+        Store {
+            conn,
+            backups: None,
+        }
+    }
+
+    /// Checks the database file is intact: `PRAGMA quick_check` finds no
+    /// damaged page, index or record.
+    pub fn quick_check(&self) -> Result<()> {
+        let mut stmt = self.conn.prepare("PRAGMA quick_check")?;
+        let problems: Vec<String> = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        match problems.as_slice() {
+            [ok] if ok == "ok" => Ok(()),
+            _ => Err(Error::Damaged {
+                path: self.conn.path().map(PathBuf::from).unwrap_or_default(),
+                detail: problems.into_iter().take(3).collect::<Vec<_>>().join("; "),
+            }),
+        }
+    }
+
+    /// Takes a backup now (when this store takes backups), stamped `at`.
+    pub fn backup(&self, at: i64, reason: &str) -> Result<Option<backups::Backup>> {
+        match &self.backups {
+            Some(dir) => Ok(Some(backups::take(&self.conn, dir, at, reason)?)),
+            None => Ok(None),
+        }
     }
 
     /// Runs `f` in one immediate transaction: all of its writes land, or none.
@@ -160,4 +261,12 @@ impl Store {
             .conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))?)
     }
+}
+
+/// Now, in unix milliseconds (for backups taken outside a change).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }

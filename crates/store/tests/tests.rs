@@ -619,3 +619,98 @@ fn a_database_of_the_previous_schema_migrates_with_its_history() {
     assert_eq!(store.analyses(1).unwrap().len(), 1);
     assert_eq!(store.events(None, 10).unwrap().len(), 2);
 }
+
+fn layout_in(dir: &std::path::Path) -> hifi_core::Layout {
+    std::fs::create_dir_all(dir.join(".hifi")).unwrap();
+    hifi_core::Layout::new(dir)
+}
+
+#[test]
+fn a_release_going_live_is_backed_up_and_a_backup_restores_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = layout_in(dir.path());
+    let mut store = Store::open_in(&layout).unwrap();
+    let r = release("t");
+    store
+        .record_composition(&audit(1), "dev", &r, "c", "in")
+        .unwrap();
+    let mut routing = Routing::default();
+    routing.begin(r.id.clone()).unwrap();
+    routing.promote(3).unwrap();
+    let id = deploy_live(&mut store, &r, Kind::BlueGreen, Some(Slot::Blue));
+    store
+        .set_routing(&audit(4), "dev", &routing, EventKind::RoutingRepaired, "x")
+        .unwrap();
+    let taken = hifi_store::backups::list(&layout.backups()).unwrap();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!((taken[0].reason.as_str(), taken[0].at), ("live", 3));
+
+    // The live state is lost; the backup holds it.
+    drop(store);
+    std::fs::write(layout.db(), b"").unwrap();
+    let contents = hifi_store::backups::contents(&taken[0].path).unwrap();
+    assert_eq!(
+        contents.routing.len(),
+        0,
+        "routing was set after the backup"
+    );
+    hifi_store::backups::restore(&layout.db(), &taken[0].path).unwrap();
+    let store = Store::open_in(&layout).unwrap();
+    assert_eq!(store.deployment(id).unwrap().state, DeploymentState::Live);
+    assert_eq!(store.live_release("dev").unwrap(), Some(r.id));
+}
+
+#[test]
+fn backups_roll_and_a_migration_is_backed_up_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = layout_in(dir.path());
+    let store = Store::open_in(&layout).unwrap();
+    for at in 0..(hifi_store::backups::KEEP as i64 + 5) {
+        store.backup(at, "test").unwrap();
+    }
+    let kept = hifi_store::backups::list(&layout.backups()).unwrap();
+    assert_eq!(kept.len(), hifi_store::backups::KEEP);
+    assert_eq!(
+        kept[0].at,
+        hifi_store::backups::KEEP as i64 + 4,
+        "newest first"
+    );
+    drop(store);
+
+    let conn = rusqlite::Connection::open(layout.db()).unwrap();
+    conn.pragma_update(None, "user_version", 2).unwrap();
+    drop(conn);
+    Store::open_in(&layout).unwrap();
+    let newest = &hifi_store::backups::list(&layout.backups()).unwrap()[0];
+    assert_eq!(newest.reason, format!("before-migration-{SCHEMA_VERSION}"));
+}
+
+#[test]
+fn a_damaged_database_is_named_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = layout_in(dir.path());
+    let mut store = Store::open_in(&layout).unwrap();
+    for i in 0..300 {
+        store
+            .add_card(
+                &audit(i),
+                &card(&format!("C-{i}")),
+                &"t".repeat(200),
+                "b",
+                "In Dev",
+            )
+            .unwrap();
+    }
+    drop(store);
+    let mut bytes = std::fs::read(layout.db()).unwrap();
+    assert!(bytes.len() > 4096 * 4);
+    bytes[4096 * 2..4096 * 3].fill(0xA5);
+    std::fs::write(layout.db(), &bytes).unwrap();
+    let err = Store::open_in(&layout).err().unwrap();
+    assert!(matches!(err, Error::Damaged { .. }), "{err}");
+    assert!(err.to_string().contains("is damaged"), "{err}");
+
+    std::fs::write(layout.db(), &bytes[..500]).unwrap();
+    let err = Store::open_in(&layout).err().unwrap();
+    assert!(matches!(err, Error::Damaged { .. }), "{err}");
+}

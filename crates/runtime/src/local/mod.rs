@@ -80,6 +80,8 @@ const MAX_REMEMBERED: usize = 256;
 #[derive(Debug)]
 pub struct LocalRuntime {
     boot_id: String,
+    /// Where a record of each instance it starts is kept until it stops.
+    records: Option<PathBuf>,
     /// Exit status of the children this runtime spawned, filled in by their
     /// reaper tasks.
     children: Mutex<HashMap<LocalId, watch::Receiver<Option<InstanceStatus>>>>,
@@ -106,12 +108,48 @@ enum Leader {
 }
 
 impl LocalRuntime {
-    /// A runtime for this machine.
+    /// A runtime for this machine, keeping no records.
     pub fn new() -> Self {
         Self {
             boot_id: procfs::boot_id(),
+            records: None,
             children: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// A runtime that keeps a record of each instance it starts in
+    /// `dir` (removed when it stops), so [`Runtime::discover`] finds what
+    /// runs even when nothing else remembers it.
+    pub fn with_records(dir: PathBuf) -> Self {
+        Self {
+            records: Some(dir),
+            ..Self::new()
+        }
+    }
+
+    fn record_path(&self, id: &InstanceId) -> Option<PathBuf> {
+        let dir = self.records.as_ref()?;
+        Some(dir.join(format!("{}.json", id.as_str().replace(':', "-"))))
+    }
+
+    /// Writes the record of a started instance (temp file + rename).
+    fn write_record(&self, instance: &Instance) -> Result<()> {
+        let Some(path) = self.record_path(&instance.id) else {
+            return Ok(());
+        };
+        let io = |e: std::io::Error| Error::Log {
+            instance: instance.describe(),
+            path: path.clone(),
+            source: e,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let text = serde_json::to_string(instance).map_err(|e| io(std::io::Error::other(e)))?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(io)
     }
 
     fn local_id(&self, name: &str, id: &InstanceId) -> Result<LocalId> {
@@ -434,7 +472,7 @@ impl Runtime for LocalRuntime {
             log: spec.log.clone(),
         };
         let id = self.spawn(&process).await?;
-        Ok(Instance {
+        let instance = Instance {
             id,
             addr: SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
             env: spec.env.clone(),
@@ -442,7 +480,15 @@ impl Runtime for LocalRuntime {
             service: spec.service.clone(),
             release: spec.release.clone(),
             runtime: RuntimeKind::Local,
-        })
+        };
+        if let Err(e) = self.write_record(&instance) {
+            // Unrecorded, it could be lost with the store: do not keep it.
+            let _ = self
+                .stop_process(&instance.describe(), &instance.id, Duration::ZERO)
+                .await;
+            return Err(e);
+        }
+        Ok(instance)
     }
 
     async fn wait_healthy(
@@ -518,6 +564,48 @@ impl Runtime for LocalRuntime {
 
     async fn stop(&self, instance: &Instance, grace: Duration) -> Result<()> {
         self.stop_process(&instance.describe(), &instance.id, grace)
-            .await
+            .await?;
+        if let Some(path) = self.record_path(&instance.id) {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(())
+    }
+
+    async fn discover(&self) -> Result<Vec<Instance>> {
+        let Some(dir) = &self.records else {
+            return Ok(Vec::new());
+        };
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(Error::Log {
+                    instance: "the local runtime's records".into(),
+                    path: dir.clone(),
+                    source: e,
+                });
+            }
+        };
+        let mut found = Vec::new();
+        for entry in entries.filter_map(|e| e.ok()) {
+            let path = entry.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            let Some(instance) = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| serde_json::from_str::<Instance>(&text).ok())
+            else {
+                continue;
+            };
+            if self.process_status(&instance.id).is_running() {
+                found.push(instance);
+            } else {
+                // It ended without hifi: the record is of nothing now.
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        found.sort_by(|a, b| (&a.env, a.slot, &a.service).cmp(&(&b.env, b.slot, &b.service)));
+        Ok(found)
     }
 }
