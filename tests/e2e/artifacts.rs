@@ -169,3 +169,35 @@ fn a_changed_build_command_builds_again_and_makes_a_new_release() {
     outputs.sort();
     assert_eq!(outputs, ["artifact-of-catalog\n", "rebuilt\n"]);
 }
+
+#[test]
+fn a_symlink_out_of_the_service_directory_is_refused_and_one_inside_is_kept() {
+    let p = TestProject::new().service("catalog").standard();
+    let link = p.path().join("services/catalog/config.txt");
+    std::os::unix::fs::symlink("app.py", &link).expect("symlink inside");
+    p.git(&["add", "services/catalog/config.txt"]);
+    p.git(&["commit", "-q", "-m", "a link inside"]);
+    p.hifi(&["compose", "dev"]).ok();
+
+    let outside = p.path().join("services/catalog/secret");
+    std::os::unix::fs::symlink("../../README", &outside).expect("symlink outside");
+    p.git(&["add", "services/catalog/secret"]);
+    p.git(&["commit", "-q", "-m", "a link out"]);
+    let before = p.recorded();
+    let stderr = p.hifi(&["compose", "dev"]).fails(1);
+    assert_mentions(
+        &stderr,
+        &[
+            "symlink",
+            "secret",
+            "../../README",
+            "outside its directory",
+            "hint:",
+        ],
+    );
+    assert_eq!(
+        p.recorded(),
+        before,
+        "a refused composition changed something"
+    );
+}

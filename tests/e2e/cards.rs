@@ -149,3 +149,36 @@ fn branch_names_that_git_would_read_as_options_or_ranges_are_refused() {
         assert_eq!(after, before, "hifi {} recorded a card", args.join(" "));
     }
 }
+
+#[test]
+fn a_card_branch_inside_hifis_own_namespace_is_refused() {
+    let p = standard();
+    for branch in ["hifi/env/dev", "hifi/mine"] {
+        let stderr = p.hifi(&["card", "add", "X-1", "--branch", branch]).fails(1);
+        assert_mentions(&stderr, &[branch, "hifi's own namespace"]);
+    }
+    assert!(p.card_ids().is_empty());
+}
+
+#[test]
+fn card_titles_never_reach_the_terminal_with_control_characters() {
+    let p = standard();
+    p.hifi(&[
+        "card",
+        "add",
+        "X-1",
+        "--branch",
+        "feature/x",
+        "--title",
+        "Pay\n\u{1b}[2Jnow",
+    ])
+    .ok();
+    let list = p.hifi(&["card", "list"]).ok();
+    assert!(
+        !list.contains('\u{1b}'),
+        "an escape reached the terminal: {list:?}"
+    );
+    assert_mentions(&list, &["Pay  [2Jnow"]);
+    // JSON keeps the title exactly as given.
+    assert_eq!(p.json(&["card", "list"])[0]["title"], "Pay\n\u{1b}[2Jnow");
+}

@@ -113,6 +113,11 @@ impl Project {
         self.authorize(actor, Action::EditCards)?;
         let id = Project::card_id(id)?;
         Repo::validate_branch_name(branch).map_err(|e| Error::BadInput(e.to_string()))?;
+        if branch == "hifi" || branch.starts_with("hifi/") {
+            return Err(Error::BadInput(format!(
+                "branch {branch} is inside hifi/, hifi's own namespace (it writes hifi/env/<env>); give the card a branch of its own"
+            )));
+        }
         let stage = self.config.workflow.first();
         let audit = self.audit(actor);
         match self.store.add_card(&audit, &id, title, branch, &stage.name) {

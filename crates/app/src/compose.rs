@@ -178,6 +178,9 @@ impl Project {
                     e @ hifi_artifacts::Error::BuildFailed { .. } => {
                         Error::BuildFailed(e.to_string())
                     }
+                    e @ hifi_artifacts::Error::EscapingLink { .. } => {
+                        Error::UnsafeArtifact(e.to_string())
+                    }
                     e => e.into(),
                 })?;
             builds.push((service.name.clone(), built));

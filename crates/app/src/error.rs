@@ -165,6 +165,10 @@ pub enum Error {
     /// A service's build failed.
     #[error("{0}")]
     BuildFailed(String),
+    /// A service's tree holds something an artifact must not (a symlink out
+    /// of its directory).
+    #[error("{0}")]
+    UnsafeArtifact(String),
     /// A composed environment was never composed.
     #[error("{env} was never composed")]
     NotComposed {
@@ -455,6 +459,7 @@ impl Error {
             Conflict { .. } => "conflict",
             NoServiceDirectory { .. } => "no_service_directory",
             BuildFailed(_) => "build_failed",
+            UnsafeArtifact(_) => "unsafe_artifact",
             NotComposed { .. } => "not_composed",
             PromoteOnly { .. } => "promote_only",
             NotComposedHere { .. } => "not_composed_here",
@@ -518,6 +523,7 @@ impl Error {
                     .into()
             }
             BuildFailed(_) => "fix the build on the card's branch (or the base branch) and compose again; nothing was changed".into(),
+            UnsafeArtifact(_) => "replace the link with what it points to, or point it inside the service's directory; nothing was changed".into(),
             NotComposed { env } => format!("compose it first: hifi compose {env}"),
             PromoteOnly { env, from } => format!("promote one: hifi promote {from} {env}"),
             AlreadyLive { .. } => "compose a new release, or roll back with `hifi rollback`".into(),

@@ -43,6 +43,21 @@ pub enum Error {
         /// Its last lines, ready to print.
         tail: String,
     },
+    /// A symlink in the service's tree points outside its directory: the
+    /// artifact would run something that is not part of the release.
+    #[error(
+        "service {service} (version {version}) has a symlink `{link}` -> `{target}` that leads outside its directory; an artifact holds everything it runs, so hifi refuses it"
+    )]
+    EscapingLink {
+        /// The service.
+        service: String,
+        /// Short version.
+        version: String,
+        /// The link, relative to the service's directory.
+        link: String,
+        /// Where it points.
+        target: String,
+    },
     /// Exporting the service's files failed.
     #[error(transparent)]
     Git(#[from] hifi_git::Error),
@@ -135,6 +150,10 @@ impl Artifacts {
         .keep();
         let tree: Oid = version.parse()?;
         repo.export(&tree, "", &scratch)?;
+        if let Err(e) = refuse_escaping_links(&scratch, service, version) {
+            let _ = fs::remove_dir_all(&scratch);
+            return Err(e);
+        }
 
         if let Some(build) = &service.build
             && let Err(failure) = run_build(&scratch, service, version, build)
@@ -159,6 +178,62 @@ impl Artifacts {
         io(&final_dir, fs::rename(&scratch, &final_dir))?;
         Ok(Built::Built(started.elapsed().as_millis()))
     }
+}
+
+/// Refuses a symlink under `root` whose target leaves `root` (absolute, or
+/// climbing out with `..`). Judged on the link's text, never by following
+/// it, so what the link points to on this machine does not matter.
+fn refuse_escaping_links(root: &Path, service: &Service, version: &str) -> Result<()> {
+    let mut pending = vec![root.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in io(&dir, fs::read_dir(&dir))? {
+            let entry = io(&dir, entry)?;
+            let path = entry.path();
+            let kind = io(&path, entry.file_type())?;
+            if kind.is_dir() {
+                pending.push(path);
+                continue;
+            }
+            if !kind.is_symlink() {
+                continue;
+            }
+            let target = io(&path, fs::read_link(&path))?;
+            let inside = path
+                .parent()
+                .and_then(|parent| parent.strip_prefix(root).ok())
+                .map(|parent| stays_inside(parent, &target))
+                .unwrap_or(false);
+            if !inside {
+                return Err(Error::EscapingLink {
+                    service: service.name.clone(),
+                    version: version[..version.len().min(12)].to_string(),
+                    link: path
+                        .strip_prefix(root)
+                        .unwrap_or(&path)
+                        .display()
+                        .to_string(),
+                    target: target.display().to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether `target`, relative to directory `from` (itself relative to the
+/// root), names something inside the root.
+fn stays_inside(from: &Path, target: &Path) -> bool {
+    use std::path::Component;
+    let mut depth = from.components().count();
+    for part in target.components() {
+        match part {
+            Component::Normal(_) => depth += 1,
+            Component::CurDir => {}
+            Component::ParentDir if depth > 0 => depth -= 1,
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
 }
 
 struct BuildFailed {
@@ -219,5 +294,20 @@ fn run_build(dir: &Path, service: &Service, version: &str, build: &str) -> Resul
             Some(code) => format!("`{build}` exited with status {code}"),
             None => format!("`{build}` was killed by a signal"),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_link_stays_inside_unless_it_climbs_out_or_is_absolute() {
+        assert!(stays_inside(Path::new(""), Path::new("lib/a.py")));
+        assert!(stays_inside(Path::new("bin"), Path::new("../lib/a.py")));
+        assert!(!stays_inside(Path::new(""), Path::new("../secret")));
+        assert!(!stays_inside(Path::new("bin"), Path::new("../../x")));
+        assert!(!stays_inside(Path::new(""), Path::new("/etc/passwd")));
+        assert!(stays_inside(Path::new("a/b"), Path::new("./../c")));
     }
 }
