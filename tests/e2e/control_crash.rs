@@ -182,8 +182,10 @@ fn killed_proxy_and_killed_instance_are_restarted_and_the_environment_serves_aga
 
 #[test]
 fn killed_candidate_instance_is_restarted_during_a_canary_and_the_environment_keeps_serving() {
-    // Errors do not abort this canary: it is about the restart.
-    let settings = "steps = [20, 60]\ninterval = \"2s\"\nmax_error_rate = 1.0";
+    // Errors do not abort this canary, absolute or compared with the stable
+    // slot: it is about the restart.
+    let settings =
+        "steps = [20, 60]\ninterval = \"2s\"\nmax_error_rate = 1.0\nmax_error_rate_increase = 1.0";
     let (c, _v1, v2) = canary_ready(settings, "v2", Mode::Ok);
     let load = Load::start(c.port("prod"), 40, 4);
     std::thread::sleep(Duration::from_millis(300));

@@ -246,9 +246,13 @@ impl Project {
                 },
                 "paused",
             ),
+            // The step starts over: its window, and its extensions, count
+            // from now.
             CanaryAction::Resume => (
                 Update {
                     paused: Some(false),
+                    step_started_at: Some(crate::now_ms()),
+                    reason: Some(None),
                     kind: Some(EventKind::CanaryResumed),
                     ..Update::default()
                 },

@@ -468,7 +468,7 @@ fn abort_in_progress(store: &mut Store, audit: &Audit, env: &str, why: &str) -> 
             d.id,
             Update {
                 state: Some(DeploymentState::Aborted),
-                reason: Some(&reason),
+                reason: Some(Some(&reason)),
                 routing: Some(&routing),
                 message: &reason,
                 ..Update::default()

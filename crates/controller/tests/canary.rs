@@ -256,8 +256,16 @@ async fn a_failing_candidate_is_aborted_by_its_figures_and_the_displaced_standby
     let users = Users::of(project.prod_port);
     let unlucky = candidate_users(10.0, 8);
     let others = active_users(10.0, 8);
+    // The unlucky users reach the candidate until its figures stop it — at
+    // the next look, which need not wait for the interval — and from then
+    // on get the active release; nobody gets anything else.
     let tally = users.send("/catalog", &unlucky).await;
-    assert_eq!(tally.with(500), unlucky.len(), "{tally:?}");
+    assert!(tally.with(500) >= 1, "{tally:?}");
+    assert_eq!(
+        tally.with(500) + tally.versions.get("1.1").copied().unwrap_or(0),
+        unlucky.len(),
+        "{tally:?}"
+    );
     users.send("/catalog", &others).await.assert_all(200, "1.1");
 
     project.clock.advance(INTERVAL_MS);
@@ -271,7 +279,7 @@ async fn a_failing_candidate_is_aborted_by_its_figures_and_the_displaced_standby
     let analyses = project.analyses(id);
     assert_eq!(analyses.len(), 1, "{analyses:?}");
     assert_eq!(analyses[0].verdict, Verdict::Fail);
-    assert!(analyses[0].requests >= MIN_REQUESTS as i64);
+    assert!(analyses[0].requests >= 1);
     assert_eq!(analyses[0].errors, analyses[0].requests);
 
     // The environment is exactly as before c: b serves everyone, a is the standby again.

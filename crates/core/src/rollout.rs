@@ -228,34 +228,93 @@ named!(Verdict, "verdict" {
     Extend => "extend",
 });
 
-/// Judges a canary step from its window.
-pub fn judge(canary: &Canary, window: &Window) -> Judgement {
-    if window.requests < canary.min_requests.max(1) {
-        return Judgement::TooFewRequests {
-            seen: window.requests,
-            needed: canary.min_requests.max(1),
-        };
-    }
-    let mut reasons = Vec::new();
-    if window.error_ratio > canary.max_error_rate {
-        reasons.push(format!(
-            "error ratio {:.2} % ({} of {} requests) is above the {:.2} % allowed",
-            window.error_ratio * 100.0,
-            window.errors,
-            window.requests,
-            canary.max_error_rate * 100.0
-        ));
-    }
-    if window.p99_ms > canary.max_p99_ms as f64 {
-        reasons.push(format!(
-            "p99 latency {:.0} ms is above the {} ms allowed",
-            window.p99_ms, canary.max_p99_ms
-        ));
-    }
-    if reasons.is_empty() {
-        Judgement::Pass
+/// Below this, a p99 difference between two slots is noise (ms).
+pub const P99_NOISE_MS: f64 = 10.0;
+
+/// Judges a canary step from the candidate's window and, when the canary
+/// compares, the stable slot's over the same window.
+///
+/// - Errors: the candidate fails when its error ratio is above the stable
+///   slot's by more than `max_error_rate_increase` (a regression, however
+///   loose the absolute limit), or above `max_error_rate` while the stable
+///   slot is within it (a problem both slots share, such as a downstream
+///   outage, is not the candidate's). Without a comparison (none asked for,
+///   or the stable slot had too little traffic), the absolute limit alone.
+/// - Latency: likewise, with `max_p99_ms` and `max_p99_increase` (a
+///   fraction of the stable slot's p99, plus [`P99_NOISE_MS`]).
+/// - A step with fewer than `min_requests` requests is judged on the worst
+///   case — as if every missing request succeeded — so a candidate that can
+///   no longer pass fails at once; otherwise it is extended.
+pub fn judge(canary: &Canary, candidate: &Window, stable: Option<&Window>) -> Judgement {
+    let needed = canary.min_requests.max(1);
+    let enough = candidate.requests >= needed;
+    let stable = stable.filter(|s| canary.compare && s.requests >= needed);
+    // The best error ratio the step could still end with.
+    let ratio = if enough {
+        candidate.error_ratio
     } else {
+        candidate.errors as f64 / needed as f64
+    };
+    let mut reasons = Vec::new();
+    let errors = format!(
+        "error ratio {:.2} % ({} of {} requests)",
+        candidate.error_ratio * 100.0,
+        candidate.errors,
+        candidate.requests
+    );
+    let over_limit = ratio > canary.max_error_rate;
+    match stable {
+        None if over_limit => reasons.push(format!(
+            "{errors} is above the {:.2} % allowed",
+            canary.max_error_rate * 100.0
+        )),
+        None => {}
+        Some(s) => {
+            let increase = ratio - s.error_ratio;
+            // Ratios of counts: a hair of float error must not fail a step.
+            if increase > canary.max_error_rate_increase + 1e-9
+                || (over_limit && s.error_ratio <= canary.max_error_rate)
+            {
+                reasons.push(format!(
+                    "{errors} against {:.2} % on the stable slot: {:.2} points worse, where {:.2} % and {:.2} points are allowed",
+                    s.error_ratio * 100.0,
+                    increase * 100.0,
+                    canary.max_error_rate * 100.0,
+                    canary.max_error_rate_increase * 100.0
+                ));
+            }
+        }
+    }
+    let slow = candidate.requests > 0 && candidate.p99_ms > canary.max_p99_ms as f64;
+    match stable {
+        None if slow => reasons.push(format!(
+            "p99 latency {:.0} ms is above the {} ms allowed",
+            candidate.p99_ms, canary.max_p99_ms
+        )),
+        None => {}
+        Some(s) => {
+            let allowed = s.p99_ms * (1.0 + canary.max_p99_increase) + P99_NOISE_MS;
+            let regressed = candidate.requests > 0 && candidate.p99_ms > allowed;
+            if regressed || (slow && s.p99_ms <= canary.max_p99_ms as f64) {
+                reasons.push(format!(
+                    "p99 latency {:.0} ms against {:.0} ms on the stable slot, where {} ms and {:.0} ms are allowed",
+                    candidate.p99_ms,
+                    s.p99_ms,
+                    canary.max_p99_ms,
+                    allowed
+                ));
+            }
+        }
+    }
+    if !reasons.is_empty() {
         Judgement::Fail(reasons)
+    } else if !enough {
+        Judgement::TooFewRequests {
+            seen: candidate.requests,
+            needed,
+        }
+    } else {
+        Judgement::Pass
     }
 }
 
@@ -362,7 +421,94 @@ mod tests {
             max_error_rate: 0.01,
             max_p99_ms: 500,
             min_requests: 20,
+            ..Canary::default()
         }
+    }
+
+    fn window(requests: u64, errors: u64, p99_ms: f64) -> Window {
+        Window {
+            requests,
+            errors,
+            error_ratio: if requests == 0 {
+                0.0
+            } else {
+                errors as f64 / requests as f64
+            },
+            p50_ms: 1.0,
+            p99_ms,
+        }
+    }
+
+    #[test]
+    fn a_problem_the_stable_slot_shares_does_not_fail_the_candidate() {
+        // A downstream outage: both slots fail 30 % of requests, both slow.
+        let outage = window(100, 30, 900.0);
+        assert_eq!(
+            judge(&canary(), &window(100, 31, 950.0), Some(&outage)),
+            Judgement::Pass
+        );
+        // Without the comparison, the absolute limits fail it.
+        assert!(matches!(
+            judge(&canary(), &window(100, 31, 950.0), None),
+            Judgement::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn a_regression_under_loose_limits_fails_with_both_numbers() {
+        let loose = Canary {
+            max_error_rate: 0.2,
+            max_p99_ms: 5_000,
+            ..canary()
+        };
+        let stable = window(400, 0, 20.0);
+        let Judgement::Fail(reasons) = judge(&loose, &window(100, 8, 200.0), Some(&stable)) else {
+            panic!("a regression passed")
+        };
+        assert!(
+            reasons[0].contains("8.00 %") && reasons[0].contains("0.00 % on the stable slot"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].contains("200 ms against 20 ms on the stable slot"),
+            "{reasons:?}"
+        );
+        // Within the allowed increase, it passes.
+        assert_eq!(
+            judge(&loose, &window(100, 0, 30.0), Some(&stable)),
+            Judgement::Pass
+        );
+    }
+
+    #[test]
+    fn a_step_that_can_no_longer_pass_fails_before_it_has_enough_traffic() {
+        // 20 needed, 1 % allowed: one error among the first 3 is already too many.
+        let Judgement::Fail(reasons) = judge(&canary(), &window(3, 1, 5.0), None) else {
+            panic!("should fail")
+        };
+        assert!(reasons[0].contains("1 of 3"), "{reasons:?}");
+        // A hanging candidate: few answers, far too slow.
+        assert!(matches!(
+            judge(&canary(), &window(2, 0, 2_000.0), None),
+            Judgement::Fail(_)
+        ));
+        // Few requests that all went well only extend the step.
+        assert!(matches!(
+            judge(&canary(), &window(3, 0, 5.0), None),
+            Judgement::TooFewRequests {
+                seen: 3,
+                needed: 20
+            }
+        ));
+    }
+
+    #[test]
+    fn a_stable_slot_with_too_little_traffic_is_not_compared_with() {
+        let quiet = window(2, 0, 1.0);
+        assert!(matches!(
+            judge(&canary(), &window(100, 5, 20.0), Some(&quiet)),
+            Judgement::Fail(r) if r[0].ends_with("is above the 1.00 % allowed")
+        ));
     }
 
     #[test]
@@ -372,7 +518,7 @@ mod tests {
             ..Window::default()
         };
         assert_eq!(
-            judge(&canary(), &w),
+            judge(&canary(), &w, None),
             Judgement::TooFewRequests {
                 seen: 5,
                 needed: 20
@@ -389,7 +535,7 @@ mod tests {
             p50_ms: 3.0,
             p99_ms: 20.0,
         };
-        let Judgement::Fail(reasons) = judge(&canary(), &errors) else {
+        let Judgement::Fail(reasons) = judge(&canary(), &errors, None) else {
             panic!()
         };
         assert!(
@@ -403,7 +549,9 @@ mod tests {
             p50_ms: 3.0,
             p99_ms: 900.0,
         };
-        assert!(matches!(judge(&canary(), &slow), Judgement::Fail(r) if r[0].contains("900 ms")));
+        assert!(
+            matches!(judge(&canary(), &slow, None), Judgement::Fail(r) if r[0].contains("900 ms"))
+        );
         let good = Window {
             requests: 100,
             errors: 1,
@@ -411,7 +559,7 @@ mod tests {
             p50_ms: 3.0,
             p99_ms: 20.0,
         };
-        assert_eq!(judge(&canary(), &good), Judgement::Pass);
+        assert_eq!(judge(&canary(), &good, None), Judgement::Pass);
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub struct Deployment {
     pub paused: bool,
     /// A user's request not yet acted on.
     pub request: Option<Request>,
-    /// Why it failed or was aborted.
+    /// Why it failed, was aborted or paused.
     pub reason: Option<String>,
 }
 
@@ -80,8 +80,9 @@ pub struct Update<'a> {
     pub paused: Option<bool>,
     /// `Some(None)` clears the pending request; `Some(Some(r))` sets it.
     pub request: Option<Option<Request>>,
-    /// Why it failed or was aborted.
-    pub reason: Option<&'a str>,
+    /// Why it stands where it does (failed, aborted, paused): `Some(None)`
+    /// clears it.
+    pub reason: Option<Option<&'a str>>,
     /// The environment's routing after this change.
     pub routing: Option<&'a Routing>,
     /// Event kind (default: `deployment.<state>` or `deployment.updated`).
@@ -248,7 +249,7 @@ impl Store {
                 d.request = request;
             }
             if let Some(reason) = update.reason {
-                d.reason = Some(reason.to_string());
+                d.reason = reason.map(str::to_string);
             }
             d.updated_at = audit.at;
             tx.execute(

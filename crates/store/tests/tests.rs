@@ -364,7 +364,7 @@ fn a_second_deployment_is_refused_while_one_is_in_progress() {
             first,
             Update {
                 state: Some(DeploymentState::Failed),
-                reason: Some("boom"),
+                reason: Some(Some("boom")),
                 ..Update::default()
             },
         )

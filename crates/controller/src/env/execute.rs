@@ -96,6 +96,20 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                     },
                 )
             }
+            Action::Stall { message } => {
+                let d = self.in_progress(env)?;
+                tracing::warn!("{} deployment #{}: {message}", env.name, d.id);
+                self.update(
+                    d.id,
+                    Update {
+                        paused: Some(true),
+                        reason: Some(Some(&message)),
+                        kind: Some(EventKind::CanaryStalled),
+                        message: &message,
+                        ..Update::default()
+                    },
+                )
+            }
             Action::Switch {
                 routing,
                 left,
@@ -571,7 +585,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             Update {
                 state: Some(state),
                 weight: Some(0.0),
-                reason: Some(reason),
+                reason: Some(Some(reason)),
                 request: Some(None),
                 routing: candidate.as_ref().map(|_| &routing),
                 message: reason,

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use hifi_artifacts::Artifacts;
 use hifi_core::release::ServiceVersion;
-use hifi_core::{Config, Environment, ReleaseId, Routing, Slot};
+use hifi_core::{Config, Environment, ReleaseId, Routing, Slot, Verdict};
 use hifi_proxy::StatsQuery;
 use hifi_runtime::{InstanceSpec, Port, Runtime, free_port};
 use hifi_store::{Audit, Store};
@@ -131,6 +131,17 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                 releases.insert(id, facts);
             }
         }
+        let extensions = match &deployment {
+            Some(d) => {
+                let since = d.step_started_at.unwrap_or(0);
+                self.store
+                    .analyses(d.id)?
+                    .iter()
+                    .filter(|a| a.step == d.step && a.verdict == Verdict::Extend && a.at >= since)
+                    .count() as u32
+            }
+            None => 0,
+        };
         let mut observed = Observed {
             now: self.now(),
             env: env.clone(),
@@ -140,6 +151,8 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             releases,
             instances,
             window: None,
+            stable_window: None,
+            extensions,
             notes: self.notes.clone(),
         };
         if let Some(wanted) = plan::window_wanted(&observed) {
@@ -147,23 +160,34 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             // the proxy's (wall) clock: the two agree in production, and a
             // test that moves its clock forward still judges the requests it
             // really sent.
-            let since = wall_ms() - wanted.age_ms;
-            let query = StatsQuery {
-                env: env.name.clone(),
-                slot: wanted.slot.to_string(),
-                service: None,
-                since_ms: since.max(0) as u64,
-            };
-            let stats = self.shared.proxy.stats(&query).await?;
-            observed.window = Some(hifi_core::rollout::Window {
-                requests: stats.requests,
-                errors: stats.errors,
-                error_ratio: stats.error_ratio,
-                p50_ms: stats.p50_ms.unwrap_or(0.0),
-                p99_ms: stats.p99_ms.unwrap_or(0.0),
-            });
+            let since = (wall_ms() - wanted.age_ms).max(0) as u64;
+            observed.window = Some(self.window(env, wanted.slot, since).await?);
+            observed.stable_window = Some(self.window(env, wanted.stable, since).await?);
         }
         Ok(observed)
+    }
+
+    /// What the proxy measured for `slot` since `since_ms` (unix ms).
+    async fn window(
+        &mut self,
+        env: &Environment,
+        slot: Slot,
+        since_ms: u64,
+    ) -> Result<hifi_core::rollout::Window> {
+        let query = StatsQuery {
+            env: env.name.clone(),
+            slot: slot.to_string(),
+            service: None,
+            since_ms,
+        };
+        let stats = self.shared.proxy.stats(&query).await?;
+        Ok(hifi_core::rollout::Window {
+            requests: stats.requests,
+            errors: stats.errors,
+            error_ratio: stats.error_ratio,
+            p50_ms: stats.p50_ms.unwrap_or(0.0),
+            p99_ms: stats.p99_ms.unwrap_or(0.0),
+        })
     }
 
     /// What the planner needs to know of a release (`None` if it is not

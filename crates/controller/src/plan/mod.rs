@@ -41,6 +41,9 @@ pub const MAX_BACKOFF_MS: i64 = 30_000;
 /// How long a canary step may wait for enough traffic to be judged: the
 /// proxy keeps 15 minutes of figures, so a longer wait could never succeed.
 pub const JUDGE_WITHIN_MS: i64 = 14 * 60_000;
+/// How often a canary step is looked at between its judgements, to abort a
+/// candidate that can no longer pass without waiting for the interval.
+pub const PEEK_EVERY_MS: i64 = 1_000;
 
 /// Why a deployment ends when its candidate left the routing under it.
 pub const CANDIDATE_VANISHED: &str = "the candidate slot vanished from the environment's routing";
@@ -107,6 +110,8 @@ pub struct Notes {
     pub next_judgement: Option<(i64, i64)>,
     /// The deployment whose smoke check passed.
     pub smoked: Option<i64>,
+    /// When the canary step was last looked at between judgements.
+    pub last_peek: i64,
     /// Since when the candidate of a deployment has not been ready.
     pub unready_since: Option<(i64, i64)>,
     /// Since when every service of the active release has been healthy.
@@ -138,6 +143,11 @@ pub struct Observed {
     /// The candidate's figures over the current canary step, when
     /// [`window_wanted`] asked for them.
     pub window: Option<Window>,
+    /// The stable slot's figures over the same window.
+    pub stable_window: Option<Window>,
+    /// How many times the current canary step was extended for want of
+    /// traffic (since it began or was resumed).
+    pub extensions: u32,
     /// The reconciler's notes.
     pub notes: Notes,
 }
@@ -242,6 +252,12 @@ pub enum Action {
         /// What the event says.
         message: String,
     },
+    /// The step could not be judged after its extensions: the canary
+    /// pauses and says why, for a person to decide.
+    Stall {
+        /// What the event (and the deployment's reason) says.
+        message: String,
+    },
     /// Put a routing live in one table update: the deployment goes live and
     /// the slot users left drains.
     Switch {
@@ -308,14 +324,18 @@ pub struct Plan {
     pub notes: Notes,
 }
 
-/// The canary figures a plan needs this tick: the candidate's slot, and
-/// how long ago its step began.
+/// The canary figures a plan needs this tick: the candidate's and the
+/// stable slot's over the step so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowWanted {
     /// The candidate's slot.
     pub slot: Slot,
+    /// The stable (active) slot.
+    pub stable: Slot,
     /// How long the step has run (ms).
     pub age_ms: i64,
+    /// Whether the step is due for its judgement (else it is only looked at).
+    pub due: bool,
 }
 
 /// Decides what to do.
@@ -342,6 +362,7 @@ pub fn plan(o: &Observed) -> Plan {
 pub fn window_wanted(o: &Observed) -> Option<WindowWanted> {
     let d = o.deployment.as_ref()?;
     let candidate = o.routing.candidate.as_ref()?;
+    let stable = o.routing.active.as_ref()?;
     let judging = d.state == DeploymentState::Verifying
         && d.strategy == Kind::Canary
         && o.routing.active.is_some()
@@ -357,9 +378,12 @@ pub fn window_wanted(o: &Observed) -> Option<WindowWanted> {
             .notes
             .next_judgement
             .is_some_and(|(id, at)| id == d.id && o.now < at);
-    due.then_some(WindowWanted {
+    let peek = o.now - o.notes.last_peek >= PEEK_EVERY_MS;
+    (due || peek).then_some(WindowWanted {
         slot: candidate.slot,
+        stable: stable.slot,
         age_ms: o.now - started,
+        due,
     })
 }
 

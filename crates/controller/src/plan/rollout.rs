@@ -5,11 +5,49 @@
 //! live state running.
 
 use hifi_core::deployment::{DeploymentState, Kind, Request};
-use hifi_core::rollout::{Judgement, judge, step_weight};
-use hifi_core::{ReleaseId, Slot};
+use hifi_core::rollout::{Judgement, Window, judge, step_weight};
+use hifi_core::{ReleaseId, Slot, Verdict};
 use hifi_store::{Analysis, Deployment};
 
 use super::{Action, CANDIDATE_VANISHED, Ending, JUDGE_WITHIN_MS, Planner};
+
+/// The figures a verdict quotes: the candidate's, and the stable slot's
+/// when it was compared with.
+fn figures(window: &Window, stable: Option<&Window>) -> String {
+    let mut text = format!(
+        "{} requests, {} errors ({:.2} %), p50 {:.0} ms, p99 {:.0} ms",
+        window.requests,
+        window.errors,
+        window.error_ratio * 100.0,
+        window.p50_ms,
+        window.p99_ms
+    );
+    if let Some(s) = stable {
+        text.push_str(&format!(
+            "; stable slot: {} requests, {:.2} % errors, p99 {:.0} ms",
+            s.requests,
+            s.error_ratio * 100.0,
+            s.p99_ms
+        ));
+    }
+    text
+}
+
+/// The record of a judgement.
+fn analysis(d: &Deployment, window: &Window, at: i64, verdict: Verdict) -> Analysis {
+    Analysis {
+        deployment: d.id,
+        step: d.step,
+        weight: d.weight,
+        requests: window.requests as i64,
+        errors: window.errors as i64,
+        error_ratio: window.error_ratio,
+        p50_ms: window.p50_ms,
+        p99_ms: window.p99_ms,
+        verdict,
+        at,
+    }
+}
 
 impl Planner<'_> {
     fn end(&mut self, ending: Ending, reason: impl Into<String>) {
@@ -177,32 +215,40 @@ impl Planner<'_> {
                 message,
             });
         }
-        // Not due yet, or the figures could not be read: nothing to judge.
-        let Some(window) = super::window_wanted(o).and(o.window) else {
+        // Nothing to look at yet, or the figures could not be read.
+        let (Some(wanted), Some(window)) = (super::window_wanted(o), o.window) else {
             return;
         };
         let started = d.step_started_at.unwrap_or(now);
-        let judgement = judge(canary, &window);
-        self.act(Action::RecordAnalysis(Analysis {
-            deployment: d.id,
-            step: d.step,
-            weight: d.weight,
-            requests: window.requests as i64,
-            errors: window.errors as i64,
-            error_ratio: window.error_ratio,
-            p50_ms: window.p50_ms,
-            p99_ms: window.p99_ms,
-            verdict: judgement.verdict(),
-            at: now,
-        }));
-        let figures = format!(
-            "{} requests, {} errors ({:.2} %), p50 {:.0} ms, p99 {:.0} ms",
-            window.requests,
-            window.errors,
-            window.error_ratio * 100.0,
-            window.p50_ms,
-            window.p99_ms
-        );
+        let judgement = judge(canary, &window, o.stable_window.as_ref());
+        let figures = figures(&window, o.stable_window.as_ref());
+        if !wanted.due {
+            // Between judgements, only a step that can no longer pass ends.
+            self.notes.last_peek = now;
+            if let Judgement::Fail(reasons) = judgement {
+                self.act(Action::RecordAnalysis(analysis(
+                    d,
+                    &window,
+                    now,
+                    Verdict::Fail,
+                )));
+                self.end(
+                    Ending::Aborted,
+                    format!(
+                        "canary failed at {} %: {} ({figures})",
+                        d.weight,
+                        reasons.join("; ")
+                    ),
+                );
+            }
+            return;
+        }
+        self.act(Action::RecordAnalysis(analysis(
+            d,
+            &window,
+            now,
+            judgement.verdict(),
+        )));
         match judgement {
             Judgement::TooFewRequests { seen, needed } if now - started > JUDGE_WITHIN_MS => {
                 let reason = format!(
@@ -211,6 +257,15 @@ impl Planner<'_> {
                     JUDGE_WITHIN_MS / 60_000
                 );
                 self.end(Ending::Aborted, reason);
+            }
+            Judgement::TooFewRequests { seen, needed } if o.extensions >= canary.max_extensions => {
+                let message = format!(
+                    "step {} paused: {seen} of the {needed} requests needed to judge it after {} extension(s) ({figures}); send it traffic and resume it (`hifi canary {env} resume`), or decide (`hifi canary {env} promote|abort`)",
+                    d.step + 1,
+                    o.extensions,
+                    env = o.env.name
+                );
+                self.act(Action::Stall { message });
             }
             Judgement::TooFewRequests { seen, needed } => {
                 self.notes.next_judgement = Some((d.id, now + canary.interval.as_millis() as i64));

@@ -162,8 +162,11 @@ impl Case {
                     .collect(),
                 instances: Vec::new(),
                 window: None,
+                stable_window: None,
+                extensions: 0,
                 notes: Notes {
                     last_probe: NOW,
+                    last_peek: NOW,
                     ..Notes::default()
                 },
             },
@@ -467,7 +470,9 @@ fn a_step_is_judged_only_once_its_interval_has_passed() {
         window_wanted(&due.o),
         Some(WindowWanted {
             slot: Slot::Green,
-            age_ms: INTERVAL
+            stable: Slot::Blue,
+            age_ms: INTERVAL,
+            due: true,
         })
     );
     // Figures that could not be read: nothing is decided.
@@ -533,9 +538,12 @@ fn too_little_traffic_extends_the_step_and_waits_an_interval_to_judge_again() {
 
     case.o.notes = plan.notes;
     case.o.now = NOW + INTERVAL - 1;
-    assert_eq!(window_wanted(&case.o), None, "judged again too soon");
+    assert!(
+        window_wanted(&case.o).is_none_or(|w| !w.due),
+        "judged again too soon"
+    );
     case.o.now = NOW + INTERVAL;
-    assert!(window_wanted(&case.o).is_some());
+    assert!(window_wanted(&case.o).is_some_and(|w| w.due));
 }
 
 #[test]
@@ -564,6 +572,62 @@ fn errors_or_latency_beyond_the_limits_abort_the_canary_with_its_figures() {
     case.o.window = Some(window(40, 0, 900.0));
     let actions = case.actions();
     assert!(ended(&actions[1]).1.contains("p99 latency 900 ms"));
+}
+
+#[test]
+fn between_judgements_a_step_that_can_no_longer_pass_is_aborted_at_once() {
+    let mut case = canary_case().canary_at(0, 10.0, 2_000);
+    case.o.notes.last_peek = NOW - PEEK_EVERY_MS;
+    let wanted = window_wanted(&case.o).expect("a look between judgements");
+    assert!(!wanted.due);
+    // All is well so far: nothing is decided, and the look is noted.
+    case.o.window = Some(window(3, 0, 5.0));
+    let plan = case.plan();
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert_eq!(plan.notes.last_peek, NOW);
+    // Two errors among 20 needed: 10 %, beyond the 5 % allowed whatever follows.
+    case.o.window = Some(window(4, 2, 5.0));
+    let actions = case.actions();
+    assert!(matches!(&actions[0], Action::RecordAnalysis(a) if a.verdict == Verdict::Fail));
+    let (ending, reason) = ended(&actions[1]);
+    assert_eq!(ending, Ending::Aborted);
+    assert!(reason.contains("2 of 4 requests"), "{reason}");
+}
+
+#[test]
+fn a_step_starved_of_traffic_pauses_after_its_extensions_and_says_so() {
+    let mut case = canary_case().canary_at(0, 10.0, INTERVAL * 4);
+    case.o.window = Some(window(3, 0, 5.0));
+    case.o.extensions = 2;
+    assert!(matches!(case.actions().last(), Some(Action::Extend { .. })));
+    case.o.extensions = 3;
+    match case.actions().last() {
+        Some(Action::Stall { message }) => {
+            assert!(message.contains("step 1 paused"), "{message}");
+            assert!(message.contains("after 3 extension(s)"), "{message}");
+            assert!(message.contains("hifi canary prod resume"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_failure_the_stable_slot_shares_is_not_the_candidates() {
+    let mut case = canary_case().canary_at(0, 10.0, INTERVAL);
+    // A downstream outage: both slots fail a third of their requests.
+    case.o.window = Some(window(40, 13, 20.0));
+    case.o.stable_window = Some(window(400, 130, 20.0));
+    let actions = case.actions();
+    assert!(
+        matches!(&actions[..], [Action::RecordAnalysis(a), Action::SetStep { .. }] if a.verdict == Verdict::Pass),
+        "{actions:?}"
+    );
+    // The same candidate beside a healthy stable slot fails, quoting both.
+    case.o.stable_window = Some(window(400, 0, 20.0));
+    let actions = case.actions();
+    let (_, reason) = ended(&actions[1]);
+    assert!(reason.contains("on the stable slot"), "{reason}");
+    assert!(reason.contains("stable slot: 400 requests"), "{reason}");
 }
 
 #[test]

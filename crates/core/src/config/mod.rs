@@ -140,6 +140,19 @@ pub struct Canary {
     pub max_p99_ms: u64,
     /// Fewer requests than this extend the step instead of passing it.
     pub min_requests: u64,
+    /// How many times a step is extended for want of traffic before the
+    /// canary pauses and says so.
+    pub max_extensions: u32,
+    /// Whether the candidate is also compared with the stable slot over the
+    /// same window, so a problem both share does not fail it and a
+    /// regression under loose limits does.
+    pub compare: bool,
+    /// Highest acceptable error ratio above the stable slot's (0.01: one
+    /// percentage point).
+    pub max_error_rate_increase: f64,
+    /// Highest acceptable p99 above the stable slot's, as a fraction of it
+    /// (0.5: half again as slow).
+    pub max_p99_increase: f64,
 }
 
 impl Default for Canary {
@@ -150,6 +163,10 @@ impl Default for Canary {
             max_error_rate: 0.01,
             max_p99_ms: 500,
             min_requests: 20,
+            max_extensions: 3,
+            compare: true,
+            max_error_rate_increase: 0.01,
+            max_p99_increase: 0.5,
         }
     }
 }

@@ -75,4 +75,8 @@ pub(super) struct RawCanary {
     pub(super) max_error_rate: Option<Spanned<f64>>,
     pub(super) max_p99_ms: Option<Spanned<i64>>,
     pub(super) min_requests: Option<Spanned<i64>>,
+    pub(super) max_extensions: Option<Spanned<i64>>,
+    pub(super) compare: Option<bool>,
+    pub(super) max_error_rate_increase: Option<Spanned<f64>>,
+    pub(super) max_p99_increase: Option<Spanned<f64>>,
 }

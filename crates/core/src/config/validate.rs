@@ -394,14 +394,31 @@ impl Validator<'_> {
                 values
             }
         };
-        let max_error_rate = match raw.max_error_rate {
-            None => defaults.max_error_rate,
-            Some(v) if (0.0..=1.0).contains(v.get_ref()) => *v.get_ref(),
+        let ratio = |field: &str, v: Option<Spanned<f64>>, default: f64, what: &str| match v {
+            None => Ok(default),
+            Some(v) if (0.0..=1.0).contains(v.get_ref()) => Ok(*v.get_ref()),
+            Some(v) => Err(self.error(format!("{key}.{field}"), v.span(), what)),
+        };
+        let max_error_rate = ratio(
+            "max_error_rate",
+            raw.max_error_rate,
+            defaults.max_error_rate,
+            "max_error_rate is a ratio from 0 to 1 (0.01 means 1 %)",
+        )?;
+        let max_error_rate_increase = ratio(
+            "max_error_rate_increase",
+            raw.max_error_rate_increase,
+            defaults.max_error_rate_increase,
+            "max_error_rate_increase is a ratio from 0 to 1 (0.01 means one percentage point above the stable slot)",
+        )?;
+        let max_p99_increase = match raw.max_p99_increase {
+            None => defaults.max_p99_increase,
+            Some(v) if *v.get_ref() >= 0.0 && v.get_ref().is_finite() => *v.get_ref(),
             Some(v) => {
                 return Err(self.error(
-                    format!("{key}.max_error_rate"),
+                    format!("{key}.max_p99_increase"),
                     v.span(),
-                    "max_error_rate is a ratio from 0 to 1 (0.01 means 1 %)",
+                    "max_p99_increase is a fraction of the stable slot's p99, 0 or more (0.5 means half again as slow)",
                 ));
             }
         };
@@ -424,6 +441,15 @@ impl Validator<'_> {
             max_error_rate,
             max_p99_ms: non_negative("max_p99_ms", raw.max_p99_ms, defaults.max_p99_ms)?,
             min_requests: non_negative("min_requests", raw.min_requests, defaults.min_requests)?,
+            max_extensions: u32::try_from(non_negative(
+                "max_extensions",
+                raw.max_extensions,
+                u64::from(defaults.max_extensions),
+            )?)
+            .unwrap_or(u32::MAX),
+            compare: raw.compare.unwrap_or(defaults.compare),
+            max_error_rate_increase,
+            max_p99_increase,
         })
     }
 }
