@@ -5,11 +5,11 @@
 //! process and no port behind.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use hifi_testkit::{Env, Service, loopback_port};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -75,49 +75,27 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forev
     )
 }
 
-const SERVICE: &str = r#"
-[[service]]
-name = "api"
-path = "services/api"
-run = "python3 app.py"
-health = "/healthz"
-route = "/"
-"#;
-
 /// A blue-green environment composed from cards at In Dev, with short
-/// soak and drain. `extra` lines go into its `[[environment]]` table.
-pub fn blue_green(name: &str, extra: &str) -> String {
-    format!(
-        "\n[[environment]]\nname = \"{name}\"\nport = 0\ncards_from = \"In Dev\"\n\
-         strategy = \"blue-green\"\nsoak = \"1s\"\ndrain = \"2s\"\n{extra}\n"
-    )
+/// soak and drain, on a port [`Cluster::new`] picks.
+pub fn blue_green(name: &str) -> Env {
+    Env::cards(name, 0, "In Dev")
+        .strategy("blue-green")
+        .soak("1s")
+        .drain("2s")
 }
 
-/// A canary environment promoted from `from` with one required approval;
-/// `canary` lines go into its `[environment.canary]` table (steps,
-/// interval, ...), after short defaults for the rest.
-pub fn canary(name: &str, from: &str, canary: &str) -> String {
-    format!(
-        "\n[[environment]]\nname = \"{name}\"\nport = 0\npromote_from = \"{from}\"\n\
-         strategy = \"canary\"\napprovals = 1\nsoak = \"1s\"\ndrain = \"2s\"\n\
-         [environment.canary]\nmin_requests = 5\nmax_p99_ms = 10000\n{canary}\n"
-    )
-}
-
-/// A port for an environment's public listener: free now, and below the
-/// kernel's ephemeral range (32768 and up), so no outgoing connection and no
-/// `bind(0)` — hifi's own instance ports included — can take it before hifi
-/// binds it. Tests of one process walk the range from a per-process offset.
-pub fn public_port() -> u16 {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let offset = std::process::id() % 1_000 * 11;
-    loop {
-        let n = NEXT.fetch_add(1, Ordering::SeqCst);
-        let port = (20_000 + (offset + n) % 12_000) as u16;
-        if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
-            return port;
-        }
-    }
+/// A canary environment promoted from `from` with one required approval,
+/// on a port [`Cluster::new`] picks; `settings` are lines of its
+/// `[environment.canary]` table (steps, interval, ...), after short
+/// defaults for the rest.
+pub fn canary(name: &str, from: &str, settings: &str) -> Env {
+    Env::promote(name, 0, from)
+        .strategy("canary")
+        .approvals(1)
+        .soak("1s")
+        .drain("2s")
+        .canary("min_requests = 5\nmax_p99_ms = 10000")
+        .canary(settings)
 }
 
 /// Whether something accepts connections on `port`.
@@ -207,26 +185,22 @@ pub struct Cluster {
 
 impl Cluster {
     /// Commits the service at v1 and a `hifi.toml` with `environments`,
-    /// where each `port = 0` becomes a [`public_port`] of its own.
-    pub fn new(environments: &str) -> Cluster {
+    /// where each `port = 0` becomes a free loopback port of its own: below
+    /// the kernel's ephemeral range, so no `bind(0)` — hifi's own instance
+    /// ports included — can take it before hifi binds it.
+    pub fn new(environments: impl IntoIterator<Item = Env>) -> Cluster {
         let project = TestProject::new();
         let mut ports = BTreeMap::new();
-        let mut name = String::new();
-        let mut envs = String::new();
-        for line in environments.lines() {
-            if let Some(rest) = line.strip_prefix("name = \"") {
-                name = rest.trim_end_matches('"').to_string();
-            }
-            if line == "port = 0" {
-                let port = public_port();
-                ports.insert(name.clone(), port);
-                envs.push_str(&format!("port = {port}\n"));
-            } else {
-                envs.push_str(line);
-                envs.push('\n');
-            }
+        let mut config = project.toml().service(Service::new("api").route("/"));
+        for env in environments {
+            let port = match env.public_port() {
+                0 => loopback_port(),
+                port => port,
+            };
+            ports.insert(env.name().to_string(), port);
+            config = config.environment(env.port(port));
         }
-        let toml = format!("[project]\nname = \"shop\"\nbase = \"main\"\n{SERVICE}{envs}");
+        let toml = config.render();
         project.commit_files(
             "api v1 and hifi config",
             &[(APP_PATH, &app("v1", Mode::Ok)), ("hifi.toml", &toml)],
@@ -435,11 +409,7 @@ impl Drop for Cluster {
 /// verified in prep and approved for prod: ready for `hifi promote prep
 /// prod`. Returns the cluster and the two release ids.
 pub fn canary_ready(settings: &str, version: &str, mode: Mode) -> (Cluster, String, String) {
-    let c = Cluster::new(&format!(
-        "{}{}",
-        blue_green("prep", ""),
-        canary("prod", "prep", settings)
-    ));
+    let c = Cluster::new([blue_green("prep"), canary("prod", "prep", settings)]);
     let v1 = c.compose("prep");
     c.up();
     c.deploy("prep");

@@ -4,13 +4,15 @@
 
 use std::time::{Duration, Instant};
 
+use hifi_testkit::Env;
+
 use super::cluster::{Cluster, Mode, alive, blue_green, pid_of, wait_until};
 use super::load::Load;
 use super::util::assert_mentions;
 
 #[test]
 fn blue_green_switch_under_load_fails_no_request_and_keeps_the_old_slot_warm() {
-    let c = Cluster::new(&blue_green("dev", ""));
+    let c = Cluster::new([blue_green("dev")]);
     let v1 = c.compose("dev");
     c.up();
     c.deploy("dev");
@@ -68,7 +70,7 @@ fn blue_green_switch_under_load_fails_no_request_and_keeps_the_old_slot_warm() {
 
 #[test]
 fn rollback_returns_to_the_previous_release_under_load_and_is_refused_without_one() {
-    let c = Cluster::new(&blue_green("dev", ""));
+    let c = Cluster::new([blue_green("dev")]);
     let v1 = c.compose("dev");
     c.up();
     c.deploy("dev");
@@ -122,7 +124,7 @@ fn rollback_returns_to_the_previous_release_under_load_and_is_refused_without_on
 /// The smoke command of these tests: GET /version through
 /// `$HIFI_CANDIDATE_URL`, logged to `smoke.log`, must contain the version
 /// written in the `expect` file (both in the scratch dir).
-fn smoke_env(c_scratch: &std::path::Path) -> String {
+fn smoke_env(c_scratch: &std::path::Path) -> Env {
     let log = c_scratch.join("smoke.log");
     let expect = c_scratch.join("expect");
     let command = format!(
@@ -130,13 +132,13 @@ fn smoke_env(c_scratch: &std::path::Path) -> String {
         log.display(),
         expect.display()
     );
-    blue_green("dev", &format!("smoke = {command:?}"))
+    blue_green("dev").smoke(&command)
 }
 
 fn smoke_cluster() -> Cluster {
     let scratch = tempfile::tempdir().expect("temp dir");
     let envs = smoke_env(scratch.path());
-    let mut c = Cluster::new(&envs);
+    let mut c = Cluster::new([envs]);
     c.scratch = scratch;
     c
 }
@@ -203,9 +205,11 @@ fn smoke_check_reaches_the_candidate_not_the_active_release() {
 
 #[test]
 fn a_promoted_release_runs_the_recipe_it_was_verified_with() {
-    let prod = "\n[[environment]]\nname = \"prod\"\nport = 0\npromote_from = \"dev\"\n\
-                strategy = \"blue-green\"\nsoak = \"1s\"\ndrain = \"2s\"\n";
-    let c = Cluster::new(&format!("{}{prod}", blue_green("dev", "")));
+    let prod = Env::promote("prod", 0, "dev")
+        .strategy("blue-green")
+        .soak("1s")
+        .drain("2s");
+    let c = Cluster::new([blue_green("dev"), prod]);
     let v1 = c.compose("dev");
     c.up();
     c.deploy("dev");
@@ -226,7 +230,7 @@ fn a_promoted_release_runs_the_recipe_it_was_verified_with() {
 
 #[test]
 fn deploying_the_release_already_live_is_refused_and_records_nothing() {
-    let c = Cluster::new(&blue_green("dev", ""));
+    let c = Cluster::new([blue_green("dev")]);
     let v1 = c.compose("dev");
     c.up();
     c.deploy("dev");

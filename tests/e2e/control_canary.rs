@@ -4,6 +4,8 @@
 
 use std::time::{Duration, Instant};
 
+use hifi_testkit::Env;
+
 use super::cluster::{Cluster, Mode, assert_sticky, canary_ready, wait_until};
 use super::load::Load;
 use super::util::assert_mentions;
@@ -144,32 +146,12 @@ fn canary_of_a_release_whose_requests_fail_aborts_by_itself_and_leaves_the_activ
 
 #[test]
 fn promote_is_refused_before_the_source_verified_the_release_and_without_approval() {
-    let c = Cluster::new(
-        r#"
-[[environment]]
-name = "uat"
-port = 0
-cards_from = "In Dev"
-soak = "1h"
-
-[[environment]]
-name = "prep"
-port = 0
-cards_from = "In Dev"
-soak = "1s"
-
-[[environment]]
-name = "staging"
-port = 0
-promote_from = "uat"
-
-[[environment]]
-name = "prod"
-port = 0
-promote_from = "prep"
-approvals = 1
-"#,
-    );
+    let c = Cluster::new([
+        Env::cards("uat", 0, "In Dev").soak("1h"),
+        Env::cards("prep", 0, "In Dev").soak("1s"),
+        Env::promote("staging", 0, "uat"),
+        Env::promote("prod", 0, "prep").approvals(1),
+    ]);
     let release = c.compose("uat");
     assert_eq!(c.compose("prep"), release, "same content, same release");
     c.up();

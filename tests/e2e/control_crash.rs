@@ -123,7 +123,7 @@ fn serves_again(c: &Cluster, env: &str) {
 
 #[test]
 fn killed_proxy_and_killed_instance_are_restarted_and_the_environment_serves_again() {
-    let c = Cluster::new(&blue_green("dev", ""));
+    let c = Cluster::new([blue_green("dev")]);
     c.compose("dev");
     c.up();
     c.deploy("dev");
@@ -250,7 +250,7 @@ fn killed_candidate_instance_is_restarted_during_a_canary_and_the_environment_ke
 
 #[test]
 fn down_after_a_killed_control_plane_stops_what_it_left_running() {
-    let c = Cluster::new(&blue_green("dev", ""));
+    let c = Cluster::new([blue_green("dev")]);
     c.compose("dev");
     c.up();
     c.deploy("dev");
@@ -282,7 +282,7 @@ fn down_after_a_killed_control_plane_stops_what_it_left_running() {
 
 #[test]
 fn public_port_stays_open_while_the_only_instance_of_an_environment_restarts() {
-    let c = Cluster::new(&blue_green("dev", ""));
+    let c = Cluster::new([blue_green("dev")]);
     c.compose("dev");
     c.up();
     c.deploy("dev");

@@ -14,7 +14,7 @@ use super::util::{assert_mentions, parse_json};
 
 #[test]
 fn second_up_down_with_nothing_running_and_unknown_environment_are_refused() {
-    let c = Cluster::new(&blue_green("dev", ""));
+    let c = Cluster::new([blue_green("dev")]);
     c.compose("dev");
 
     let stderr = c.hifi(&["down"]).fails(1);
@@ -73,7 +73,7 @@ fn assert_only_v1_serves(c: &Cluster, env: &str, release: &str) {
 
 #[test]
 fn release_that_exits_at_once_fails_its_deployment_and_the_active_release_keeps_serving() {
-    let c = Cluster::new(&blue_green("dev", ""));
+    let c = Cluster::new([blue_green("dev")]);
     let v1 = c.compose("dev");
     c.up();
     c.deploy("dev");
@@ -87,7 +87,7 @@ fn release_that_exits_at_once_fails_its_deployment_and_the_active_release_keeps_
 #[test]
 fn release_that_never_gets_healthy_fails_its_deployment_after_the_start_timeout() {
     // The start timeout is 30 s and not configurable: this test takes that long.
-    let c = Cluster::new(&blue_green("dev", ""));
+    let c = Cluster::new([blue_green("dev")]);
     let v1 = c.compose("dev");
     c.up();
     c.deploy("dev");
@@ -100,7 +100,7 @@ fn release_that_never_gets_healthy_fails_its_deployment_after_the_start_timeout(
 
 #[test]
 fn deploy_on_a_public_port_taken_by_another_program_fails_naming_it_and_leaves_nothing() {
-    let c = Cluster::new(&blue_green("dev", ""));
+    let c = Cluster::new([blue_green("dev")]);
     let port = c.port("dev");
     let squatter = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("bind the env's port");
     c.compose("dev");
@@ -132,11 +132,7 @@ fn deploy_on_a_public_port_taken_by_another_program_fails_naming_it_and_leaves_n
 
 #[test]
 fn down_frees_every_port_and_leaves_no_process() {
-    let c = Cluster::new(&format!(
-        "{}{}",
-        blue_green("dev", ""),
-        blue_green("uat", "")
-    ));
+    let c = Cluster::new([blue_green("dev"), blue_green("uat")]);
     c.compose("dev");
     c.compose("uat");
     c.up();

@@ -1,27 +1,22 @@
 //! `hifi diff A B`: cards, service versions and vars that differ.
 
+use hifi_testkit::Env;
 use serde_json::{Value, json};
 
 use super::util::{TestProject, assert_mentions};
 
-const ENVIRONMENTS: &str = r#"
-[[environment]]
-name = "dev"
-port = 18100
-cards_from = "In Dev"
-[environment.vars]
-MODE = "test"
-LEVEL = "debug"
-REGION = "eu"
-
-[[environment]]
-name = "uat"
-port = 18200
-cards_from = "In Test"
-[environment.vars]
-MODE = "staging"
-REGION = "eu"
-"#;
+/// `dev` and `uat`, whose vars differ in MODE (changed) and LEVEL (only in dev).
+fn environments() -> [Env; 2] {
+    [
+        Env::cards("dev", 18100, "In Dev")
+            .var("MODE", "test")
+            .var("LEVEL", "debug")
+            .var("REGION", "eu"),
+        Env::cards("uat", 18200, "In Test")
+            .var("MODE", "staging")
+            .var("REGION", "eu"),
+    ]
+}
 
 fn names(changes: &Value) -> Vec<&str> {
     changes
@@ -35,7 +30,7 @@ fn names(changes: &Value) -> Vec<&str> {
 #[test]
 fn diff_lists_cards_service_versions_and_vars_that_differ() {
     let p = TestProject::new().service("catalog").service("checkout");
-    let text = p.toml(ENVIRONMENTS);
+    let text = p.toml().environments(environments()).render();
     let p = p
         .config(&text)
         .card(

@@ -1,12 +1,12 @@
 //! Repository states a composition cannot start from: each is refused with
 //! a message naming what is missing, and nothing is written.
 
-use super::util::{ENVIRONMENTS, TestProject, assert_mentions};
+use super::util::{TestProject, assert_mentions, environments};
 
 #[test]
 fn compose_in_a_repository_without_commits_is_refused() {
     let p = TestProject::empty();
-    p.write("hifi.toml", &p.toml(ENVIRONMENTS));
+    p.write("hifi.toml", &p.toml().environments(environments()).render());
 
     let stderr = p.hifi(&["compose", "dev"]).fails(1);
 
@@ -17,9 +17,7 @@ fn compose_in_a_repository_without_commits_is_refused() {
 #[test]
 fn compose_without_the_base_branch_names_it() {
     let p = TestProject::new().service("catalog");
-    let text = p
-        .toml(ENVIRONMENTS)
-        .replace("base = \"main\"", "base = \"trunk\"");
+    let text = p.toml().base("trunk").environments(environments()).render();
     let p = p.config(&text);
 
     let stderr = p.hifi(&["compose", "dev"]).fails(1);

@@ -11,7 +11,7 @@ use super::util::assert_mentions;
 /// dev live on v1 with hifi up; returns the cluster, the release and the
 /// pid of its one instance.
 fn live_dev() -> (Cluster, String, u32) {
-    let c = Cluster::new(&blue_green("dev", ""));
+    let c = Cluster::new([blue_green("dev")]);
     let v1 = c.compose("dev");
     c.up();
     c.deploy("dev");

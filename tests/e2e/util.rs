@@ -2,36 +2,23 @@
 //! real `hifi` binary. Every git and hifi process ignores the user's global
 //! and system git config, so tests see the same git wherever they run.
 
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 
+use hifi_testkit::{Config, Env, Service};
 use serde_json::Value;
 use tempfile::TempDir;
 
-/// The environments most tests use: two composed from cards, one gate.
-pub const ENVIRONMENTS: &str = r#"
-[[environment]]
-name = "dev"
-port = 18100
-cards_from = "In Dev"
-
-[[environment]]
-name = "uat"
-port = 18200
-cards_from = "In Test"
-
-[[environment]]
-name = "prep"
-port = 18400
-cards_from = "Ready for Production"
-
-[[environment]]
-name = "prod"
-port = 18500
-promote_from = "prep"
-approvals = 1
-"#;
+/// The environments most tests use: three composed from cards, and a
+/// gated `prod` promoted from `prep`.
+pub fn environments() -> Vec<Env> {
+    vec![
+        Env::cards("dev", 18100, "In Dev"),
+        Env::cards("uat", 18200, "In Test"),
+        Env::cards("prep", 18400, "Ready for Production"),
+        Env::promote("prod", 18500, "prep").approvals(1),
+    ]
+}
 
 /// One finished process: its exit status and what it printed.
 #[derive(Debug)]
@@ -138,7 +125,7 @@ pub struct TestProject {
     repo: TempDir,
     /// Outside the repository: the build log every counting build appends to.
     scratch: TempDir,
-    services: String,
+    services: Vec<Service>,
 }
 
 impl TestProject {
@@ -147,7 +134,7 @@ impl TestProject {
         let project = TestProject {
             repo: tempfile::tempdir().expect("temp dir"),
             scratch: tempfile::tempdir().expect("temp dir"),
-            services: String::new(),
+            services: Vec::new(),
         };
         project.git(&["init", "-q", "-b", "main"]);
         project.git(&["config", "user.name", "Test Er"]);
@@ -183,25 +170,21 @@ impl TestProject {
             &format!("add {name}"),
             &[(&path, &format!("print('{name}')\n"))],
         );
-        let _ = write!(
-            self.services,
-            "\n[[service]]\nname = \"{name}\"\npath = \"services/{name}\"\nbuild = {build:?}\n\
-             run = \"python3 app.py\"\nhealth = \"/healthz\"\nroute = \"/{name}\"\n"
-        );
+        self.services.push(Service::new(name).build(build));
         self
     }
 
-    /// A whole `hifi.toml`: `[project]`, the services added so far, then `environments`.
-    pub fn toml(&self, environments: &str) -> String {
-        format!(
-            "[project]\nname = \"shop\"\nbase = \"main\"\n{}{environments}",
-            self.services
-        )
+    /// The start of a `hifi.toml`: project `shop` on `main` and the services
+    /// added so far, for the test to add environments to and render.
+    pub fn toml(&self) -> Config {
+        Config::new("shop")
+            .base("main")
+            .services(self.services.iter().cloned())
     }
 
-    /// Commits the services added so far with [`ENVIRONMENTS`] as `hifi.toml`.
+    /// Commits the services added so far with [`environments`] as `hifi.toml`.
     pub fn standard(self) -> TestProject {
-        let text = self.toml(ENVIRONMENTS);
+        let text = self.toml().environments(environments()).render();
         self.config(&text)
     }
 

@@ -147,33 +147,19 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
 mod tests {
     use hifi_core::{Config, Health, ReleaseId, RuntimeKind, Slot};
     use hifi_runtime::{Instance, InstanceId, InstanceStatus};
+    use hifi_testkit::{Env, Service};
 
     use super::*;
 
+    /// Two services (`web` at `/`, `api` at `/api`) and one environment.
     fn config() -> Config {
-        Config::parse(
-            r#"
-[project]
-name = "shop"
-[[service]]
-name = "web"
-path = "web"
-run = "x"
-health = "/healthz"
-route = "/"
-[[service]]
-name = "api"
-path = "api"
-run = "x"
-health = "/healthz"
-route = "/api"
-[[environment]]
-name = "dev"
-port = 8100
-cards_from = "In Dev"
-"#,
-        )
-        .unwrap()
+        let service = |name: &str, route: &str| Service::new(name).path(name).run("x").route(route);
+        let text = hifi_testkit::Config::new("shop")
+            .service(service("web", "/"))
+            .service(service("api", "/api"))
+            .environment(Env::cards("dev", 8100, "In Dev"))
+            .render();
+        Config::parse(&text).unwrap()
     }
 
     fn release(name: &str) -> ReleaseId {

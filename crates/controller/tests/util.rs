@@ -9,7 +9,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -22,6 +21,7 @@ use hifi_git::{Oid, Repo};
 use hifi_proxy::{AdminAddr, AdminClient, ProxyOptions, TableSpec};
 use hifi_runtime::{Instance, LocalRuntime};
 use hifi_store::{Analysis, Audit, Deployment, Store, Update};
+use hifi_testkit::{Env, Service, loopback_port};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -123,32 +123,6 @@ server.daemon_threads = True
     }
 }
 
-/// A loopback port for an environment's public listener, checked free.
-///
-/// Taken below the kernel's ephemeral range (32768 and up here), where
-/// nothing bound to port 0 — instances, internal listeners, other tests'
-/// proxies — can take it between now and the proxy binding it.
-pub fn env_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(
-        0,
-        12_000 + (std::process::id() % 300) as u16 * 25,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    for _ in 0..10_000 {
-        let mut port = NEXT.fetch_add(1, Ordering::SeqCst);
-        if port >= 20_000 {
-            NEXT.store(12_000, Ordering::SeqCst);
-            port = 12_000;
-        }
-        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port between 12000 and 20000");
-}
-
 /// The clock the controller reads, kept by the test to move it.
 struct SharedClock(Arc<ManualClock>);
 
@@ -176,8 +150,8 @@ impl Project {
         let dir = tempfile::tempdir().expect("temp dir");
         let project = Project {
             dir,
-            dev_port: env_port(),
-            prod_port: env_port(),
+            dev_port: loopback_port(),
+            prod_port: loopback_port(),
             services: services.iter().map(|s| s.to_string()).collect(),
             clock: Arc::new(ManualClock::new()),
         };
@@ -204,41 +178,27 @@ impl Project {
     }
 
     fn config_text(&self) -> String {
-        let mut text = String::from("[project]\nname = \"shop\"\nbase = \"main\"\n\n");
-        for service in &self.services {
-            text.push_str(&format!(
-                "[[service]]\nname = \"{service}\"\npath = \"services/{service}\"\n\
-                 build = \"python3 -m py_compile app.py\"\nrun = \"python3 app.py\"\n\
-                 health = \"/healthz\"\nroute = \"/{service}\"\n\n"
-            ));
-        }
-        text.push_str(&format!(
-            r#"[[environment]]
-name = "dev"
-port = {dev}
-cards_from = "Ready for Dev"
-strategy = "blue-green"
-soak = "30s"
-drain = "1s"
-
-[[environment]]
-name = "prod"
-port = {prod}
-promote_from = "dev"
-strategy = "canary"
-soak = "30s"
-drain = "1s"
-[environment.canary]
-steps = [10, 50, 100]
-interval = "30s"
-min_requests = {MIN_REQUESTS}
-max_error_rate = 0.05
-max_p99_ms = 5000
-"#,
-            dev = self.dev_port,
-            prod = self.prod_port,
-        ));
-        text
+        let build = "python3 -m py_compile app.py";
+        hifi_testkit::Config::new("shop")
+            .base("main")
+            .services(self.services.iter().map(|s| Service::new(s).build(build)))
+            .environment(
+                Env::cards("dev", self.dev_port, "Ready for Dev")
+                    .strategy("blue-green")
+                    .soak("30s")
+                    .drain("1s"),
+            )
+            .environment(
+                Env::promote("prod", self.prod_port, "dev")
+                    .strategy("canary")
+                    .soak("30s")
+                    .drain("1s")
+                    .canary(&format!(
+                        "steps = [10, 50, 100]\ninterval = \"30s\"\n\
+                         min_requests = {MIN_REQUESTS}\nmax_error_rate = 0.05\nmax_p99_ms = 5000"
+                    )),
+            )
+            .render()
     }
 
     pub fn config(&self) -> Config {

@@ -8,8 +8,8 @@ use crate::util::*;
 async fn bad_updates_are_refused_and_the_live_table_is_unchanged() {
     let proxy = TestProxy::start().await;
     let (blue, green) = (Backend::start("blue").await, Backend::start("green").await);
-    let port = free_port();
-    let internal = free_port();
+    let port = loopback_port();
+    let internal = loopback_port();
     let good = table(
         "prod",
         port,
@@ -21,11 +21,16 @@ async fn bad_updates_are_refused_and_the_live_table_is_unchanged() {
         )],
     );
     proxy.put(&good).await;
-    let other_port = free_port();
+    let other_port = loopback_port();
     let other = table(
         "dev",
         other_port,
-        vec![service("catalog", "/", free_port(), slot("blue", &[&blue]))],
+        vec![service(
+            "catalog",
+            "/",
+            loopback_port(),
+            slot("blue", &[&blue]),
+        )],
     );
     proxy.put(&other).await;
 
@@ -47,7 +52,7 @@ async fn bad_updates_are_refused_and_the_live_table_is_unchanged() {
     let mut v = json.clone();
     let mut second = v["services"][0].clone();
     second["name"] = "search".into();
-    second["internal_listen"] = local(free_port()).into();
+    second["internal_listen"] = local(loopback_port()).into();
     v["services"].as_array_mut().expect("array").push(second);
     cases.push((
         "same route",
@@ -154,11 +159,16 @@ async fn bad_updates_are_refused_and_the_live_table_is_unchanged() {
 async fn an_update_that_cannot_be_persisted_is_rolled_back() {
     let proxy = TestProxy::start().await;
     let (blue, green) = (Backend::start("blue").await, Backend::start("green").await);
-    let port = free_port();
+    let port = loopback_port();
     let good = table(
         "prod",
         port,
-        vec![service("catalog", "/", free_port(), slot("blue", &[&blue]))],
+        vec![service(
+            "catalog",
+            "/",
+            loopback_port(),
+            slot("blue", &[&blue]),
+        )],
     );
     proxy.put(&good).await;
     // Make the state directory unwritable even for root: a file where the
@@ -169,7 +179,7 @@ async fn an_update_that_cannot_be_persisted_is_rolled_back() {
 
     let mut next = good.clone();
     next.services[0].active = slot("green", &[&green]);
-    next.listen = local(free_port());
+    next.listen = local(loopback_port());
     let err = proxy.admin.put_table(&next).await.expect_err("not durable");
     assert!(
         matches!(err, hifi_proxy::Error::Admin { status: 500, .. }),

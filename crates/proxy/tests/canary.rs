@@ -15,7 +15,7 @@ struct Setup {
 async fn canary_setup(weight: f64) -> Setup {
     let proxy = TestProxy::start().await;
     let (blue, green) = (Backend::start("blue").await, Backend::start("green").await);
-    let (port, internal) = (free_port(), free_port());
+    let (port, internal) = (loopback_port(), loopback_port());
     let mut s = service("catalog", "/catalog", internal, slot("blue", &[&blue]));
     s.candidate = candidate("green", &[&green], weight);
     proxy.put(&table("prod", port, vec![s])).await;
@@ -158,10 +158,10 @@ async fn a_user_lands_on_the_same_slot_for_every_service() {
         Backend::start("pay-blue").await,
         Backend::start("pay-green").await,
     );
-    let port = free_port();
-    let mut catalog = service("catalog", "/catalog", free_port(), slot("blue", &[&cb]));
+    let port = loopback_port();
+    let mut catalog = service("catalog", "/catalog", loopback_port(), slot("blue", &[&cb]));
     catalog.candidate = candidate("green", &[&cg], 50.0);
-    let mut pay = service("pay", "/pay", free_port(), slot("blue", &[&pb]));
+    let mut pay = service("pay", "/pay", loopback_port(), slot("blue", &[&pb]));
     pay.candidate = candidate("green", &[&pg], 50.0);
     proxy.put(&table("prod", port, vec![catalog, pay])).await;
 
@@ -232,7 +232,7 @@ async fn tester_reaches_candidate_only_with_the_preview_token() {
 async fn preview_listener_sends_everything_to_the_candidate_without_a_token() {
     let s = canary_setup(0.0).await;
     let mut t = s.proxy.table("prod").await;
-    let preview = free_port();
+    let preview = loopback_port();
     t.preview_token = Some("s3cret".into());
     t.preview_listen = Some(local(preview));
     s.proxy.put(&t).await;

@@ -20,11 +20,16 @@ struct Setup {
 async fn setup() -> Setup {
     let proxy = TestProxy::start().await;
     let (blue, green) = (Backend::start("blue").await, Backend::start("green").await);
-    let port = free_port();
+    let port = loopback_port();
     let table = table(
         "prod",
         port,
-        vec![service("catalog", "/", free_port(), slot("blue", &[&blue]))],
+        vec![service(
+            "catalog",
+            "/",
+            loopback_port(),
+            slot("blue", &[&blue]),
+        )],
     );
     proxy.put(&table).await;
     Setup {

@@ -9,10 +9,10 @@ use crate::util::*;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_backend_is_502_naming_the_service() {
     let proxy = TestProxy::start().await;
-    let port = free_port();
-    let mut s = service("catalog", "/", free_port(), slot("blue", &[]));
+    let port = loopback_port();
+    let mut s = service("catalog", "/", loopback_port(), slot("blue", &[]));
     // A port nothing listens on (checked free just now).
-    s.active.backends = vec![local(free_port())];
+    s.active.backends = vec![local(loopback_port())];
     proxy.put(&table("prod", port, vec![s])).await;
     let r = get(port, "/").await;
     assert_eq!(r.status, 502);
@@ -27,7 +27,7 @@ async fn refused_backend_is_502_naming_the_service() {
 async fn unrouted_path_is_503() {
     let proxy = TestProxy::start().await;
     let blue = Backend::start("blue").await;
-    let port = free_port();
+    let port = loopback_port();
     proxy
         .put(&table(
             "prod",
@@ -35,7 +35,7 @@ async fn unrouted_path_is_503() {
             vec![service(
                 "catalog",
                 "/catalog",
-                free_port(),
+                loopback_port(),
                 slot("blue", &[&blue]),
             )],
         ))
@@ -51,12 +51,17 @@ async fn hung_backend_is_504_after_the_timeout() {
     let proxy =
         TestProxy::start_with(|o| o.upstream_timeout = std::time::Duration::from_millis(300)).await;
     let blue = Backend::start("blue").await;
-    let port = free_port();
+    let port = loopback_port();
     proxy
         .put(&table(
             "prod",
             port,
-            vec![service("catalog", "/", free_port(), slot("blue", &[&blue]))],
+            vec![service(
+                "catalog",
+                "/",
+                loopback_port(),
+                slot("blue", &[&blue]),
+            )],
         ))
         .await;
     let r = get(port, "/hang").await;
@@ -70,8 +75,8 @@ async fn hung_backend_is_504_after_the_timeout() {
 async fn idempotent_request_is_retried_once_on_a_fresh_connection() {
     let proxy = TestProxy::start().await;
     let (backend, conns) = closing_backend(true).await;
-    let port = free_port();
-    let mut s = service("catalog", "/", free_port(), slot("blue", &[]));
+    let port = loopback_port();
+    let mut s = service("catalog", "/", loopback_port(), slot("blue", &[]));
     s.active.backends = vec![backend.to_string()];
     proxy.put(&table("prod", port, vec![s])).await;
 
@@ -88,8 +93,8 @@ async fn request_with_a_body_is_never_replayed() {
     let proxy = TestProxy::start().await;
     // This backend reads each request and closes without answering.
     let (backend, conns) = closing_backend(false).await;
-    let port = free_port();
-    let mut s = service("catalog", "/", free_port(), slot("blue", &[]));
+    let port = loopback_port();
+    let mut s = service("catalog", "/", loopback_port(), slot("blue", &[]));
     s.active.backends = vec![backend.to_string()];
     proxy.put(&table("prod", port, vec![s])).await;
     let count = || conns.load(std::sync::atomic::Ordering::SeqCst);

@@ -6,7 +6,7 @@ use crate::util::*;
 async fn dead_backend_leaves_rotation_and_returns_when_healthy() {
     let proxy = TestProxy::start().await;
     let (a, b) = (Backend::start("a").await, Backend::start("b").await);
-    let port = free_port();
+    let port = loopback_port();
     proxy
         .put(&table(
             "prod",
@@ -14,7 +14,7 @@ async fn dead_backend_leaves_rotation_and_returns_when_healthy() {
             vec![service(
                 "catalog",
                 "/",
-                free_port(),
+                loopback_port(),
                 slot("blue", &[&a, &b]),
             )],
         ))

@@ -15,8 +15,8 @@ fn now_ms() -> u64 {
 async fn stats_count_requests_and_errors_in_the_window() {
     let proxy = TestProxy::start().await;
     let blue = Backend::start("blue").await;
-    let port = free_port();
-    let mut s = service("catalog", "/", free_port(), slot("blue", &[&blue]));
+    let port = loopback_port();
+    let mut s = service("catalog", "/", loopback_port(), slot("blue", &[&blue]));
     s.standby = Some(slot("old", &[&blue]));
     proxy.put(&table("prod", port, vec![s])).await;
     let internal = proxy
@@ -102,8 +102,8 @@ async fn stats_count_requests_and_errors_in_the_window() {
 async fn prometheus_text_has_slot_labelled_series() {
     let proxy = TestProxy::start().await;
     let (blue, green) = (Backend::start("blue").await, Backend::start("green").await);
-    let port = free_port();
-    let mut s = service("catalog", "/", free_port(), slot("blue", &[&blue]));
+    let port = loopback_port();
+    let mut s = service("catalog", "/", loopback_port(), slot("blue", &[&blue]));
     s.candidate = candidate("green", &[&green], 0.0);
     proxy.put(&table("prod", port, vec![s])).await;
     get(port, "/").await;

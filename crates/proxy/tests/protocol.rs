@@ -7,12 +7,17 @@ use crate::util::*;
 async fn one_backend() -> (TestProxy, Backend, u16) {
     let proxy = TestProxy::start().await;
     let blue = Backend::start("blue").await;
-    let port = free_port();
+    let port = loopback_port();
     proxy
         .put(&table(
             "prod",
             port,
-            vec![service("catalog", "/", free_port(), slot("blue", &[&blue]))],
+            vec![service(
+                "catalog",
+                "/",
+                loopback_port(),
+                slot("blue", &[&blue]),
+            )],
         ))
         .await;
     (proxy, blue, port)
@@ -36,12 +41,17 @@ async fn connections_can_be_served_on_the_callers_runtime() {
     // the pooled backend connections work the same.
     let proxy = TestProxy::start_with(|o| o.workers = 0).await;
     let blue = Backend::start("blue").await;
-    let port = free_port();
+    let port = loopback_port();
     proxy
         .put(&table(
             "prod",
             port,
-            vec![service("catalog", "/", free_port(), slot("blue", &[&blue]))],
+            vec![service(
+                "catalog",
+                "/",
+                loopback_port(),
+                slot("blue", &[&blue]),
+            )],
         ))
         .await;
     let mut conn = Conn::open(port).await;

@@ -6,18 +6,18 @@ use crate::util::*;
 async fn restart_restores_tables_from_the_state_dir() {
     let proxy = TestProxy::start().await;
     let (blue, green) = (Backend::start("blue").await, Backend::start("green").await);
-    let port = free_port();
-    let mut s = service("catalog", "/", free_port(), slot("blue", &[&blue]));
+    let port = loopback_port();
+    let mut s = service("catalog", "/", loopback_port(), slot("blue", &[&blue]));
     s.candidate = candidate("green", &[&green], 50.0);
     let t = table("prod", port, vec![s]);
     proxy.put(&t).await;
     let mut t2 = table(
         "dev",
-        free_port(),
+        loopback_port(),
         vec![service(
             "catalog",
             "/",
-            free_port(),
+            loopback_port(),
             slot("green", &[&green]),
         )],
     );

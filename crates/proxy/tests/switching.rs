@@ -9,8 +9,8 @@ use crate::util::*;
 async fn keepalive_connection_sees_new_slot_on_its_next_request() {
     let proxy = TestProxy::start().await;
     let (blue, green) = (Backend::start("blue").await, Backend::start("green").await);
-    let port = free_port();
-    let internal = free_port();
+    let port = loopback_port();
+    let internal = loopback_port();
     let mut t = table(
         "prod",
         port,
@@ -43,8 +43,8 @@ async fn keepalive_connection_sees_new_slot_on_its_next_request() {
 async fn switching_back_and_forth_under_keepalive_load_fails_no_request() {
     let proxy = TestProxy::start().await;
     let (blue, green) = (Backend::start("blue").await, Backend::start("green").await);
-    let port = free_port();
-    let internal = free_port();
+    let port = loopback_port();
+    let internal = loopback_port();
     let blue_t = table(
         "prod",
         port,
@@ -102,7 +102,7 @@ async fn switching_back_and_forth_under_keepalive_load_fails_no_request() {
 async fn listeners_follow_the_table() {
     let proxy = TestProxy::start().await;
     let blue = Backend::start("blue").await;
-    let (port, internal) = (free_port(), free_port());
+    let (port, internal) = (loopback_port(), loopback_port());
     let mut t = table(
         "dev",
         port,
@@ -112,7 +112,7 @@ async fn listeners_follow_the_table() {
     assert_eq!(get(port, "/").await.status, 200);
     assert_eq!(get(internal, "/").await.status, 200);
 
-    let (port2, internal2) = (free_port(), free_port());
+    let (port2, internal2) = (loopback_port(), loopback_port());
     t.listen = local(port2);
     t.services[0].internal_listen = local(internal2);
     proxy.put(&t).await;

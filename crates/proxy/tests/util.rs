@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,6 +24,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// Ports for the proxy's listeners: free, and below the range `bind(0)`
+/// backends take theirs from.
+pub use hifi_testkit::loopback_port;
 
 /// Generous bound for anything awaited in a test (loaded 2-core machines).
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -50,29 +54,6 @@ pub async fn bounded<T>(what: &str, fut: impl Future<Output = T>) -> T {
         Ok(v) => v,
         Err(_) => panic!("timed out: {what}"),
     }
-}
-
-/// A loopback port for proxy listeners, taken from below the ephemeral range
-/// (so backends bound to port 0 never collide with it) and checked free.
-pub fn free_port() -> u16 {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    let _ = NEXT.compare_exchange(
-        0,
-        20_000 + (std::process::id() % 400) as u16 * 25,
-        Ordering::SeqCst,
-        Ordering::SeqCst,
-    );
-    for _ in 0..10_000 {
-        let mut p = NEXT.fetch_add(1, Ordering::SeqCst);
-        if p >= 32_000 {
-            NEXT.store(20_000, Ordering::SeqCst);
-            p = 20_000;
-        }
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no free port below 32000");
 }
 
 /// `127.0.0.1:port`.

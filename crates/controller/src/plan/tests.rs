@@ -12,6 +12,7 @@ use hifi_core::rollout::{Placement, Window};
 use hifi_core::{Config, Health, ReleaseId, Routing, RuntimeKind, Slot, Verdict};
 use hifi_runtime::{Instance, InstanceId, InstanceStatus};
 use hifi_store::Deployment;
+use hifi_testkit::{Env, Service};
 
 use super::*;
 
@@ -19,45 +20,24 @@ const NOW: i64 = 1_000_000;
 const INTERVAL: i64 = 30_000;
 const SERVICES: [&str; 2] = ["web", "api"];
 
+/// Two services (`web` at `/`, `api` at `/api`), a blue-green `dev` that
+/// soaks 30 s and a canary `prod` promoted from it; with `smoke`, both
+/// environments run a smoke check.
 fn config(smoke: bool) -> Config {
-    let smoke = if smoke { "smoke = \"true\"\n" } else { "" };
-    Config::parse(&format!(
-        r#"
-[project]
-name = "shop"
-[[service]]
-name = "web"
-path = "web"
-run = "x"
-health = "/healthz"
-route = "/"
-[[service]]
-name = "api"
-path = "api"
-run = "x"
-health = "/healthz"
-route = "/api"
-[[environment]]
-name = "dev"
-port = 8100
-cards_from = "In Dev"
-soak = "30s"
-{smoke}
-[[environment]]
-name = "prod"
-port = 8500
-promote_from = "dev"
-strategy = "canary"
-{smoke}
-[environment.canary]
-steps = [10, 50, 100]
-interval = "30s"
-min_requests = 20
-max_error_rate = 0.05
-max_p99_ms = 500
-"#
-    ))
-    .unwrap()
+    let service = |name: &str, route: &str| Service::new(name).path(name).run("x").route(route);
+    let smoke = |env: Env| if smoke { env.smoke("true") } else { env };
+    let text = hifi_testkit::Config::new("shop")
+        .service(service("web", "/"))
+        .service(service("api", "/api"))
+        .environment(smoke(Env::cards("dev", 8100, "In Dev").soak("30s")))
+        .environment(
+            smoke(Env::promote("prod", 8500, "dev").strategy("canary")).canary(
+                "steps = [10, 50, 100]\ninterval = \"30s\"\n\
+                 min_requests = 20\nmax_error_rate = 0.05\nmax_p99_ms = 500",
+            ),
+        )
+        .render();
+    Config::parse(&text).unwrap()
 }
 
 fn release(name: &str) -> ReleaseId {

@@ -1,0 +1,15 @@
+//! Helpers shared by hifi's test suites, so each suite stops carrying its
+//! own copy:
+//!
+//! - [`ports`]: one picker of free loopback ports for listeners a test
+//!   starts (an environment's public port, a proxy's listener).
+//! - [`config`]: one typed builder of `hifi.toml` text.
+//!
+//! It depends on no hifi crate, so every crate of the workspace can take it
+//! as a dev-dependency without a cycle.
+
+pub mod config;
+pub mod ports;
+
+pub use config::{Config, Env, Service};
+pub use ports::loopback_port;
