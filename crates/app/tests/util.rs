@@ -5,30 +5,17 @@ use std::path::Path;
 use std::process::Command;
 
 use hifi_app::{Actor, Project, Role};
+use hifi_testkit::{Config, Env, Service, loopback_port};
 
-/// The project's config.
-const CONFIG: &str = r#"
-[project]
-name = "shop"
-
-[[service]]
-name = "api"
-path = "services/api"
-run = "python3 app.py"
-health = "/healthz"
-route = "/"
-
-[[environment]]
-name = "dev"
-port = 18100
-cards_from = "In Dev"
-
-[[environment]]
-name = "prod"
-port = 18500
-promote_from = "dev"
-approvals = 1
-"#;
+/// The project's config: one service; dev composed from In Dev, prod
+/// promoting from dev with one approval.
+fn config() -> String {
+    Config::new("shop")
+        .service(Service::new("api").route("/"))
+        .environment(Env::cards("dev", loopback_port(), "In Dev"))
+        .environment(Env::promote("prod", loopback_port(), "dev").approvals(1))
+        .render()
+}
 
 /// A temp git repository with hifi set up.
 pub struct Repo {
@@ -57,7 +44,7 @@ impl Repo {
         git(root, &["config", "user.email", "test@example.com"]);
         std::fs::create_dir_all(root.join("services/api")).unwrap();
         std::fs::write(root.join("services/api/app.py"), "print('api')\n").unwrap();
-        std::fs::write(root.join("hifi.toml"), CONFIG).unwrap();
+        std::fs::write(root.join("hifi.toml"), config()).unwrap();
         std::fs::write(root.join(".gitignore"), ".hifi/\n").unwrap();
         git(root, &["add", "-A"]);
         git(root, &["commit", "-q", "-m", "api"]);
