@@ -86,6 +86,9 @@ pub fn status(ctx: &Ctx, env: Option<&str>) -> Result {
                 "  deployment #{} {} ({}{paused}) of release {}",
                 d.id, d.state, d.strategy, d.release
             );
+            if let (true, Some(reason)) = (d.paused, &d.reason) {
+                println!("    {reason}");
+            }
         }
         if let Some(a) = &s.approvals {
             println!(

@@ -30,22 +30,28 @@ pub enum Mode {
     Unhealthy,
     /// Exits with this status as soon as it starts.
     Exits(i32),
+    /// Every third request to a path other than `/healthz` answers 503, as
+    /// when a downstream service it needs is down.
+    Flaky,
 }
 
 /// The service, python 3 stdlib only: `/healthz` for health, any other path
 /// answers JSON naming its version and the slot hifi started it in.
 pub fn app(version: &str, mode: Mode) -> String {
     let (route_status, health_status, exit) = match mode {
-        Mode::Ok => (200, 200, String::new()),
+        Mode::Ok | Mode::Flaky => (200, 200, String::new()),
         Mode::Buggy => (500, 200, String::new()),
         Mode::Unhealthy => (200, 500, String::new()),
         Mode::Exits(code) => (200, 200, format!("sys.exit({code})\n")),
     };
+    let flaky = if mode == Mode::Flaky { "True" } else { "False" };
     format!(
-        r#"import json, os, sys
+        r#"import itertools, json, os, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = "{version}"
+FLAKY = {flaky}
+COUNT = itertools.count(1)
 {exit}
 
 class Handler(BaseHTTPRequestHandler):
@@ -58,6 +64,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/healthz":
             status, body = {health_status}, b"ok"
+        elif FLAKY and next(COUNT) % 3 == 0:
+            status, body = 503, b"downstream unavailable"
         else:
             status = {route_status}
             body = json.dumps({{"version": VERSION, "slot": os.environ["HIFI_SLOT"]}}).encode()

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use hifi_testkit::Env;
 
-use super::cluster::{Cluster, Mode, assert_sticky, canary_ready, wait_until};
+use super::cluster::{Cluster, Mode, assert_sticky, blue_green, canary, canary_ready, wait_until};
 use super::load::Load;
 use super::util::assert_mentions;
 
@@ -173,4 +173,73 @@ fn promote_is_refused_before_the_source_verified_the_release_and_without_approva
     c.hifi(&["promote", "prep", "prod", "--wait"]).ok();
     assert_eq!(c.history("prod").len(), 1);
     assert_eq!(c.version("prod", "someone"), "v1");
+}
+
+#[test]
+fn a_downstream_outage_both_slots_share_does_not_fail_the_candidate() {
+    // A third of every slot's requests fail, as when a service they both
+    // call is down: far above the 5 % allowed, but not the candidate's doing.
+    let settings = "steps = [20, 60]\ninterval = \"1s\"\nmax_error_rate = 0.05";
+    let c = Cluster::new([blue_green("prep"), canary("prod", "prep", settings)]);
+    let v1 = c.release("prep", "v1", Mode::Flaky);
+    c.up();
+    c.deploy("prep");
+    c.wait_verified("prep", &v1);
+    c.hifi(&["approve", "prod"]).ok();
+    c.hifi(&["promote", "prep", "prod", "--wait"]).ok();
+    let v2 = c.release("prep", "v2", Mode::Flaky);
+    c.deploy("prep");
+    c.wait_verified("prep", &v2);
+    c.hifi(&["approve", "prod"]).ok();
+
+    let load = Load::start(c.port("prod"), 40, 4);
+    std::thread::sleep(Duration::from_millis(500));
+    c.hifi(&["promote", "prep", "prod", "--wait"]).ok();
+    load.stop();
+
+    let entry = &c.history("prod")[0];
+    assert_eq!(entry["deployment"]["release"], v2.as_str(), "{entry}");
+    assert_eq!(entry["deployment"]["state"], "live", "{entry}");
+    let judged: Vec<f64> = entry["analyses"]
+        .as_array()
+        .expect("analyses")
+        .iter()
+        .filter(|a| a["verdict"] == "pass")
+        .map(|a| a["error_ratio"].as_f64().expect("a ratio"))
+        .collect();
+    assert!(!judged.is_empty(), "{entry}");
+    assert!(
+        judged.iter().all(|r| *r > 0.05),
+        "the candidate passed with errors above the limit: {judged:?}"
+    );
+}
+
+#[test]
+fn a_canary_without_traffic_pauses_after_its_extensions_and_says_so() {
+    let settings = "steps = [50]\ninterval = \"1s\"\nmax_extensions = 2";
+    let (c, _v1, _v2) = canary_ready(settings, "v2", Mode::Ok);
+    c.hifi(&["promote", "prep", "prod"]).ok();
+    wait_until("the canary to pause", Duration::from_secs(30), || {
+        let d = c.status("prod")["deployment"].clone();
+        if d["paused"] == true {
+            Ok(())
+        } else {
+            Err(d.to_string())
+        }
+    });
+    let d = c.status("prod")["deployment"].clone();
+    let reason = d["reason"].as_str().unwrap_or_default().to_string();
+    assert_mentions(
+        &reason,
+        &[
+            "step 1 paused",
+            "after 2 extension(s)",
+            "hifi canary prod resume",
+        ],
+    );
+    let text = c.hifi(&["status", "prod"]).ok();
+    assert_mentions(&text, &["paused", "after 2 extension(s)"]);
+    let kinds: Vec<String> = c.events(Some("prod")).into_iter().map(|e| e.0).collect();
+    assert!(kinds.iter().any(|k| k == "canary.stalled"), "{kinds:?}");
+    c.hifi(&["canary", "prod", "abort"]).ok();
 }

@@ -231,12 +231,32 @@ named!(Verdict, "verdict" {
 /// Below this, a p99 difference between two slots is noise (ms).
 pub const P99_NOISE_MS: f64 = 10.0;
 
+/// Whether an error ratio of `ratio` over `requests` is worse than the
+/// stable slot's by more than `allowed`, beyond chance: a one-sided
+/// two-proportion z-test at 95 % (z > 1.645), so a few unlucky requests of a
+/// small canary do not fail it and a real regression does.
+fn significantly_worse(ratio: f64, requests: u64, stable: &Window, allowed: f64) -> bool {
+    let excess = ratio - stable.error_ratio - allowed;
+    // Ratios of counts: a hair of float error must not fail a step.
+    if excess <= 1e-9 {
+        return false;
+    }
+    let (n1, n2) = (requests as f64, stable.requests as f64);
+    if n1 == 0.0 || n2 == 0.0 {
+        return false;
+    }
+    let pooled = (ratio * n1 + stable.error_ratio * n2) / (n1 + n2);
+    let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
+    se == 0.0 || excess / se > 1.645
+}
+
 /// Judges a canary step from the candidate's window and, when the canary
 /// compares, the stable slot's over the same window.
 ///
 /// - Errors: the candidate fails when its error ratio is above the stable
-///   slot's by more than `max_error_rate_increase` (a regression, however
-///   loose the absolute limit), or above `max_error_rate` while the stable
+///   slot's by more than `max_error_rate_increase`, beyond chance (a
+///   regression, however loose the absolute limit), or above
+///   `max_error_rate` while the stable
 ///   slot is within it (a problem both slots share, such as a downstream
 ///   outage, is not the candidate's). Without a comparison (none asked for,
 ///   or the stable slot had too little traffic), the absolute limit alone.
@@ -271,8 +291,8 @@ pub fn judge(canary: &Canary, candidate: &Window, stable: Option<&Window>) -> Ju
         None => {}
         Some(s) => {
             let increase = ratio - s.error_ratio;
-            // Ratios of counts: a hair of float error must not fail a step.
-            if increase > canary.max_error_rate_increase + 1e-9
+            let seen = candidate.requests.max(if enough { 0 } else { needed });
+            if significantly_worse(ratio, seen, s, canary.max_error_rate_increase)
                 || (over_limit && s.error_ratio <= canary.max_error_rate)
             {
                 reasons.push(format!(
@@ -500,6 +520,28 @@ mod tests {
                 needed: 20
             }
         ));
+    }
+
+    #[test]
+    fn a_few_unlucky_requests_of_a_small_canary_are_not_a_regression() {
+        // 35 % against 30 %, on 40 requests: well within chance.
+        let stable = window(300, 90, 20.0);
+        assert_eq!(
+            judge(&canary_loose(), &window(40, 14, 20.0), Some(&stable)),
+            Judgement::Pass
+        );
+        // 60 % against 30 % is not chance.
+        assert!(matches!(
+            judge(&canary_loose(), &window(40, 24, 20.0), Some(&stable)),
+            Judgement::Fail(_)
+        ));
+    }
+
+    fn canary_loose() -> Canary {
+        Canary {
+            max_error_rate: 1.0,
+            ..canary()
+        }
     }
 
     #[test]

@@ -38,6 +38,25 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             }
             Action::Restart { instance } => self.restart(config, env, *instance).await,
             Action::Probe { instance } => self.probe(*instance).await,
+            Action::ForgetCrashes { instance } => {
+                let message = format!(
+                    "{} has run healthy for {} min; its {} crash(es) are forgotten",
+                    instance.instance.describe(),
+                    crate::plan::CRASHES_FORGOTTEN_AFTER_MS / 60_000,
+                    instance.restarts
+                );
+                let audit = self.audit();
+                instances::record(
+                    &mut self.store,
+                    &audit,
+                    &Running {
+                        restarts: 0,
+                        ..*instance
+                    },
+                    EventKind::InstanceHealthy,
+                    &message,
+                )
+            }
             Action::End { ending, reason } => self.end(config, env, ending, &reason).await,
             Action::Advance { to, message } => {
                 let d = self.in_progress(env)?;

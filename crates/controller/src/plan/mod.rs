@@ -41,6 +41,9 @@ pub const MAX_BACKOFF_MS: i64 = 30_000;
 /// How long a canary step may wait for enough traffic to be judged: the
 /// proxy keeps 15 minutes of figures, so a longer wait could never succeed.
 pub const JUDGE_WITHIN_MS: i64 = 14 * 60_000;
+/// How long an instance must run healthy before its past crashes are
+/// forgotten (so a crash last week does not make today's look like flapping).
+pub const CRASHES_FORGOTTEN_AFTER_MS: i64 = 10 * 60_000;
 /// How often a canary step is looked at between its judgements, to abort a
 /// candidate that can no longer pass without waiting for the interval.
 pub const PEEK_EVERY_MS: i64 = 1_000;
@@ -198,6 +201,11 @@ pub enum Action {
         /// The instance.
         instance: Box<Running>,
     },
+    /// Forget the crashes of an instance that has run healthy long enough.
+    ForgetCrashes {
+        /// The instance.
+        instance: Box<Running>,
+    },
     /// End the deployment in progress: its candidate leaves, drains, stops.
     End {
         /// Failed or aborted.
@@ -300,6 +308,7 @@ impl Action {
                 | Action::MarkCrashed { .. }
                 | Action::Restart { .. }
                 | Action::Probe { .. }
+                | Action::ForgetCrashes { .. }
         )
     }
 
@@ -309,7 +318,8 @@ impl Action {
             Action::Stop { instance, .. }
             | Action::MarkCrashed { instance, .. }
             | Action::Restart { instance }
-            | Action::Probe { instance } => Some(instance),
+            | Action::Probe { instance }
+            | Action::ForgetCrashes { instance } => Some(instance),
             _ => None,
         }
     }

@@ -1,12 +1,13 @@
 //! Supervision decisions: stop what no slot needs, record a crash when it
 //! is first seen, restart it once its backoff has passed (counted from the
-//! recorded crash, so a restarted controller keeps the pace), and probe
-//! health once a second.
+//! recorded crash, so a restarted controller keeps the pace), probe health
+//! once a second, and forget the crashes of an instance that has since run
+//! healthy for a while.
 
 use hifi_core::Health;
 use hifi_runtime::InstanceStatus;
 
-use super::{Action, PROBE_EVERY_MS, Planner, backoff_ms};
+use super::{Action, CRASHES_FORGOTTEN_AFTER_MS, PROBE_EVERY_MS, Planner, backoff_ms};
 
 impl Planner<'_> {
     pub(super) fn supervise(&mut self) {
@@ -48,6 +49,15 @@ impl Planner<'_> {
                 }
                 InstanceStatus::Exited { .. } if now >= r.changed_at + backoff_ms(r.restarts) => {
                     self.act(Action::Restart {
+                        instance: Box::new(r.clone()),
+                    });
+                }
+                InstanceStatus::Running
+                    if r.restarts > 0
+                        && r.health == Health::Healthy
+                        && now - r.changed_at >= CRASHES_FORGOTTEN_AFTER_MS =>
+                {
+                    self.act(Action::ForgetCrashes {
                         instance: Box::new(r.clone()),
                     });
                 }

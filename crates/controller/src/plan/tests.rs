@@ -750,6 +750,32 @@ fn a_crash_is_recorded_when_seen_and_restarted_after_its_backoff() {
 }
 
 #[test]
+fn crashes_are_forgotten_once_an_instance_has_run_healthy_for_a_while() {
+    let mut case = Case::new("dev").live();
+    case.o.instances[0].restarts = 2;
+    case.o.instances[0].changed_at = NOW - CRASHES_FORGOTTEN_AFTER_MS + 1;
+    assert!(
+        !case
+            .actions()
+            .iter()
+            .any(|a| matches!(a, Action::ForgetCrashes { .. }))
+    );
+    case.o.instances[0].changed_at = NOW - CRASHES_FORGOTTEN_AFTER_MS;
+    assert!(matches!(
+        &case.actions()[0],
+        Action::ForgetCrashes { instance } if instance.restarts == 2
+    ));
+    // Not while it is unhealthy.
+    case.o.instances[0].health = Health::Unhealthy;
+    assert!(
+        !case
+            .actions()
+            .iter()
+            .any(|a| matches!(a, Action::ForgetCrashes { .. }))
+    );
+}
+
+#[test]
 fn an_instance_no_slot_needs_is_stopped() {
     let mut case = Case::new("dev").live();
     // An aborted candidate's process, still in green.
