@@ -81,6 +81,9 @@ pub enum Command {
         from: String,
         /// The environment to deploy it to.
         to: String,
+        /// Why a hotfix goes outside TO's windows (recorded with it).
+        #[arg(long, value_name = "WHY")]
+        reason: Option<String>,
         #[command(flatten)]
         wait: Wait,
     },
@@ -192,6 +195,15 @@ pub enum ReleaseCommand {
         /// The release id, or a unique prefix of 4 or more characters.
         id: String,
     },
+    /// Mark a release as never to go live again, anywhere (where it is live,
+    /// it stays until replaced).
+    Reject {
+        /// The release id, or a unique prefix of 4 or more characters.
+        id: String,
+        /// Why (shown with every refusal).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,6 +218,10 @@ pub enum CardCommand {
         /// A short title.
         #[arg(long, default_value = "")]
         title: String,
+        /// A hotfix: also composed onto production's live release in the
+        /// hotfix environment, until it is Done.
+        #[arg(long)]
+        hotfix: bool,
     },
     /// Move a card to a stage ("in-test" = "In Test").
     Move {

@@ -10,21 +10,38 @@ use crate::output::{self, Table};
 /// Runs a `hifi card` subcommand.
 pub fn run(ctx: &Ctx, command: CardCommand) -> Result {
     match command {
-        CardCommand::Add { id, branch, title } => add(ctx, &id, &branch, &title),
+        CardCommand::Add {
+            id,
+            branch,
+            title,
+            hotfix,
+        } => add(ctx, &id, &branch, &title, hotfix),
         CardCommand::Move { id, stage } => move_to(ctx, &id, &stage),
         CardCommand::Rm { id } => remove(ctx, &id),
         CardCommand::List => list(ctx),
     }
 }
 
-fn add(ctx: &Ctx, id: &str, branch: &str, title: &str) -> Result {
-    let added = ctx.open()?.add_card(&ctx.actor, id, branch, title)?;
+fn add(ctx: &Ctx, id: &str, branch: &str, title: &str, hotfix: bool) -> Result {
+    let added = ctx
+        .open()?
+        .add_card(&ctx.actor, id, branch, title, hotfix)?;
     let card = &added.card;
     if ctx.out.json {
         output::json(card);
         return Ok(());
     }
-    println!("Added {} at {} (branch {branch}).", card.id, card.stage);
+    let what = if card.hotfix { "hotfix card " } else { "" };
+    println!(
+        "Added {what}{} at {} (branch {branch}).",
+        card.id, card.stage
+    );
+    if card.hotfix && !card.environments.is_empty() {
+        println!(
+            "It is composed onto production's live release in: {}.",
+            card.environments.join(", ")
+        );
+    }
     if !added.branch_exists {
         eprintln!(
             "note: branch {branch} does not exist yet; compositions that include {} will fail until it does",
@@ -75,13 +92,26 @@ fn list(ctx: &Ctx) -> Result {
         );
         return Ok(());
     }
-    let mut table = Table::new(["CARD", "STAGE", "BRANCH", "ENVIRONMENTS", "TITLE"]);
+    let mut table = Table::new([
+        "CARD",
+        "STAGE",
+        "BRANCH",
+        "ENVIRONMENTS",
+        "LIVE IN",
+        "TITLE",
+    ]);
     for c in &cards {
+        let id = if c.hotfix {
+            format!("{} (hotfix)", c.id)
+        } else {
+            c.id.to_string()
+        };
         table.row(vec![
-            c.id.to_string(),
+            id,
             c.stage.clone(),
             c.branch.clone(),
             c.environments.join(","),
+            c.live_in.join(","),
             output::clean(&c.title),
         ]);
     }
@@ -124,6 +154,15 @@ pub fn board(ctx: &Ctx) -> Result {
         envs.row(vec![e.env.clone(), e.origin.clone(), cards]);
     }
     print!("{}", envs.render());
+    let live: Vec<String> = board
+        .cards
+        .iter()
+        .filter(|c| !c.live_in.is_empty())
+        .map(|c| format!("{} in {}", c.id, c.live_in.join(", ")))
+        .collect();
+    if !live.is_empty() {
+        println!("\nLive: {}", live.join("; "));
+    }
     for flag in &board.conflicts {
         let with = if flag.with_cards.is_empty() {
             "the base branch".to_string()

@@ -3,7 +3,7 @@
 //! leaves the doing to the control plane. `--wait` follows the deployment
 //! until it is live (exit 0) or failed or aborted (exit 1).
 
-use hifi_app::deploy::{CanaryAction, Started};
+use hifi_app::deploy::{CanaryAction, Start, Started};
 
 use super::{Ctx, follow};
 use crate::cli;
@@ -12,19 +12,31 @@ use crate::output;
 
 /// `hifi deploy ENV [--release ID]`.
 pub fn deploy(ctx: &Ctx, env: &str, release: Option<&str>, wait: bool) -> Result {
-    let started = ctx.open()?.deploy(&ctx.actor, env, release, wait)?;
+    let how = Start {
+        require_running: wait,
+        reason: None,
+    };
+    let started = ctx.open()?.deploy(&ctx.actor, env, release, how)?;
     report(ctx, started, wait)
 }
 
-/// `hifi promote FROM TO`.
-pub fn promote(ctx: &Ctx, from: &str, to: &str, wait: bool) -> Result {
-    let started = ctx.open()?.promote(&ctx.actor, from, to, wait)?;
+/// `hifi promote FROM TO [--reason WHY]`.
+pub fn promote(ctx: &Ctx, from: &str, to: &str, reason: Option<&str>, wait: bool) -> Result {
+    let how = Start {
+        require_running: wait,
+        reason,
+    };
+    let started = ctx.open()?.promote(&ctx.actor, from, to, how)?;
     report(ctx, started, wait)
 }
 
 /// `hifi rollback ENV`.
 pub fn rollback(ctx: &Ctx, env: &str, wait: bool) -> Result {
-    let started = ctx.open()?.rollback(&ctx.actor, env, wait)?;
+    let how = Start {
+        require_running: wait,
+        reason: None,
+    };
+    let started = ctx.open()?.rollback(&ctx.actor, env, how)?;
     report(ctx, started, wait)
 }
 
@@ -35,6 +47,15 @@ fn report(ctx: &Ctx, started: Started, wait: bool) -> Result {
             "Deployment #{}: release {} to {} ({}).",
             d.id, d.release, d.env, d.strategy
         );
+        if let Some(note) = &started.overrode_window {
+            println!("It goes now as {note}.");
+        }
+        for m in &started.moved {
+            println!("Card {} moved from {} to {} with it.", m.card, m.from, m.to);
+        }
+        for m in &started.moved_back {
+            println!("Card {} moved back from {} to {}.", m.card, m.from, m.to);
+        }
         if !started.control_plane_running {
             println!("hifi is not running: it starts when you run `hifi up`.");
         }

@@ -72,7 +72,12 @@ pub fn run(cli: Cli) -> Result {
         Command::Deploy { env, release, wait } => {
             deploy::deploy(&ctx, &env, release.as_deref(), wait.wait)
         }
-        Command::Promote { from, to, wait } => deploy::promote(&ctx, &from, &to, wait.wait),
+        Command::Promote {
+            from,
+            to,
+            reason,
+            wait,
+        } => deploy::promote(&ctx, &from, &to, reason.as_deref(), wait.wait),
         Command::Rollback { env, wait } => deploy::rollback(&ctx, &env, wait.wait),
         Command::Canary { env, action } => deploy::canary(&ctx, &env, action),
         Command::Status { env } => status::status(&ctx, env.as_deref()),

@@ -42,6 +42,7 @@ pub fn list(ctx: &Ctx) -> Result {
 pub fn run(ctx: &Ctx, command: ReleaseCommand) -> Result {
     match command {
         ReleaseCommand::Show { id } => show(ctx, &id),
+        ReleaseCommand::Reject { id, reason } => reject(ctx, &id, &reason),
     }
 }
 
@@ -54,6 +55,14 @@ fn show(ctx: &Ctx, id: &str) -> Result {
     }
     let r = &detail.summary.release;
     println!("Release {}", r.id.as_str());
+    if let Some(rejected) = &detail.summary.rejected {
+        println!(
+            "  REJECTED  {} by {} ({})",
+            timestamp(rejected.at),
+            rejected.actor,
+            rejected.reason
+        );
+    }
     println!("  created   {}", timestamp(r.created_at));
     println!(
         "  base      {}",
@@ -114,6 +123,33 @@ fn show(ctx: &Ctx, id: &str) -> Result {
         detail.summary.live_in.join(", ")
     };
     println!("\nLive in: {live}");
+    Ok(())
+}
+
+/// `hifi release reject ID --reason WHY`.
+fn reject(ctx: &Ctx, id: &str, reason: &str) -> Result {
+    let rejected = ctx.open()?.reject(&ctx.actor, id, reason)?;
+    if ctx.out.json {
+        output::json(&rejected);
+        return Ok(());
+    }
+    if rejected.new {
+        println!(
+            "Rejected release {}: it never goes live again ({}).",
+            rejected.release, rejected.reason
+        );
+    } else {
+        println!(
+            "Release {} was already rejected ({}).",
+            rejected.release, rejected.reason
+        );
+    }
+    if !rejected.live_in.is_empty() {
+        println!(
+            "It stays live in {} until a release replaces it.",
+            rejected.live_in.join(", ")
+        );
+    }
     Ok(())
 }
 

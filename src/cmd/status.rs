@@ -80,6 +80,12 @@ pub fn status(ctx: &Ctx, env: Option<&str>) -> Result {
         if !s.cards.is_empty() {
             println!("  cards: {}", output::join(&s.cards, ", "));
         }
+        if let Some(rejected) = &s.rejected {
+            println!(
+                "  the active release was rejected ({}); it stays until a release replaces it",
+                rejected.reason
+            );
+        }
         if let Some(d) = &s.deployment {
             let paused = if d.paused { ", paused" } else { "" };
             println!(

@@ -197,9 +197,17 @@ impl Cluster {
     /// the kernel's ephemeral range, so no `bind(0)` — hifi's own instance
     /// ports included — can take it before hifi binds it.
     pub fn new(environments: impl IntoIterator<Item = Env>) -> Cluster {
+        Cluster::with_workflow(environments, "")
+    }
+
+    /// [`Cluster::new`] with `workflow` lines in `[workflow]`.
+    pub fn with_workflow(environments: impl IntoIterator<Item = Env>, workflow: &str) -> Cluster {
         let project = TestProject::new();
         let mut ports = BTreeMap::new();
-        let mut config = project.toml().service(Service::new("api").route("/"));
+        let mut config = project
+            .toml()
+            .workflow(workflow)
+            .service(Service::new("api").route("/"));
         for env in environments {
             let port = match env.public_port() {
                 0 => loopback_port(),

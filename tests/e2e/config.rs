@@ -114,6 +114,30 @@ const BAD: &[Bad] = &[
         keys: &["route", "/catalog"],
     },
     Bad {
+        what: "hotfix_of naming no environment",
+        from: "approvals = 1\n",
+        to: "approvals = 1\n\n[[environment]]\nname = \"hotfix\"\nport = 18600\nhotfix_of = \"qa\" # here\n",
+        keys: &["hotfix_of", "qa"],
+    },
+    Bad {
+        what: "a hotfix environment that itself promotes",
+        from: "approvals = 1\n",
+        to: "approvals = 1\n\n[[environment]]\nname = \"hotfix\"\nport = 18600\npromote_from = \"prep\" # here\nhotfix_of = \"prod\"\n",
+        keys: &["promote_from", "hotfix_of"],
+    },
+    Bad {
+        what: "a window that does not parse",
+        from: "approvals = 1\n",
+        to: "approvals = 1\nwindows = [\"whenever\"] # here\n",
+        keys: &["windows", "DAYS HH:MM-HH:MM ZONE"],
+    },
+    Bad {
+        what: "a window in an unknown time zone",
+        from: "approvals = 1\n",
+        to: "approvals = 1\nwindows = [\"Mon-Fri 09:00-16:00 Mars/Olympus\"] # here\n",
+        keys: &["windows", "Mars/Olympus"],
+    },
+    Bad {
         what: "service path outside the repository",
         from: "path = \"services/checkout\"",
         to: "path = \"../x\" # here",

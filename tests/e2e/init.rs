@@ -25,7 +25,7 @@ fn init_scaffolds_a_valid_config_and_ignores_state_dir_once() {
         .iter()
         .map(|e| e["env"].as_str().unwrap())
         .collect();
-    assert_eq!(envs, ["dev", "uat", "staging", "prep", "prod"]);
+    assert_eq!(envs, ["dev", "uat", "staging", "prep", "prod", "hotfix"]);
     assert!(
         p.read("hifi.toml").contains("services/catalog"),
         "the detected service is described"

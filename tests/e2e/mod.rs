@@ -19,6 +19,7 @@ mod config;
 mod conflict;
 mod diff;
 mod fidelity;
+mod hotfix;
 mod init;
 mod json;
 mod repository;

@@ -25,6 +25,10 @@ pub struct CardView {
     pub stage: String,
     /// The composed environments that include it at this stage.
     pub environments: Vec<String>,
+    /// A hotfix card (also composed onto production's live release).
+    pub hotfix: bool,
+    /// The environments whose live release merged it.
+    pub live_in: Vec<String>,
 }
 
 /// A card just added.
@@ -54,6 +58,8 @@ pub struct Board {
     pub environments: Vec<EnvCards>,
     /// Cards the last composition of an environment could not merge.
     pub conflicts: Vec<ConflictFlag>,
+    /// Every card, with where it is included and where it is live.
+    pub cards: Vec<CardView>,
 }
 
 /// One stage of the board.
@@ -77,21 +83,47 @@ pub struct EnvCards {
     pub cards: Vec<CardId>,
 }
 
+/// Which cards each environment's live release merged.
+pub(crate) struct LiveCards(Vec<(String, Vec<CardId>)>);
+
+impl LiveCards {
+    fn of(&self, card: &CardId) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(_, cards)| cards.contains(card))
+            .map(|(env, _)| env.clone())
+            .collect()
+    }
+}
+
 impl Project {
-    fn view(&self, card: Card) -> CardView {
+    pub(crate) fn live_cards(&self) -> Result<LiveCards> {
+        let mut live = Vec::new();
+        for env in &self.config.environments {
+            if let Some(id) = self.store.live_release(&env.name)? {
+                let cards = self.store.release(&id)?.cards.into_iter().map(|c| c.id);
+                live.push((env.name.clone(), cards.collect()));
+            }
+        }
+        Ok(LiveCards(live))
+    }
+
+    fn view(&self, card: Card, live: &LiveCards) -> CardView {
         let environments = self
             .config
             .environments
             .iter()
-            .filter(|e| card.included_in(e))
+            .filter(|e| card.included_in(e, &self.config.workflow))
             .map(|e| e.name.clone())
             .collect();
         CardView {
+            live_in: live.of(&card.id),
             id: card.id,
             title: card.title,
             branch: card.branch,
             stage: card.stage.name,
             environments,
+            hotfix: card.hotfix,
         }
     }
 
@@ -102,13 +134,15 @@ impl Project {
         }
     }
 
-    /// Registers a card at the first stage of the workflow.
+    /// Registers a card at the first stage of the workflow; a hotfix card
+    /// with `hotfix`.
     pub fn add_card(
         &mut self,
         actor: &Actor,
         id: &str,
         branch: &str,
         title: &str,
+        hotfix: bool,
     ) -> Result<Added> {
         self.authorize(actor, Action::EditCards)?;
         let id = Project::card_id(id)?;
@@ -120,7 +154,10 @@ impl Project {
         }
         let stage = self.config.workflow.first();
         let audit = self.audit(actor);
-        match self.store.add_card(&audit, &id, title, branch, &stage.name) {
+        match self
+            .store
+            .add_card_of_kind(&audit, &id, title, branch, &stage.name, hotfix)
+        {
             Err(hifi_store::Error::AlreadyExists { .. }) => return Err(Error::CardExists { id }),
             other => other?,
         }
@@ -132,9 +169,10 @@ impl Project {
             title: title.to_string(),
             branch: branch.to_string(),
             stage,
+            hotfix,
         };
         Ok(Added {
-            card: self.view(card),
+            card: self.view(card, &self.live_cards()?),
             branch_exists,
         })
     }
@@ -159,9 +197,10 @@ impl Project {
             title: row.title,
             branch: row.branch,
             stage,
+            hotfix: row.hotfix,
         };
         Ok(Moved {
-            card: self.view(card),
+            card: self.view(card, &self.live_cards()?),
             from,
         })
     }
@@ -179,10 +218,11 @@ impl Project {
     /// Every card with its stage and the environments that include it.
     pub fn cards(&self, actor: &Actor) -> Result<Vec<CardView>> {
         self.authorize(actor, Action::Read)?;
+        let live = self.live_cards()?;
         Ok(self
             .all_cards()?
             .into_iter()
-            .map(|c| self.view(c))
+            .map(|c| self.view(c, &live))
             .collect())
     }
 
@@ -209,41 +249,39 @@ impl Project {
             .iter()
             .map(|env| self.env_cards(env, &cards))
             .collect::<Result<_>>()?;
+        let live = self.live_cards()?;
         Ok(Board {
             stages,
             environments,
             conflicts: self.store.conflicts()?,
+            cards: cards.into_iter().map(|c| self.view(c, &live)).collect(),
         })
     }
 
     fn env_cards(&self, env: &Environment, cards: &[Card]) -> Result<EnvCards> {
-        Ok(match &env.origin {
-            Origin::Cards(stage) => EnvCards {
-                env: env.name.clone(),
-                origin: format!("cards from {stage}"),
-                cards: composition_order(env, cards)
+        let cards = match &env.origin {
+            Origin::Cards(_) | Origin::Hotfix(_) => {
+                composition_order(env, &self.config.workflow, cards)
                     .iter()
                     .map(|c| c.id.clone())
-                    .collect(),
-            },
-            // A gated environment holds whatever its live release merged.
-            Origin::Promote(source) => {
-                let cards = match self.store.live_release(&env.name)? {
-                    Some(id) => self
-                        .store
-                        .release(&id)?
-                        .cards
-                        .into_iter()
-                        .map(|c| c.id)
-                        .collect(),
-                    None => Vec::new(),
-                };
-                EnvCards {
-                    env: env.name.clone(),
-                    origin: format!("promotes from {source}"),
-                    cards,
-                }
+                    .collect()
             }
+            // A gated environment holds whatever its live release merged.
+            Origin::Promote(_) => match self.store.live_release(&env.name)? {
+                Some(id) => self
+                    .store
+                    .release(&id)?
+                    .cards
+                    .into_iter()
+                    .map(|c| c.id)
+                    .collect(),
+                None => Vec::new(),
+            },
+        };
+        Ok(EnvCards {
+            env: env.name.clone(),
+            origin: env.describe_origin(),
+            cards,
         })
     }
 }

@@ -1,5 +1,7 @@
 //! Composing an environment: the base branch tip plus every card at or past
-//! the environment's `cards_from` stage, merged in a deterministic order
+//! the environment's `cards_from` stage — or, for a hotfix environment,
+//! production's live release plus the open hotfix cards — merged in a
+//! deterministic order
 //! (see `hifi_core::card::composition_order`) into `hifi/env/<env>`, then
 //! recorded as a content-addressed release with every service version built.
 //!
@@ -71,10 +73,10 @@ impl Project {
     ) -> Result<Composed> {
         self.authorize(actor, Action::Compose)?;
         let env = self.environment(env)?.clone();
-        if let Origin::Promote(source) = &env.origin {
+        if let Origin::Promote(sources) = &env.origin {
             return Err(Error::NeverComposed {
                 env: env.name.clone(),
-                from: source.clone(),
+                from: sources.join(" or "),
             });
         }
         let base = self.config.base.clone();
@@ -83,14 +85,19 @@ impl Project {
         }
 
         let all_cards = self.all_cards()?;
-        let cards = composition_order(&env, &all_cards);
+        let cards = composition_order(&env, &self.config.workflow, &all_cards);
         let branch = env_branch(&env.name);
         let mut names: Vec<&str> = vec![&base, &branch];
         names.extend(cards.iter().map(|c| c.branch.as_str()));
         let resolved = self.repo.resolve_branches(&names)?;
-        let base_commit = resolved[0]
-            .clone()
-            .ok_or_else(|| Error::NoBase { base: base.clone() })?;
+        // What the cards are merged onto: the base branch's tip, or, for a
+        // hotfix environment, the composition production runs.
+        let base_commit = match &env.origin {
+            Origin::Hotfix(target) => self.live_commit(&env.name, target)?,
+            _ => resolved[0]
+                .clone()
+                .ok_or_else(|| Error::NoBase { base: base.clone() })?,
+        };
         let current = resolved[1].clone();
         let mut card_commits = Vec::with_capacity(cards.len());
         for (card, commit) in cards.iter().zip(&resolved[2..]) {
@@ -264,6 +271,24 @@ impl Project {
         }))
     }
 
+    /// The composition commit of `target`'s live release, which the hotfix
+    /// environment `env` is composed onto.
+    fn live_commit(&self, env: &str, target: &str) -> Result<Oid> {
+        let live = self
+            .store
+            .live_release(target)?
+            .ok_or_else(|| Error::NothingToFix {
+                env: env.to_string(),
+                target: target.to_string(),
+            })?;
+        let commit = self.store.release(&live)?.commit;
+        commit.parse().map_err(|e: hifi_git::Error| {
+            Error::Io(format!(
+                "release {live} records commit `{commit}`, which is not a commit id: {e}"
+            ))
+        })
+    }
+
     /// Flags the card that could not be merged and says what clashed.
     fn conflict(
         &mut self,
@@ -276,14 +301,20 @@ impl Project {
     ) -> Error {
         let card = cards[index];
         let with_cards: Vec<_> = blamed.iter().map(|&i| cards[i].id.clone()).collect();
-        let with = if with_cards.is_empty() {
-            format!("the base branch {}", self.config.base)
-        } else {
+        let with = if !with_cards.is_empty() {
             with_cards
                 .iter()
                 .map(|c| c.as_str())
                 .collect::<Vec<_>>()
                 .join(", ")
+        } else if let Origin::Hotfix(target) = &env.origin {
+            let live = self.store.live_release(target).ok().flatten();
+            format!(
+                "{target}'s live release{}",
+                live.map(|l| format!(" {l}")).unwrap_or_default()
+            )
+        } else {
+            format!("the base branch {}", self.config.base)
         };
         let message = format!(
             "cannot compose {}: card {} ({}) conflicts with {with} in {}; {} was left unchanged",

@@ -6,11 +6,12 @@
 
 use hifi_core::deployment::{DeploymentState, Kind, Request};
 use hifi_core::event::EventKind;
-use hifi_core::{Action, Environment, ReleaseId, fidelity};
-use hifi_store::Update;
+use hifi_core::{Action, Environment, ReleaseId, fidelity, window};
+use hifi_git::Oid;
+use hifi_store::{CardMove, Extras, Update};
 pub use hifi_store::{Deployment, Event};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Regression, Result};
 use crate::project::{Actor, Project};
 
 /// What `hifi canary` asks of a canary in progress.
@@ -26,6 +27,15 @@ pub enum CanaryAction {
     Promote,
 }
 
+/// How a deployment is asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Start<'a> {
+    /// Refuse unless a control plane runs (for a caller about to wait on it).
+    pub require_running: bool,
+    /// Why a hotfix goes outside the target's windows (recorded with it).
+    pub reason: Option<&'a str>,
+}
+
 /// A deployment just recorded.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Started {
@@ -33,6 +43,14 @@ pub struct Started {
     pub deployment: Deployment,
     /// Whether a control plane runs to carry it out.
     pub control_plane_running: bool,
+    /// Cards that moved with it (to Deploy, as a promotion into production
+    /// starts).
+    pub moved: Vec<CardMove>,
+    /// Cards that moved back (a rollback undoes what the promotion it
+    /// undoes moved).
+    pub moved_back: Vec<CardMove>,
+    /// The window it went outside of, with the reason given.
+    pub overrode_window: Option<String>,
 }
 
 /// A deployment just recorded or changed.
@@ -58,19 +76,120 @@ impl Project {
         Ok(fidelity::check(env, release, &facts)?)
     }
 
-    /// Records a deployment of `release` to `env`. With `require_running`
-    /// (a shell that will follow it), refuses when no control plane runs to
-    /// carry it out.
+    /// Refuses a release that lacks the commits of a hotfix card live in
+    /// `env`: promoting it would take the fix back out. A fix counts as
+    /// carried when its commit is an ancestor of the release's composition,
+    /// so a fix merged into the base branch counts too.
+    fn no_regression(&self, env: &Environment, release: &ReleaseId) -> Result<()> {
+        let Some(live) = self.store.live_release(&env.name)? else {
+            return Ok(());
+        };
+        let candidate = self.store.release(release)?;
+        let Ok(candidate_commit) = candidate.commit.parse::<Oid>() else {
+            return Ok(());
+        };
+        for merged in self.store.release(&live)?.cards {
+            let Ok(card) = self.store.card(&merged.id) else {
+                continue;
+            };
+            if !card.hotfix {
+                continue;
+            }
+            let Ok(fix) = merged.commit.parse::<Oid>() else {
+                continue;
+            };
+            if !self.repo.is_ancestor(&fix, &candidate_commit)? {
+                return Err(Error::WouldRegress(Box::new(Regression {
+                    release: release.clone(),
+                    env: env.name.clone(),
+                    card: merged.id,
+                    branch: card.branch,
+                    commit: fix.short().to_string(),
+                    base: self.config.base.clone(),
+                })));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses a deployment outside `env`'s windows, unless it is a hotfix
+    /// promotion (from an environment that fixes `env`) with a reason;
+    /// returns the note recorded for such an override.
+    fn within_windows(
+        &self,
+        env: &Environment,
+        from: Option<&Environment>,
+        reason: Option<&str>,
+    ) -> Result<Option<String>> {
+        let now = self.now();
+        if window::open(&env.windows, now) {
+            return Ok(None);
+        }
+        let hotfix = from.is_some_and(|f| f.hotfix_of() == Some(env.name.as_str()));
+        let written = env
+            .windows
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" or ");
+        match reason.map(str::trim).filter(|r| !r.is_empty()) {
+            Some(reason) if hotfix => Ok(Some(format!(
+                "a hotfix outside {env}'s windows ({written}), because: {reason}",
+                env = env.name
+            ))),
+            _ => Err(Error::OutsideWindow {
+                env: env.name.clone(),
+                next: window::next_opening(&env.windows, now)
+                    .map(|(at, w)| w.local_time(at))
+                    .unwrap_or_else(|| "not within two weeks".into()),
+                windows: written,
+                hotfix,
+            }),
+        }
+    }
+
+    /// The cards of `release` that move to Deploy as it is promoted into
+    /// `env`, when `env` is a production environment and cards follow their
+    /// releases.
+    fn cards_to_deploy(&self, env: &Environment, release: &ReleaseId) -> Result<Vec<CardMove>> {
+        if !self.config.follow_releases || !self.config.production().any(|p| p.name == env.name) {
+            return Ok(Vec::new());
+        }
+        let deploying = self.config.workflow.deploying();
+        let mut moves = Vec::new();
+        for merged in self.store.release(release)?.cards {
+            let Ok(card) = self.store.card(&merged.id) else {
+                continue;
+            };
+            let below = self
+                .config
+                .workflow
+                .find(&card.stage)
+                .is_some_and(|stage| stage.rank < deploying.rank);
+            if below {
+                moves.push(CardMove {
+                    card: merged.id,
+                    from: card.stage,
+                    to: deploying.name.clone(),
+                });
+            }
+        }
+        Ok(moves)
+    }
+
+    /// Records a deployment of `release` to `env` (from `from`, for a
+    /// promotion), after the checks a deployment must pass there.
     fn start(
         &mut self,
         actor: &Actor,
         env: &Environment,
+        from: Option<&Environment>,
         release: &ReleaseId,
         kind: Kind,
-        require_running: bool,
+        how: Start<'_>,
     ) -> Result<Started> {
         let control_plane_running = crate::control::running(&self.layout).is_some();
-        if require_running && !control_plane_running {
+        if how.require_running && !control_plane_running {
             return Err(Error::NotRunning);
         }
         if self
@@ -84,55 +203,73 @@ impl Project {
                 env: env.name.clone(),
             });
         }
+        let (moves, unfollow, note) = if kind == Kind::Rollback {
+            // Going back is never held, and undoes what the promotion moved.
+            let live = self.store.live_deployment(&env.name)?;
+            let why = live
+                .as_ref()
+                .map(|d| format!("release {} was rolled back in {}", d.release, env.name));
+            (Vec::new(), live.map(|d| d.id).zip(why), None)
+        } else {
+            let note = self.within_windows(env, from, how.reason)?;
+            if env.promotes() {
+                self.no_regression(env, release)?;
+            }
+            (self.cards_to_deploy(env, release)?, None, note)
+        };
         let audit = self.audit(actor);
-        let id = self
+        let recorded = self
             .store
-            .record_deployment(&audit, &env.name, release, kind)
+            .record_deployment_with(
+                &audit,
+                &env.name,
+                release,
+                kind,
+                &Extras {
+                    moves: &moves,
+                    unfollow: unfollow.as_ref().map(|(id, why)| (*id, why.as_str())),
+                    note: note.as_deref(),
+                },
+            )
             .map_err(refuse_busy)?;
         Ok(Started {
-            deployment: self.store.deployment(id)?,
+            deployment: self.store.deployment(recorded.id)?,
             control_plane_running,
+            moved: moves,
+            moved_back: recorded.moved_back,
+            overrode_window: note,
         })
     }
 
     /// Deploys a release (default: the environment's latest composition)
-    /// with the environment's strategy. `require_running`: refuse unless a
-    /// control plane runs (for a caller about to wait on it).
+    /// with the environment's strategy.
     pub fn deploy(
         &mut self,
         actor: &Actor,
         env: &str,
         release: Option<&str>,
-        require_running: bool,
+        how: Start<'_>,
     ) -> Result<Started> {
         let env = self.environment(env)?.clone();
         self.authorize(actor, Project::deploy_action(&env))?;
         let release = match release {
             Some(prefix) => self.resolve_release(prefix)?,
-            None => match env.promote_from() {
-                Some(source) => {
-                    return Err(Error::PromoteOnly {
-                        env: env.name.clone(),
-                        from: source.to_string(),
-                    });
-                }
-                None => self
-                    .store
-                    .latest_composition(&env.name)?
-                    .map(|c| c.release)
-                    .ok_or_else(|| Error::NotComposed {
-                        env: env.name.clone(),
-                    })?,
-            },
+            None if env.promotes() => {
+                return Err(Error::PromoteOnly {
+                    env: env.name.clone(),
+                    from: env.promote_from().join(" or "),
+                });
+            }
+            None => self
+                .store
+                .latest_composition(&env.name)?
+                .map(|c| c.release)
+                .ok_or_else(|| Error::NotComposed {
+                    env: env.name.clone(),
+                })?,
         };
         self.gate(&env, &release)?;
-        self.start(
-            actor,
-            &env,
-            &release,
-            Kind::from(env.strategy),
-            require_running,
-        )
+        self.start(actor, &env, None, &release, Kind::from(env.strategy), how)
     }
 
     /// Deploys `from`'s live release to `to`, which must promote from it.
@@ -141,25 +278,22 @@ impl Project {
         actor: &Actor,
         from: &str,
         to: &str,
-        require_running: bool,
+        how: Start<'_>,
     ) -> Result<Started> {
         let source = self.environment(from)?.clone();
         let target = self.environment(to)?.clone();
         self.authorize(actor, Project::deploy_action(&target))?;
-        match target.promote_from() {
-            Some(expected) if expected == source.name => {}
-            Some(expected) => {
-                return Err(Error::WrongSource {
-                    env: target.name.clone(),
-                    expected: expected.to_string(),
-                    from: source.name.clone(),
-                });
-            }
-            None => {
-                return Err(Error::NotPromoted {
-                    env: target.name.clone(),
-                });
-            }
+        if !target.promotes() {
+            return Err(Error::NotPromoted {
+                env: target.name.clone(),
+            });
+        }
+        if !target.promote_from().contains(&source.name) {
+            return Err(Error::WrongSource {
+                env: target.name.clone(),
+                expected: target.promote_from().join(" or "),
+                from: source.name.clone(),
+            });
         }
         let release = self
             .store
@@ -171,15 +305,16 @@ impl Project {
         self.start(
             actor,
             &target,
+            Some(&source),
             &release,
             Kind::from(target.strategy),
-            require_running,
+            how,
         )
     }
 
     /// Goes back to the previous state: the warm standby, else the last
-    /// release that was live before the active one.
-    pub fn rollback(&mut self, actor: &Actor, env: &str, require_running: bool) -> Result<Started> {
+    /// release that was live before the active one. Never held by a window.
+    pub fn rollback(&mut self, actor: &Actor, env: &str, how: Start<'_>) -> Result<Started> {
         let env = self.environment(env)?.clone();
         self.authorize(actor, Project::deploy_action(&env))?;
         if let Some(d) = self.store.deployment_in_progress(&env.name)? {
@@ -210,7 +345,7 @@ impl Project {
                 env: env.name.clone(),
             });
         };
-        self.start(actor, &env, &previous, Kind::Rollback, require_running)
+        self.start(actor, &env, None, &previous, Kind::Rollback, how)
     }
 
     /// Pauses, resumes, aborts or promotes the deployment in progress.

@@ -45,6 +45,23 @@ pub struct BadConfig {
     pub error: ConfigError,
 }
 
+/// A promotion that would take a live fix back out.
+#[derive(Debug)]
+pub struct Regression {
+    /// The release offered.
+    pub release: ReleaseId,
+    /// The environment.
+    pub env: String,
+    /// The hotfix card.
+    pub card: CardId,
+    /// Its branch.
+    pub branch: String,
+    /// The commit of it that is live.
+    pub commit: String,
+    /// The base branch.
+    pub base: String,
+}
+
 /// Everything that can go wrong, in the user's terms.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -169,6 +186,40 @@ pub enum Error {
     /// of its directory).
     #[error("{0}")]
     UnsafeArtifact(String),
+    /// A hotfix environment whose target runs nothing yet.
+    #[error("{env} is composed onto {target}'s live release, and {target} has none yet")]
+    NothingToFix {
+        /// The hotfix environment.
+        env: String,
+        /// The environment it fixes.
+        target: String,
+    },
+    /// A promotion would take a live fix back out.
+    #[error(
+        "release {} lacks hotfix card {} ({}), which is live in {}; promoting it would undo the fix",
+        .0.release, .0.card, .0.commit, .0.env
+    )]
+    WouldRegress(Box<Regression>),
+    /// Outside the environment's promotion windows.
+    #[error("{env} takes new deployments only within {windows}; the next opens {next}")]
+    OutsideWindow {
+        /// The environment.
+        env: String,
+        /// Its windows, as written.
+        windows: String,
+        /// When the next opens, in its zone.
+        next: String,
+        /// Whether this is a hotfix promotion (which may go with a reason).
+        hotfix: bool,
+    },
+    /// A release that was rejected.
+    #[error("release {release} was rejected ({reason}) and never goes live again")]
+    Rejected {
+        /// The release.
+        release: ReleaseId,
+        /// Why.
+        reason: String,
+    },
     /// A composed environment was never composed.
     #[error("{env} was never composed")]
     NotComposed {
@@ -391,6 +442,9 @@ impl From<std::io::Error> for Error {
 impl From<Refusal> for Error {
     fn from(refusal: Refusal) -> Error {
         match refusal {
+            Refusal::Rejected {
+                release, reason, ..
+            } => Error::Rejected { release, reason },
             Refusal::NotComposedHere { env, release } => Error::NotComposedHere { release, env },
             Refusal::NotVerified {
                 env,
@@ -461,6 +515,10 @@ impl Error {
             BuildFailed(_) => "build_failed",
             UnsafeArtifact(_) => "unsafe_artifact",
             NotComposed { .. } => "not_composed",
+            NothingToFix { .. } => "nothing_to_fix",
+            WouldRegress(_) => "would_regress",
+            OutsideWindow { .. } => "outside_window",
+            Rejected { .. } => "rejected",
             PromoteOnly { .. } => "promote_only",
             NotComposedHere { .. } => "not_composed_here",
             NotVerified { .. } => "not_verified",
@@ -525,6 +583,15 @@ impl Error {
             BuildFailed(_) => "fix the build on the card's branch (or the base branch) and compose again; nothing was changed".into(),
             UnsafeArtifact(_) => "replace the link with what it points to, or point it inside the service's directory; nothing was changed".into(),
             NotComposed { env } => format!("compose it first: hifi compose {env}"),
+            NothingToFix { target, .. } => format!("deploy a release to {target} first"),
+            WouldRegress(r) => format!(
+                "let the fix reach this release: move {card} through the stages (`hifi card move {card} STAGE`) so the compositions include {branch}, or merge {branch} into {base}; then compose again",
+                card = r.card,
+                branch = r.branch,
+                base = r.base
+            ),
+            OutsideWindow { hotfix: true, .. } => "a hotfix may go now with a reason on record: add --reason \"...\"".into(),
+            OutsideWindow { .. } => "wait for the window, or roll back, which is never held by one".into(),
             PromoteOnly { env, from } => format!("promote one: hifi promote {from} {env}"),
             AlreadyLive { .. } => "compose a new release, or roll back with `hifi rollback`".into(),
             Busy { env, .. } => format!(

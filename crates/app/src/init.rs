@@ -1,5 +1,6 @@
-//! `hifi init`: scaffold `hifi.toml` (the default workflow and the five
-//! environments dev → uat → staging → prep → prod, services found under
+//! `hifi init`: scaffold `hifi.toml` (the default workflow, the five
+//! environments dev → uat → staging → prep → prod and the hotfix lane
+//! beside prod, services found under
 //! `services/`) and `.hifi/`, and keep `.hifi/` out of git. Never overwrites
 //! an existing `hifi.toml`.
 
@@ -179,10 +180,14 @@ fn scaffold(name: &str, base: &str, services: &[Detected]) -> String {
     }
     text.push_str(
         "[[environment]]\nname = \"prod\"\nport = 8500\n\
-         promote_from = \"prep\"        # fidelity gate: only releases verified in prep\n\
+         promote_from = [\"prep\", \"hotfix\"]   # fidelity gate: only releases verified in prep or hotfix\n\
          strategy = \"canary\"\napprovals = 1\nsoak = \"30s\"\n\
          [environment.canary]\nsteps = [10, 50, 100]\ninterval = \"30s\"\n\
-         max_error_rate = 0.01\nmax_p99_ms = 500\nmin_requests = 20\n",
+         max_error_rate = 0.01\nmax_p99_ms = 500\nmin_requests = 20\n\n\
+         # The hotfix lane: prod's live release plus the open hotfix cards\n\
+         # (hifi card add ID --branch B --hotfix), verified here, then promoted.\n\
+         [[environment]]\nname = \"hotfix\"\nport = 8600\nhotfix_of = \"prod\"\n\
+         strategy = \"blue-green\"\n",
     );
     text
 }
@@ -219,10 +224,14 @@ mod tests {
     #[test]
     fn scaffold_is_a_valid_config_with_and_without_services() {
         let none = Config::parse(&scaffold("shop", "main", &[])).unwrap();
-        assert_eq!(none.environments.len(), 5);
+        assert_eq!(none.environments.len(), 6);
         assert_eq!(
             none.environment("prod").unwrap().promote_from(),
-            Some("prep")
+            ["prep", "hotfix"]
+        );
+        assert_eq!(
+            none.environment("hotfix").unwrap().hotfix_of(),
+            Some("prod")
         );
         let two = [
             Detected {

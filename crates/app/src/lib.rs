@@ -45,6 +45,6 @@ pub mod releases;
 pub mod state;
 pub mod status;
 
-pub use error::{BadConfig, Error, ErrorKind, Result};
+pub use error::{BadConfig, Error, ErrorKind, Regression, Result};
 pub use hifi_core::{Layout, Role};
 pub use project::{Actor, Project, now_ms};

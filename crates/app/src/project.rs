@@ -2,9 +2,11 @@
 //! state store and paths — and who is acting.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use hifi_core::card::{Card, CardId};
+use hifi_core::clock::{Clock, SystemClock};
 use hifi_core::layout::CONFIG_FILE;
 use hifi_core::{Action, Config, Environment, Layout, Role};
 use hifi_git::Repo;
@@ -70,6 +72,7 @@ pub struct Project {
     pub(crate) config: Config,
     pub(crate) store: Store,
     pub(crate) repo: Repo,
+    pub(crate) clock: Arc<dyn Clock>,
 }
 
 /// Opens the repository containing `dir`, telling "not a repository" apart
@@ -87,6 +90,12 @@ impl Project {
     /// Finds the repository containing `dir`, reads its config and opens
     /// its store.
     pub fn open(dir: &Path) -> Result<Project> {
+        Project::open_with_clock(dir, Arc::new(SystemClock))
+    }
+
+    /// [`Project::open`] with the clock that decides what time it is (when a
+    /// promotion window is open, what is recorded when).
+    pub fn open_with_clock(dir: &Path, clock: Arc<dyn Clock>) -> Result<Project> {
         let repo = open_repo(dir)?;
         let layout = Layout::new(repo.root());
         let config = load_config(&layout)?;
@@ -99,6 +108,7 @@ impl Project {
             config,
             store,
             repo,
+            clock,
         })
     }
 
@@ -149,11 +159,16 @@ impl Project {
         }
     }
 
+    /// Now, by the project's clock (unix ms).
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
     /// Who did it and when, for a change about to be written.
     pub(crate) fn audit(&self, actor: &Actor) -> Audit {
         Audit {
             actor: actor.name.clone(),
-            at: now_ms(),
+            at: self.now(),
         }
     }
 
@@ -176,6 +191,7 @@ impl Project {
                     title: row.title,
                     branch: row.branch,
                     stage,
+                    hotfix: row.hotfix,
                 })
             })
             .collect()

@@ -4,7 +4,7 @@
 
 use hifi_core::diff::{EnvDiff, Side, diff};
 use hifi_core::{Action, Origin, Release, ReleaseId};
-use hifi_store::{Approval, Composition, Deployment};
+use hifi_store::{Approval, Composition, Deployment, Rejection};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -20,6 +20,8 @@ pub struct ReleaseSummary {
     pub composed_in: Vec<String>,
     /// The environments where it is live.
     pub live_in: Vec<String>,
+    /// Why it may never go live again, if it was rejected.
+    pub rejected: Option<Rejection>,
 }
 
 /// Where and when a release was verified.
@@ -62,6 +64,19 @@ pub struct Approved {
     pub approvals: usize,
     /// Sign-offs the environment requires.
     pub required: u32,
+}
+
+/// A release just rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedRelease {
+    /// The release.
+    pub release: ReleaseId,
+    /// Why.
+    pub reason: String,
+    /// False when it had been rejected before (the first reason stands).
+    pub new: bool,
+    /// Where it is still live: it stays until replaced.
+    pub live_in: Vec<String>,
 }
 
 /// What an environment runs (its live release) or would run next (its
@@ -125,6 +140,7 @@ impl Project {
             }
         }
         Ok(ReleaseSummary {
+            rejected: self.store.rejection(&release.id)?,
             release,
             composed_in,
             live_in,
@@ -197,6 +213,31 @@ impl Project {
         })
     }
 
+    /// Rejects a release: it never goes live again anywhere; where it is
+    /// live, it stays until it is replaced.
+    pub fn reject(&mut self, actor: &Actor, id: &str, reason: &str) -> Result<RejectedRelease> {
+        self.authorize(actor, Action::Reject)?;
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(Error::BadInput(
+                "a rejection needs a reason: --reason \"...\"".into(),
+            ));
+        }
+        let release = self.resolve_release(id)?;
+        let audit = self.audit(actor);
+        let new = self.store.reject(&audit, &release, reason)?;
+        let summary = self.summary(self.store.release(&release)?)?;
+        Ok(RejectedRelease {
+            reason: summary
+                .rejected
+                .map(|r| r.reason)
+                .unwrap_or_else(|| reason.to_string()),
+            release,
+            new,
+            live_in: summary.live_in,
+        })
+    }
+
     /// Signs off a release for an environment (default: the one that would
     /// go there next).
     pub fn approve(&mut self, actor: &Actor, env: &str, release: Option<&str>) -> Result<Approved> {
@@ -223,16 +264,32 @@ impl Project {
     /// its source's live release; for a composed one, its latest composition.
     pub(crate) fn next_release(&self, env: &str, origin: &Origin) -> Result<ReleaseId> {
         match origin {
-            Origin::Promote(source) => {
-                self.store
-                    .live_release(source)?
-                    .ok_or_else(|| Error::NothingToApprove {
+            Origin::Promote(sources) => {
+                // The source that went live most recently with a release
+                // this environment does not run yet.
+                let here = self.store.live_release(env)?;
+                let mut next: Option<(i64, ReleaseId)> = None;
+                for source in sources {
+                    if let Some(live) = self.store.live_release(source)?
+                        && Some(&live) != here.as_ref()
+                    {
+                        let since = self.store.routing(source)?.live_since.unwrap_or(0);
+                        if next.as_ref().is_none_or(|(at, _)| since > *at) {
+                            next = Some((since, live));
+                        }
+                    }
+                }
+                match (next, here) {
+                    (Some((_, release)), _) => Ok(release),
+                    (None, Some(live)) => Ok(live),
+                    (None, None) => Err(Error::NothingToApprove {
                         env: env.to_string(),
-                        why: format!("{source} has no live release yet"),
+                        why: format!("{} has no live release yet", sources.join(" or ")),
                         hint: "name one with --release ID (see `hifi releases`)".into(),
-                    })
+                    }),
+                }
             }
-            Origin::Cards(_) => self
+            Origin::Cards(_) | Origin::Hotfix(_) => self
                 .store
                 .latest_composition(env)?
                 .map(|c| c.release)

@@ -3,7 +3,7 @@
 //! same whether or not the control plane runs (and say whether it does).
 
 use hifi_core::{Action, CardId, Environment, ReleaseId, Routing};
-use hifi_store::{Analysis, Deployment, Event, InstanceRow};
+use hifi_store::{Analysis, Deployment, Event, InstanceRow, Rejection};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -39,6 +39,9 @@ pub struct EnvStatus {
     pub cards: Vec<CardId>,
     /// Whether its active release is verified here.
     pub verified: bool,
+    /// Why its active release was rejected, if it was (it stays live until
+    /// replaced).
+    pub rejected: Option<Rejection>,
     /// Sign-offs of the release that would go here next, when any are needed.
     pub approvals: Option<ApprovalCount>,
     /// The deployment in progress.
@@ -91,7 +94,7 @@ impl Project {
     fn env_status(&self, env: &Environment) -> Result<EnvStatus> {
         let store = &self.store;
         let routing = store.routing(&env.name)?;
-        let (cards, verified) = match &routing.active {
+        let (cards, verified, rejected) = match &routing.active {
             Some(active) => (
                 store
                     .release(&active.release)?
@@ -100,8 +103,9 @@ impl Project {
                     .map(|c| c.id)
                     .collect(),
                 store.verified_in(&active.release)?.contains(&env.name),
+                store.rejection(&active.release)?,
             ),
-            None => (Vec::new(), false),
+            None => (Vec::new(), false, None),
         };
         // Approvals matter for what would go here next.
         let next = match self.next_release(&env.name, &env.origin) {
@@ -121,17 +125,12 @@ impl Project {
             env: env.name.clone(),
             port: env.port,
             strategy: env.strategy.to_string(),
-            origin: match env.promote_from() {
-                Some(source) => format!("promotes from {source}"),
-                None => format!(
-                    "cards from {}",
-                    env.cards_from().map(|s| s.name.as_str()).unwrap_or("?")
-                ),
-            },
+            origin: env.describe_origin(),
             routing,
             composed: store.latest_composition(&env.name)?.map(|c| c.release),
             cards,
             verified,
+            rejected,
             approvals,
             deployment: store.deployment_in_progress(&env.name)?,
             instances: store.instances(Some(&env.name))?,

@@ -5,6 +5,8 @@ use hifi_app::{Error, ErrorKind};
 use hifi_core::Kind;
 use hifi_store::{Audit, Store};
 
+use hifi_app::deploy::Start;
+
 use crate::util::{Repo, admin};
 
 #[test]
@@ -40,7 +42,9 @@ fn a_promotion_of_an_unverified_release_names_release_and_environments() {
             .unwrap();
     }
 
-    let e = p.promote(&admin(), "dev", "prod", false).unwrap_err();
+    let e = p
+        .promote(&admin(), "dev", "prod", Start::default())
+        .unwrap_err();
     assert!(
         matches!(&e, Error::NotVerified { release: r, env, from } if *r == release && env == "prod" && from == "dev"),
         "{e:?}"
@@ -48,7 +52,9 @@ fn a_promotion_of_an_unverified_release_names_release_and_environments() {
     assert_eq!((e.kind(), e.code()), (ErrorKind::Refused, "not_verified"));
 
     store.record_verification(&audit, "dev", &release).unwrap();
-    let e = p.promote(&admin(), "dev", "prod", false).unwrap_err();
+    let e = p
+        .promote(&admin(), "dev", "prod", Start::default())
+        .unwrap_err();
     assert!(
         matches!(
             e,
@@ -61,7 +67,9 @@ fn a_promotion_of_an_unverified_release_names_release_and_environments() {
         "{e:?}"
     );
     p.approve(&admin(), "prod", None).unwrap();
-    let started = p.promote(&admin(), "dev", "prod", false).unwrap();
+    let started = p
+        .promote(&admin(), "dev", "prod", Start::default())
+        .unwrap();
     assert_eq!(started.deployment.release, release);
 }
 
@@ -69,18 +77,22 @@ fn a_promotion_of_an_unverified_release_names_release_and_environments() {
 fn each_refusal_says_what_to_do() {
     let repo = Repo::new();
     let mut p = repo.open();
-    let e = p.deploy(&admin(), "prod", None, false).unwrap_err();
+    let e = p
+        .deploy(&admin(), "prod", None, Start::default())
+        .unwrap_err();
     assert!(matches!(&e, Error::PromoteOnly { env, from } if env == "prod" && from == "dev"));
     assert_eq!(
         e.hint().as_deref(),
         Some("promote one: hifi promote dev prod")
     );
 
-    let e = p.deploy(&admin(), "qa", None, false).unwrap_err();
+    let e = p
+        .deploy(&admin(), "qa", None, Start::default())
+        .unwrap_err();
     assert!(matches!(&e, Error::UnknownEnvironment { known, .. } if known == &["dev", "prod"]));
     assert_eq!(e.kind(), ErrorKind::NotFound);
 
-    let e = p.deploy(&admin(), "dev", None, true).unwrap_err();
+    let e = p.deploy(&admin(), "dev", None, wait()).unwrap_err();
     assert!(
         matches!(&e, Error::NotComposed { env } if env == "dev"),
         "{e:?}"
@@ -93,7 +105,7 @@ fn each_refusal_says_what_to_do() {
     let e = p.move_card(&admin(), "bad id", "in-dev").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Invalid);
 
-    let e = p.rollback(&admin(), "dev", false).unwrap_err();
+    let e = p.rollback(&admin(), "dev", Start::default()).unwrap_err();
     assert!(matches!(e, Error::NothingToRollBack { .. }));
     assert_eq!(
         e.hint().as_deref(),
@@ -107,8 +119,16 @@ fn a_deploy_that_would_wait_on_no_control_plane_records_nothing() {
     let mut p = repo.open();
     p.compose(&admin(), "dev", &mut |_| {}).unwrap();
     let before = repo.events();
-    let e = p.deploy(&admin(), "dev", None, true).unwrap_err();
+    let e = p.deploy(&admin(), "dev", None, wait()).unwrap_err();
     assert!(matches!(e, Error::NotRunning), "{e:?}");
     assert_eq!(repo.events(), before);
     assert!(p.history(&admin(), "dev").unwrap().is_empty());
+}
+
+/// A deploy that will be followed: refused without a control plane.
+fn wait() -> Start<'static> {
+    Start {
+        require_running: true,
+        reason: None,
+    }
 }

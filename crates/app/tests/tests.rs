@@ -8,3 +8,4 @@
 mod errors;
 mod roles;
 mod util;
+mod windows;

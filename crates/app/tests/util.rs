@@ -17,6 +17,21 @@ fn config() -> String {
         .render()
 }
 
+/// The hotfix lane with a promotion window on prod: prep (cards at Ready
+/// for Production) → prod (from prep or hotfix, Mon-Fri 09:00-16:00
+/// Zurich), hotfix (fixes prod).
+pub fn lane_config() -> String {
+    Config::new("shop")
+        .service(Service::new("api").route("/"))
+        .environment(Env::cards("prep", loopback_port(), "Ready for Production"))
+        .environment(
+            Env::promote_any("prod", loopback_port(), &["prep", "hotfix"])
+                .set("windows", "[\"Mon-Fri 09:00-16:00 Europe/Zurich\"]"),
+        )
+        .environment(Env::hotfix("hotfix", loopback_port(), "prod"))
+        .render()
+}
+
 /// A temp git repository with hifi set up.
 pub struct Repo {
     pub dir: tempfile::TempDir,
@@ -37,6 +52,11 @@ fn git(dir: &Path, args: &[&str]) {
 impl Repo {
     /// main with the service and `hifi.toml`, and a branch `feature/a`.
     pub fn new() -> Repo {
+        Repo::with_config(&config())
+    }
+
+    /// [`Repo::new`] with another `hifi.toml`.
+    pub fn with_config(config: &str) -> Repo {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         git(root, &["init", "-q", "-b", "main"]);
@@ -44,7 +64,7 @@ impl Repo {
         git(root, &["config", "user.email", "test@example.com"]);
         std::fs::create_dir_all(root.join("services/api")).unwrap();
         std::fs::write(root.join("services/api/app.py"), "print('api')\n").unwrap();
-        std::fs::write(root.join("hifi.toml"), config()).unwrap();
+        std::fs::write(root.join("hifi.toml"), config).unwrap();
         std::fs::write(root.join(".gitignore"), ".hifi/\n").unwrap();
         git(root, &["add", "-A"]);
         git(root, &["commit", "-q", "-m", "api"]);
@@ -54,6 +74,21 @@ impl Repo {
         git(root, &["commit", "-q", "-m", "a"]);
         git(root, &["checkout", "-q", "main"]);
         Repo { dir }
+    }
+
+    /// Commits everything in the work tree on the current branch.
+    pub fn commit(&self, message: &str) {
+        git(self.dir.path(), &["add", "-A"]);
+        git(self.dir.path(), &["commit", "-q", "-m", message]);
+    }
+
+    /// Creates `branch` off main with one new file, main staying checked out.
+    pub fn branch(&self, branch: &str, file: &str) {
+        let root = self.dir.path();
+        git(root, &["checkout", "-q", "-b", branch, "main"]);
+        std::fs::write(root.join(file), "fixed\n").unwrap();
+        self.commit(branch);
+        git(root, &["checkout", "-q", "main"]);
     }
 
     pub fn open(&self) -> Project {
@@ -75,4 +110,34 @@ pub fn as_role(name: &str, role: Role) -> Actor {
 
 pub fn admin() -> Actor {
     Actor::local("ann")
+}
+
+/// Records, as the control plane would, that `release` went live in `env`
+/// (active in blue or green, the previous one kept as standby) and was
+/// verified there.
+pub fn goes_live(project: &Project, env: &str, id: i64) {
+    use hifi_core::DeploymentState::*;
+    let mut store = hifi_store::Store::open(&project.layout().db()).unwrap();
+    let audit = hifi_store::Audit {
+        actor: "hifi".into(),
+        at: project.now(),
+    };
+    let d = store.deployment(id).unwrap();
+    let mut routing = store.routing(env).unwrap();
+    routing.begin(d.release.clone()).unwrap();
+    routing.promote(project.now()).unwrap();
+    for state in [Building, Starting, Verifying, Live] {
+        store
+            .update_deployment(
+                &audit,
+                id,
+                hifi_store::Update {
+                    state: Some(state),
+                    routing: (state == Live).then_some(&routing),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+    }
+    store.record_verification(&audit, env, &d.release).unwrap();
 }

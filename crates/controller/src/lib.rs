@@ -470,6 +470,7 @@ fn abort_in_progress(store: &mut Store, audit: &Audit, env: &str, why: &str) -> 
                 state: Some(DeploymentState::Aborted),
                 reason: Some(Some(&reason)),
                 routing: Some(&routing),
+                unfollow: Some(&reason),
                 message: &reason,
                 ..Update::default()
             },

@@ -123,15 +123,6 @@ server.daemon_threads = True
     }
 }
 
-/// The clock the controller reads, kept by the test to move it.
-struct SharedClock(Arc<ManualClock>);
-
-impl Clock for SharedClock {
-    fn now_ms(&self) -> i64 {
-        self.0.now_ms()
-    }
-}
-
 /// A git repository in a temp dir with python3 services and a `hifi.toml`:
 /// `dev` (composed from "Ready for Dev", blue-green, soak 30 s) and `prod`
 /// (promotes from dev, canary 10/50/100 % every 30 s, at least 5 requests,
@@ -478,12 +469,8 @@ impl Hifi {
         options.start_timeout = Duration::from_secs(15);
         options.stop_grace = Duration::from_secs(2);
         options.smoke_timeout = Duration::from_secs(10);
-        let controller = Controller::new(
-            options,
-            LocalRuntime::new(),
-            SharedClock(project.clock.clone()),
-        )
-        .expect("controller");
+        let controller = Controller::new(options, LocalRuntime::new(), project.clock.clone())
+            .expect("controller");
         let (ready_tx, ready_rx) = oneshot::channel::<()>();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

@@ -6,7 +6,7 @@
 //! - `viewer` reads everything;
 //! - `developer` also moves cards, composes, and deploys, promotes, rolls
 //!   back or steers canaries in environments that need no approvals;
-//! - `approver` reads and approves;
+//! - `approver` reads, approves and rejects releases;
 //! - `operator` does every deployment action in every environment,
 //!   approvals included, and everything a developer does;
 //! - `admin` does everything, managing tokens included.
@@ -55,6 +55,8 @@ pub enum Action {
     },
     /// Sign off a release.
     Approve,
+    /// Reject a release: it never goes live again.
+    Reject,
     /// Create, list or revoke tokens.
     ManageTokens,
     /// List, restore or reset the state database.
@@ -75,6 +77,7 @@ impl Action {
                 needs_approvals: true,
             } => "deploy to an environment that requires approvals",
             Action::Approve => "approve releases",
+            Action::Reject => "reject releases",
             Action::ManageTokens => "manage tokens",
             Action::ManageState => "manage the state database",
         }
@@ -94,7 +97,7 @@ impl Role {
             Action::Deploy {
                 needs_approvals: true,
             } => matches!(self, Operator | Admin),
-            Action::Approve => matches!(self, Approver | Operator | Admin),
+            Action::Approve | Action::Reject => matches!(self, Approver | Operator | Admin),
             Action::ManageTokens | Action::ManageState => self == Admin,
         }
     }
@@ -104,7 +107,7 @@ impl Role {
 mod tests {
     use super::*;
 
-    const ACTIONS: [Action; 8] = [
+    const ACTIONS: [Action; 9] = [
         Action::Read,
         Action::EditCards,
         Action::Compose,
@@ -115,6 +118,7 @@ mod tests {
             needs_approvals: true,
         },
         Action::Approve,
+        Action::Reject,
         Action::ManageTokens,
         Action::ManageState,
     ];
@@ -134,8 +138,11 @@ mod tests {
             allowed(Role::Developer),
             ["read", "change cards", "compose environments", "deploy"]
         );
-        assert_eq!(allowed(Role::Approver), ["read", "approve releases"]);
-        assert_eq!(allowed(Role::Operator).len(), 6);
+        assert_eq!(
+            allowed(Role::Approver),
+            ["read", "approve releases", "reject releases"]
+        );
+        assert_eq!(allowed(Role::Operator).len(), 7);
         assert!(!Role::Operator.allows(Action::ManageTokens));
         assert!(!Role::Operator.allows(Action::ManageState));
         assert_eq!(allowed(Role::Admin).len(), ACTIONS.len());

@@ -6,8 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Environment;
-use crate::workflow::Stage;
+use crate::config::{Environment, Origin};
+use crate::workflow::{Stage, Workflow};
 
 /// A card's id as the team writes it (`PAY-12`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -78,13 +78,21 @@ pub struct Card {
     pub branch: String,
     /// Its stage in the workflow.
     pub stage: Stage,
+    /// A hotfix card: also composed onto production's live release in the
+    /// hotfix environment, until it is Done.
+    pub hotfix: bool,
 }
 
 impl Card {
-    /// Whether a composition of `env` includes this card.
-    pub fn included_in(&self, env: &Environment) -> bool {
-        env.cards_from()
-            .is_some_and(|from| self.stage.rank >= from.rank)
+    /// Whether a composition of `env` includes this card: an environment
+    /// composed from cards takes those at its stage or later; a hotfix
+    /// environment takes the hotfix cards that are not Done yet.
+    pub fn included_in(&self, env: &Environment, workflow: &Workflow) -> bool {
+        match &env.origin {
+            Origin::Cards(from) => self.stage.rank >= from.rank,
+            Origin::Hotfix(_) => self.hotfix && self.stage.rank < workflow.last().rank,
+            Origin::Promote(_) => false,
+        }
     }
 }
 
@@ -92,8 +100,15 @@ impl Card {
 /// advanced cards first (they are closest to production, so a conflict is
 /// blamed on the card that arrived later), then by id. The order depends
 /// only on the cards' stages and ids, so the same board composes the same.
-pub fn composition_order<'a>(env: &Environment, cards: &'a [Card]) -> Vec<&'a Card> {
-    let mut included: Vec<&Card> = cards.iter().filter(|c| c.included_in(env)).collect();
+pub fn composition_order<'a>(
+    env: &Environment,
+    workflow: &Workflow,
+    cards: &'a [Card],
+) -> Vec<&'a Card> {
+    let mut included: Vec<&Card> = cards
+        .iter()
+        .filter(|c| c.included_in(env, workflow))
+        .collect();
     included.sort_by(|a, b| {
         b.stage
             .rank
@@ -136,6 +151,7 @@ promote_from = "uat"
             title: String::new(),
             branch: format!("feature/{id}"),
             stage: config.workflow.resolve(stage).unwrap(),
+            hotfix: false,
         }
     }
 
@@ -154,9 +170,45 @@ promote_from = "uat"
         let uat = config.environment("uat").unwrap();
         let prod = config.environment("prod").unwrap();
         let c = card(&config, "A-1", "in-test");
-        assert!(c.included_in(dev) && c.included_in(uat) && !c.included_in(prod));
+        let wf = &config.workflow;
+        assert!(c.included_in(dev, wf) && c.included_in(uat, wf) && !c.included_in(prod, wf));
         let back = card(&config, "A-1", "ready for dev");
-        assert!(!back.included_in(dev));
+        assert!(!back.included_in(dev, wf));
+    }
+
+    #[test]
+    fn a_hotfix_environment_takes_the_hotfix_cards_that_are_not_done() {
+        let config = Config::parse(
+            r#"
+[project]
+name = "shop"
+[[environment]]
+name = "prod"
+port = 8500
+cards_from = "Ready for Production"
+[[environment]]
+name = "hotfix"
+port = 8600
+hotfix_of = "prod"
+"#,
+        )
+        .unwrap();
+        let hotfix = config.environment("hotfix").unwrap();
+        let wf = &config.workflow;
+        let fix = Card {
+            hotfix: true,
+            ..card(&config, "FIX-1", "ready for dev")
+        };
+        assert!(fix.included_in(hotfix, wf));
+        assert!(!card(&config, "A-1", "in test").included_in(hotfix, wf));
+        let done = Card {
+            hotfix: true,
+            ..card(&config, "FIX-2", "done")
+        };
+        assert!(
+            !done.included_in(hotfix, wf),
+            "a fix that is Done is in the base"
+        );
     }
 
     #[test]
@@ -168,10 +220,11 @@ promote_from = "uat"
             card(&config, "C-3", "done"),
             card(&config, "D-4", "ready for dev"),
         ];
-        let order: Vec<&str> = composition_order(config.environment("dev").unwrap(), &cards)
-            .iter()
-            .map(|c| c.id.as_str())
-            .collect();
+        let order: Vec<&str> =
+            composition_order(config.environment("dev").unwrap(), &config.workflow, &cards)
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect();
         assert_eq!(order, ["C-3", "A-1", "B-2"]);
     }
 }

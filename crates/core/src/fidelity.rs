@@ -3,8 +3,10 @@
 //! - A composed environment (`cards_from`) accepts the releases composed for
 //!   it: its content is defined by its cards, so a release from elsewhere
 //!   would be a state nobody asked for there.
-//! - A gated environment (`promote_from = "A"`) accepts only a release that
-//!   was verified in A — live and healthy there for A's soak time.
+//! - A gated environment (`promote_from = "A"`, or a list) accepts only a
+//!   release that was verified in one of them — live and healthy there for
+//!   its soak time.
+//! - A rejected release goes live nowhere.
 //! - Either kind accepts it only with the environment's required approvals.
 //!
 //! The rule is a pure function of [`Facts`] read from the ledger, so the
@@ -25,11 +27,22 @@ pub struct Facts {
     pub verified_in: Vec<String>,
     /// Distinct people who approved the release for the target environment.
     pub approvers: Vec<String>,
+    /// Why the release was rejected, if it was: it never goes live again.
+    pub rejected: Option<String>,
 }
 
 /// Why a release may not go live in an environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
+    /// The release was rejected.
+    Rejected {
+        /// Target environment.
+        env: String,
+        /// The release offered.
+        release: ReleaseId,
+        /// Why it was rejected.
+        reason: String,
+    },
     /// A composed environment was offered a release composed elsewhere.
     NotComposedHere {
         /// Target environment.
@@ -62,6 +75,14 @@ pub enum Refusal {
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Refusal::Rejected {
+                env,
+                release,
+                reason,
+            } => write!(
+                f,
+                "release {release} was rejected ({reason}) and never goes live again, in {env} or anywhere"
+            ),
             Refusal::NotComposedHere { env, release } => write!(
                 f,
                 "release {release} was not composed for {env}; {env} runs only its own compositions (run `hifi compose {env}`)"
@@ -91,24 +112,31 @@ impl std::error::Error for Refusal {}
 
 /// Decides whether `release` may go live in `env`, given what the ledger knows.
 pub fn check(env: &Environment, release: &ReleaseId, facts: &Facts) -> Result<(), Refusal> {
-    match env.promote_from() {
-        Some(source) => {
-            if !facts.verified_in.iter().any(|e| e == source) {
-                return Err(Refusal::NotVerified {
-                    env: env.name.clone(),
-                    source: source.to_string(),
-                    release: release.clone(),
-                });
-            }
+    if let Some(reason) = &facts.rejected {
+        return Err(Refusal::Rejected {
+            env: env.name.clone(),
+            release: release.clone(),
+            reason: reason.clone(),
+        });
+    }
+    let sources = env.promote_from();
+    if sources.is_empty() {
+        if !facts.composed_for.iter().any(|e| e == &env.name) {
+            return Err(Refusal::NotComposedHere {
+                env: env.name.clone(),
+                release: release.clone(),
+            });
         }
-        None => {
-            if !facts.composed_for.iter().any(|e| e == &env.name) {
-                return Err(Refusal::NotComposedHere {
-                    env: env.name.clone(),
-                    release: release.clone(),
-                });
-            }
-        }
+    } else if !facts
+        .verified_in
+        .iter()
+        .any(|e| sources.iter().any(|s| s == e))
+    {
+        return Err(Refusal::NotVerified {
+            env: env.name.clone(),
+            source: sources.join(" or "),
+            release: release.clone(),
+        });
     }
     let mut approvers: Vec<&String> = facts.approvers.iter().collect();
     approvers.sort();
@@ -160,6 +188,7 @@ approvals = 2
             composed_for: vec!["prep".into()],
             verified_in: vec![],
             approvers: vec!["ann".into(), "bob".into()],
+            rejected: None,
         };
         let refusal = check(prod, &release(), &facts).unwrap_err();
         assert!(matches!(refusal, Refusal::NotVerified { ref source, .. } if source == "prep"));
@@ -174,6 +203,7 @@ approvals = 2
             composed_for: vec![],
             verified_in: vec!["prep".into()],
             approvers: vec!["ann".into(), "ann".into()],
+            rejected: None,
         };
         let refusal = check(prod, &release(), &facts).unwrap_err();
         assert!(matches!(
@@ -186,6 +216,20 @@ approvals = 2
         ));
         facts.approvers.push("bob".into());
         assert_eq!(check(prod, &release(), &facts), Ok(()));
+    }
+
+    #[test]
+    fn a_rejected_release_goes_live_nowhere_and_says_why() {
+        let config = config();
+        let prep = config.environment("prep").unwrap();
+        let facts = Facts {
+            composed_for: vec!["prep".into()],
+            rejected: Some("wrong prices in the catalog".into()),
+            ..Facts::default()
+        };
+        let refusal = check(prep, &release(), &facts).unwrap_err();
+        assert!(matches!(refusal, Refusal::Rejected { .. }));
+        assert!(refusal.to_string().contains("wrong prices in the catalog"));
     }
 
     #[test]

@@ -22,6 +22,8 @@
 //! - [`rollout`]: blue/green slots, their transitions, and the canary judge.
 //! - [`diff`]: what differs between two environments.
 //! - [`health`]: an instance's health as the controller records it.
+//! - [`clock`]: time, injected ([`clock::Clock`], [`clock::ManualClock`]).
+//! - [`window`]: promotion windows (`Mon-Fri 09:00-16:00 Europe/Zurich`).
 //! - [`event`]: the kinds of events in the audit log.
 //! - [`access`]: roles and what they allow.
 //! - [`layout`]: every path of a project (`hifi.toml`, `.hifi/...`).
@@ -30,6 +32,7 @@
 
 pub mod access;
 pub mod card;
+pub mod clock;
 pub mod config;
 pub mod deployment;
 pub mod diff;
@@ -43,6 +46,7 @@ pub mod release;
 pub mod rollout;
 #[cfg(feature = "sqlite")]
 mod sql;
+pub mod window;
 pub mod workflow;
 
 pub use access::{Action, Role};

@@ -229,7 +229,12 @@ named!(Verdict, "verdict" {
 });
 
 /// Below this, a p99 difference between two slots is noise (ms).
-pub const P99_NOISE_MS: f64 = 10.0;
+pub const P99_NOISE_MS: f64 = 25.0;
+
+/// A p99 is compared between slots only over this many requests of each:
+/// the 99th percentile of fewer is the slowest one or two (a cold cache, a
+/// pause), not the release (Kayenta asks for 50 data points too).
+pub const P99_COMPARED_FROM: u64 = 50;
 
 /// Whether an error ratio of `ratio` over `requests` is worse than the
 /// stable slot's by more than `allowed`, beyond chance: a one-sided
@@ -261,7 +266,8 @@ fn significantly_worse(ratio: f64, requests: u64, stable: &Window, allowed: f64)
 ///   outage, is not the candidate's). Without a comparison (none asked for,
 ///   or the stable slot had too little traffic), the absolute limit alone.
 /// - Latency: likewise, with `max_p99_ms` and `max_p99_increase` (a
-///   fraction of the stable slot's p99, plus [`P99_NOISE_MS`]).
+///   fraction of the stable slot's p99, plus [`P99_NOISE_MS`]), compared
+///   only once both slots served [`P99_COMPARED_FROM`] requests.
 /// - A step with fewer than `min_requests` requests is judged on the worst
 ///   case — as if every missing request succeeded — so a candidate that can
 ///   no longer pass fails at once; otherwise it is extended.
@@ -314,7 +320,10 @@ pub fn judge(canary: &Canary, candidate: &Window, stable: Option<&Window>) -> Ju
         None => {}
         Some(s) => {
             let allowed = s.p99_ms * (1.0 + canary.max_p99_increase) + P99_NOISE_MS;
-            let regressed = candidate.requests > 0 && candidate.p99_ms > allowed;
+            let comparable = enough
+                && candidate.requests >= P99_COMPARED_FROM
+                && s.requests >= P99_COMPARED_FROM;
+            let regressed = comparable && candidate.p99_ms > allowed;
             if regressed || (slow && s.p99_ms <= canary.max_p99_ms as f64) {
                 reasons.push(format!(
                     "p99 latency {:.0} ms against {:.0} ms on the stable slot, where {} ms and {:.0} ms are allowed",
@@ -496,6 +505,11 @@ mod tests {
         // Within the allowed increase, it passes.
         assert_eq!(
             judge(&loose, &window(100, 0, 30.0), Some(&stable)),
+            Judgement::Pass
+        );
+        // On too few requests a slow p99 is one slow request: not compared.
+        assert_eq!(
+            judge(&loose, &window(30, 0, 200.0), Some(&stable)),
             Judgement::Pass
         );
     }

@@ -114,6 +114,19 @@ impl Workflow {
         self.stage(0)
     }
 
+    /// The last stage (Done): where a card is once its release is verified
+    /// in production.
+    pub fn last(&self) -> Stage {
+        self.stage(self.stages.len() - 1)
+    }
+
+    /// The stage before the last (Deploy): where a card is while its
+    /// release is being promoted into production. The first stage when the
+    /// workflow has only one.
+    pub fn deploying(&self) -> Stage {
+        self.stage(self.stages.len().saturating_sub(2))
+    }
+
     /// Every stage in order.
     pub fn stages(&self) -> impl Iterator<Item = Stage> + '_ {
         (0..self.stages.len()).map(|rank| self.stage(rank))

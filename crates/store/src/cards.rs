@@ -25,6 +25,9 @@ pub struct CardRow {
     pub created_at: i64,
     /// When it last changed (unix ms).
     pub updated_at: i64,
+    /// Whether it is a hotfix card (composed onto production's live
+    /// release in the hotfix environment).
+    pub hotfix: bool,
 }
 
 impl CardRow {
@@ -36,6 +39,7 @@ impl CardRow {
             stage: r.get(3)?,
             created_at: r.get(4)?,
             updated_at: r.get(5)?,
+            hotfix: r.get(6)?,
         })
     }
 }
@@ -55,7 +59,89 @@ pub struct ConflictFlag {
     pub at: i64,
 }
 
-const CARD_COLUMNS: &str = "id, title, branch, stage, created_at, updated_at";
+const CARD_COLUMNS: &str = "id, title, branch, stage, created_at, updated_at, hotfix";
+
+/// A card moved because its release moved (a promotion into production
+/// started, was verified, or was rolled back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CardMove {
+    /// The card.
+    pub card: CardId,
+    /// The stage it left.
+    pub from: String,
+    /// The stage it reached.
+    pub to: String,
+}
+
+/// Who moves cards that follow their releases.
+pub const FOLLOWER: &str = "hifi";
+
+/// Moves cards inside an open transaction, each with its event by
+/// [`FOLLOWER`]; `deployment` records the moves so they can be undone.
+pub(crate) fn follow(
+    tx: &Transaction<'_>,
+    at: i64,
+    moves: &[CardMove],
+    deployment: Option<i64>,
+    why: &str,
+) -> Result<()> {
+    let audit = Audit {
+        actor: FOLLOWER.into(),
+        at,
+    };
+    for m in moves {
+        tx.execute(
+            "UPDATE cards SET stage = ?2, updated_at = ?3 WHERE id = ?1",
+            params![m.card, m.to, at],
+        )?;
+        if let Some(deployment) = deployment {
+            tx.execute(
+                "INSERT INTO card_follow (deployment, card, from_stage, to_stage) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (deployment, card) DO UPDATE SET to_stage = ?4",
+                params![deployment, m.card, m.from, m.to],
+            )?;
+        }
+        let message = format!("moved card {} from {} to {}: {why}", m.card, m.from, m.to);
+        let mut subject = Subject::card(&m.card);
+        subject.deployment = deployment;
+        record(tx, &audit, EventKind::CardMoved, subject, &message)?;
+    }
+    Ok(())
+}
+
+/// Undoes the card moves a deployment made (where a card is still where
+/// it was moved to), with their events; returns what moved back.
+pub(crate) fn unfollow(
+    tx: &Transaction<'_>,
+    at: i64,
+    deployment: i64,
+    why: &str,
+) -> Result<Vec<CardMove>> {
+    let rows: Vec<(CardId, String, String, String)> = tx
+        .prepare(
+            "SELECT f.card, f.from_stage, f.to_stage, c.stage FROM card_follow f
+             JOIN cards c ON c.id = f.card WHERE f.deployment = ?1 ORDER BY f.card",
+        )?
+        .query_map([deployment], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let back: Vec<CardMove> = rows
+        .into_iter()
+        .filter(|(_, _, to, now)| to == now)
+        .map(|(card, from, to, _)| CardMove {
+            card,
+            from: to,
+            to: from,
+        })
+        .collect();
+    follow(tx, at, &back, None, why)?;
+    tx.execute(
+        "DELETE FROM card_follow WHERE deployment = ?1",
+        [deployment],
+    )?;
+    Ok(back)
+}
 
 impl Store {
     /// Registers a card; refuses a duplicate id.
@@ -67,11 +153,24 @@ impl Store {
         branch: &str,
         stage: &str,
     ) -> Result<()> {
+        self.add_card_of_kind(audit, id, title, branch, stage, false)
+    }
+
+    /// Registers a card, a hotfix card when `hotfix`; refuses a duplicate id.
+    pub fn add_card_of_kind(
+        &mut self,
+        audit: &Audit,
+        id: &CardId,
+        title: &str,
+        branch: &str,
+        stage: &str,
+        hotfix: bool,
+    ) -> Result<()> {
         self.write(|tx| {
             let inserted = tx.execute(
-                "INSERT INTO cards (id, title, branch, stage, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (id) DO NOTHING",
-                params![id, title, branch, stage, audit.at],
+                "INSERT INTO cards (id, title, branch, stage, created_at, updated_at, hotfix)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+                params![id, title, branch, stage, audit.at, hotfix],
             )?;
             if inserted == 0 {
                 return Err(Error::AlreadyExists {
@@ -79,7 +178,8 @@ impl Store {
                     id: id.to_string(),
                 });
             }
-            let message = format!("added card {id} ({branch}) at {stage}");
+            let what = if hotfix { "hotfix card" } else { "card" };
+            let message = format!("added {what} {id} ({branch}) at {stage}");
             record(tx, audit, EventKind::CardAdded, Subject::card(id), &message)
         })
     }

@@ -10,6 +10,7 @@ use hifi_core::rollout::{Routing, Slot};
 use rusqlite::{OptionalExtension, Row, params};
 use serde::Serialize;
 
+use crate::cards::{CardMove, follow, unfollow};
 use crate::events::{Subject, record};
 use crate::routing::save_routing;
 use crate::{Audit, Error, Result, Store};
@@ -47,6 +48,37 @@ pub struct Deployment {
     pub request: Option<Request>,
     /// Why it failed, was aborted or paused.
     pub reason: Option<String>,
+}
+
+/// What comes with a new deployment, written in its transaction.
+#[derive(Debug, Default)]
+pub struct Extras<'a> {
+    /// Cards it moves (to Deploy, when a promotion into production starts).
+    pub moves: &'a [CardMove],
+    /// An earlier deployment whose card moves it undoes (a rollback), and why.
+    pub unfollow: Option<(i64, &'a str)>,
+    /// Added to its event's message (a window overridden, and why).
+    pub note: Option<&'a str>,
+}
+
+/// A deployment just recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeployment {
+    /// Its number.
+    pub id: i64,
+    /// The cards an undone earlier deployment moved back.
+    pub moved_back: Vec<CardMove>,
+}
+
+/// Why a release may never go live again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejection {
+    /// The reason given.
+    pub reason: String,
+    /// Who rejected it.
+    pub actor: String,
+    /// When (unix ms).
+    pub at: i64,
 }
 
 /// A sign-off.
@@ -87,6 +119,9 @@ pub struct Update<'a> {
     pub routing: Option<&'a Routing>,
     /// Event kind (default: `deployment.<state>` or `deployment.updated`).
     pub kind: Option<EventKind>,
+    /// Undo the card moves this deployment made (it did not go live, or it
+    /// is rolled back), saying why.
+    pub unfollow: Option<&'a str>,
     /// Event message.
     pub message: &'a str,
 }
@@ -149,6 +184,22 @@ impl Store {
         release: &ReleaseId,
         strategy: Kind,
     ) -> Result<i64> {
+        Ok(self
+            .record_deployment_with(audit, env, release, strategy, &Extras::default())?
+            .id)
+    }
+
+    /// Records a new deployment (see [`Store::record_deployment`]) and, in
+    /// the same transaction, what comes with it: the card moves it makes,
+    /// the moves of an earlier deployment it undoes, and a note for its event.
+    pub fn record_deployment_with(
+        &mut self,
+        audit: &Audit,
+        env: &str,
+        release: &ReleaseId,
+        strategy: Kind,
+        extras: &Extras<'_>,
+    ) -> Result<NewDeployment> {
         self.write(|tx| {
             let busy: Option<i64> = tx
                 .query_row(
@@ -166,10 +217,19 @@ impl Store {
                 params![env, release, strategy, audit.at, audit.actor],
             )?;
             let id = tx.last_insert_rowid();
-            let message = format!("deployment #{id}: release {release} to {env} ({strategy})");
+            let mut message = format!("deployment #{id}: release {release} to {env} ({strategy})");
+            if let Some(note) = extras.note {
+                message.push_str(&format!("; {note}"));
+            }
             let subject = Subject::env(env).with_release(release).with_deployment(id);
             record(tx, audit, EventKind::DeploymentCreated, subject, &message)?;
-            Ok(id)
+            let moved_back = match extras.unfollow {
+                Some((earlier, why)) => unfollow(tx, audit.at, earlier, why)?,
+                None => Vec::new(),
+            };
+            let why = format!("release {release} is being promoted to {env}");
+            follow(tx, audit.at, extras.moves, Some(id), &why)?;
+            Ok(NewDeployment { id, moved_back })
         })
     }
 
@@ -267,6 +327,9 @@ impl Store {
             };
             let subject = Subject::env(&d.env).with_release(&d.release).with_deployment(id);
             record(tx, audit, kind, subject, update.message)?;
+            if let Some(why) = update.unfollow {
+                unfollow(tx, audit.at, id, why)?;
+            }
             Ok(d)
         })
     }
@@ -320,6 +383,19 @@ impl Store {
         env: &str,
         release: &ReleaseId,
     ) -> Result<()> {
+        self.record_verification_with(audit, env, release, &[])
+    }
+
+    /// Records a verification and, in the same transaction, the card moves
+    /// it brings (cards reach Done when their release is verified in
+    /// production), attributed to the deployment that is live there.
+    pub fn record_verification_with(
+        &mut self,
+        audit: &Audit,
+        env: &str,
+        release: &ReleaseId,
+        moves: &[CardMove],
+    ) -> Result<()> {
         self.write(|tx| {
             let inserted = tx.execute(
                 "INSERT INTO verifications (env, release_id, at) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
@@ -329,6 +405,15 @@ impl Store {
                 let message = format!("release {release} verified in {env}");
                 let subject = Subject::env(env).with_release(release);
                 record(tx, audit, EventKind::ReleaseVerified, subject, &message)?;
+                let live: Option<i64> = tx
+                    .query_row(
+                        "SELECT id FROM deployments WHERE env = ?1 AND release_id = ?2 AND state = 'live'",
+                        params![env, release],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let why = format!("release {release} is verified in {env}");
+                follow(tx, audit.at, moves, live, &why)?;
             }
             Ok(())
         })
@@ -375,9 +460,60 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Marks a release as never to go live again; false if it already was.
+    pub fn reject(&mut self, audit: &Audit, release: &ReleaseId, reason: &str) -> Result<bool> {
+        self.write(|tx| {
+            let inserted = tx.execute(
+                "INSERT INTO rejections (release_id, reason, actor, at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                params![release, reason, audit.actor, audit.at],
+            )?;
+            if inserted == 1 {
+                let message = format!("{} rejected release {release}: {reason}", audit.actor);
+                let subject = Subject::default().with_release(release);
+                record(tx, audit, EventKind::ReleaseRejected, subject, &message)?;
+            }
+            Ok(inserted == 1)
+        })
+    }
+
+    /// Why a release was rejected, by whom and when, if it was.
+    pub fn rejection(&self, release: &ReleaseId) -> Result<Option<Rejection>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT reason, actor, at FROM rejections WHERE release_id = ?1",
+                [release],
+                |r| {
+                    Ok(Rejection {
+                        reason: r.get(0)?,
+                        actor: r.get(1)?,
+                        at: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// The deployment live in an environment, if any.
+    pub fn live_deployment(&self, env: &str) -> Result<Option<Deployment>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!(
+                    "SELECT {DEPLOYMENT_COLUMNS} FROM deployments WHERE env = ?1 AND state = 'live'
+                     ORDER BY id DESC LIMIT 1"
+                ),
+                [env],
+                deployment_from_row,
+            )
+            .optional()?)
+    }
+
     /// What the fidelity gate needs to decide on `release` going to `target`.
     pub fn facts(&self, release: &ReleaseId, target: &str) -> Result<Facts> {
         Ok(Facts {
+            rejected: self.rejection(release)?.map(|r| r.reason),
             composed_for: self.composed_for(release)?,
             verified_in: self.verified_in(release)?,
             approvers: self

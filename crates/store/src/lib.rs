@@ -41,9 +41,9 @@ pub mod releases;
 pub mod routing;
 mod schema;
 
-pub use cards::{CardRow, ConflictFlag};
+pub use cards::{CardMove, CardRow, ConflictFlag};
 pub use events::Event;
-pub use ledger::{Approval, Deployment, Update};
+pub use ledger::{Approval, Deployment, Extras, NewDeployment, Rejection, Update};
 pub use releases::Composition;
 pub use routing::{Analysis, InstanceRow};
 pub use schema::LATEST as SCHEMA_VERSION;

@@ -283,6 +283,26 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX events_by_env ON events (env, seq);
     CREATE INDEX events_by_deployment ON events (deployment, seq);
     "#,
+    // 4: the hotfix lane — hotfix cards, rejected releases, and the card
+    // moves a promotion made, so a rollback or an abort can undo them.
+    r#"
+    ALTER TABLE cards ADD COLUMN hotfix INTEGER NOT NULL DEFAULT 0 CHECK (hotfix IN (0, 1));
+
+    CREATE TABLE rejections (
+        release_id  TEXT PRIMARY KEY REFERENCES releases(id),
+        reason      TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        at          INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE card_follow (
+        deployment  INTEGER NOT NULL REFERENCES deployments(id),
+        card        TEXT NOT NULL COLLATE NOCASE,
+        from_stage  TEXT NOT NULL,
+        to_stage    TEXT NOT NULL,
+        PRIMARY KEY (deployment, card)
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -292,6 +312,11 @@ pub const LATEST: i64 = MIGRATIONS.len() as i64;
 /// be off while it runs (tables are rebuilt); their integrity is checked
 /// before the migration commits.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    migrate_until(conn, LATEST)
+}
+
+/// Applies the migrations up to schema version `until`.
+fn migrate_until(conn: &mut Connection, until: i64) -> Result<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > LATEST {
@@ -300,7 +325,12 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
             known: LATEST,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .take(until as usize)
+        .skip(current as usize)
+    {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", i as i64 + 1)?;
     }
@@ -315,4 +345,69 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
     }
     tx.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use hifi_core::Layout;
+
+    use super::*;
+    use crate::Store;
+
+    /// A database file at schema `version`, as an older hifi left it.
+    fn at_version(path: &Path, version: i64) -> Connection {
+        let mut conn = Connection::open(path).unwrap();
+        conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+        migrate_until(&mut conn, version).unwrap();
+        conn
+    }
+
+    #[test]
+    fn every_older_schema_migrates_with_its_history() {
+        for version in 2..LATEST {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("state.db");
+            let conn = at_version(&path, version);
+            conn.execute_batch(
+                "INSERT INTO releases (id, tree, commit_id, base_commit, composed_for, created_at)
+                     VALUES ('0000000000000000000000000000000000000000000000000000000000000001', 't', 'c', 'b', 'dev', 1);
+                 INSERT INTO deployments (env, release_id, strategy, state, created_at, updated_at, actor)
+                     VALUES ('dev', '0000000000000000000000000000000000000000000000000000000000000001', 'canary', 'live', 1, 1, 'ann');
+                 INSERT INTO analyses (deployment, step, weight, requests, errors, error_ratio, p50_ms, p99_ms, verdict, at)
+                     VALUES (1, 0, 10, 5, 0, 0, 1, 2, 'pass', 3);
+                 INSERT INTO events (at, actor, kind, message) VALUES (1, 'ann', 'deployment.created', 'm');
+                 INSERT INTO cards (id, title, branch, stage, created_at, updated_at)
+                     VALUES ('PAY-1', 'Pay', 'f/pay', 'In Dev', 1, 1);",
+            )
+            .unwrap();
+            drop(conn);
+            let store = Store::open(&path).unwrap();
+            assert_eq!(store.schema_version().unwrap(), LATEST, "from {version}");
+            assert_eq!(store.deployments("dev").unwrap().len(), 1);
+            assert_eq!(store.analyses(1).unwrap().len(), 1);
+            assert_eq!(store.events(None, 10).unwrap().len(), 1);
+            let cards = store.cards().unwrap();
+            assert!(!cards[0].hotfix, "an existing card is no hotfix");
+        }
+    }
+
+    #[test]
+    fn a_migration_is_backed_up_first() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(".hifi")).unwrap();
+        let layout = Layout::new(dir.path());
+        drop(at_version(&layout.db(), LATEST - 1));
+        Store::open_in(&layout).unwrap();
+        let backups = crate::backups::list(&layout.backups()).unwrap();
+        assert_eq!(backups.len(), 1);
+        assert_eq!(backups[0].reason, format!("before-migration-{LATEST}"));
+        // The backup is the database before it migrated.
+        let old = Connection::open(&backups[0].path).unwrap();
+        let version: i64 = old
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, LATEST - 1);
+    }
 }

@@ -581,51 +581,6 @@ fn enum_columns_refuse_values_no_reader_understands() {
 }
 
 #[test]
-fn a_database_of_the_previous_schema_migrates_with_its_history() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("state.db");
-    {
-        // Schema 2 as it shipped, with one deployment and its analysis.
-        let mut store = Store::open(&path).unwrap();
-        let r = release("t");
-        store
-            .record_composition(&audit(1), "dev", &r, "c", "in")
-            .unwrap();
-        let id = store
-            .record_deployment(&audit(2), "dev", &r.id, Kind::Canary)
-            .unwrap();
-        store
-            .record_analysis(&hifi_store::Analysis {
-                deployment: id,
-                step: 0,
-                weight: 10.0,
-                requests: 5,
-                errors: 0,
-                error_ratio: 0.0,
-                p50_ms: 1.0,
-                p99_ms: 2.0,
-                verdict: hifi_core::Verdict::Pass,
-                at: 3,
-            })
-            .unwrap();
-    }
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.pragma_update(None, "user_version", 2).unwrap();
-    drop(conn);
-    // Migration 3 rebuilds the tables again from what is there.
-    let store = Store::open(&path).unwrap();
-    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    assert_eq!(store.deployments("dev").unwrap().len(), 1);
-    assert_eq!(store.analyses(1).unwrap().len(), 1);
-    assert_eq!(store.events(None, 10).unwrap().len(), 2);
-}
-
-fn layout_in(dir: &std::path::Path) -> hifi_core::Layout {
-    std::fs::create_dir_all(dir.join(".hifi")).unwrap();
-    hifi_core::Layout::new(dir)
-}
-
-#[test]
 fn a_release_going_live_is_backed_up_and_a_backup_restores_it() {
     let dir = tempfile::tempdir().unwrap();
     let layout = layout_in(dir.path());
@@ -660,8 +615,13 @@ fn a_release_going_live_is_backed_up_and_a_backup_restores_it() {
     assert_eq!(store.live_release("dev").unwrap(), Some(r.id));
 }
 
+fn layout_in(dir: &std::path::Path) -> hifi_core::Layout {
+    std::fs::create_dir_all(dir.join(".hifi")).unwrap();
+    hifi_core::Layout::new(dir)
+}
+
 #[test]
-fn backups_roll_and_a_migration_is_backed_up_first() {
+fn backups_roll_newest_first() {
     let dir = tempfile::tempdir().unwrap();
     let layout = layout_in(dir.path());
     let store = Store::open_in(&layout).unwrap();
@@ -675,14 +635,6 @@ fn backups_roll_and_a_migration_is_backed_up_first() {
         hifi_store::backups::KEEP as i64 + 4,
         "newest first"
     );
-    drop(store);
-
-    let conn = rusqlite::Connection::open(layout.db()).unwrap();
-    conn.pragma_update(None, "user_version", 2).unwrap();
-    drop(conn);
-    Store::open_in(&layout).unwrap();
-    let newest = &hifi_store::backups::list(&layout.backups()).unwrap()[0];
-    assert_eq!(newest.reason, format!("before-migration-{SCHEMA_VERSION}"));
 }
 
 #[test]

@@ -25,6 +25,9 @@
 //! name = "shop"
 //! base = "main"          # only when set
 //!
+//! [workflow]             # only when workflow lines were given
+//! follow_releases = false
+//!
 //! [[service]]            # each service, in the order added
 //! name = "catalog"
 //! path = "services/catalog"
@@ -55,6 +58,8 @@ use std::fmt::Write as _;
 pub struct Config {
     name: String,
     base: Option<String>,
+    /// Lines of `[workflow]`, as given.
+    workflow: Vec<String>,
     services: Vec<Service>,
     environments: Vec<Env>,
 }
@@ -66,6 +71,7 @@ impl Config {
         Config {
             name: name.to_owned(),
             base: None,
+            workflow: Vec::new(),
             services: Vec::new(),
             environments: Vec::new(),
         }
@@ -74,6 +80,18 @@ impl Config {
     /// The branch releases are composed on (`base = "..."`).
     pub fn base(mut self, branch: &str) -> Config {
         self.base = Some(branch.to_owned());
+        self
+    }
+
+    /// Lines of `[workflow]`, TOML text written as given
+    /// (`follow_releases = false`); each call appends.
+    pub fn workflow(mut self, lines: &str) -> Config {
+        self.workflow.extend(
+            lines
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_owned),
+        );
         self
     }
 
@@ -107,6 +125,13 @@ impl Config {
         line(&mut out, "name", &quote(&self.name));
         if let Some(base) = &self.base {
             line(&mut out, "base", &quote(base));
+        }
+        if !self.workflow.is_empty() {
+            out.push_str("\n[workflow]\n");
+            for l in &self.workflow {
+                out.push_str(l);
+                out.push('\n');
+            }
         }
         for service in &self.services {
             out.push('\n');
@@ -196,6 +221,10 @@ enum Origin {
     Cards(String),
     /// `promote_from = "ENV"`.
     Promote(String),
+    /// `promote_from = ["ENV", ...]`.
+    PromoteAny(Vec<String>),
+    /// `hotfix_of = "ENV"`.
+    Hotfix(String),
 }
 
 /// One `[[environment]]`.
@@ -225,6 +254,17 @@ impl Env {
     /// An environment promoted from environment `from` (`promote_from`).
     pub fn promote(name: &str, port: u16, from: &str) -> Env {
         Env::with_origin(name, port, Origin::Promote(from.to_owned()))
+    }
+
+    /// An environment promoted from any of `from` (`promote_from = [...]`).
+    pub fn promote_any(name: &str, port: u16, from: &[&str]) -> Env {
+        let from = from.iter().map(|f| f.to_string()).collect();
+        Env::with_origin(name, port, Origin::PromoteAny(from))
+    }
+
+    /// The hotfix environment of `of` (`hotfix_of`).
+    pub fn hotfix(name: &str, port: u16, of: &str) -> Env {
+        Env::with_origin(name, port, Origin::Hotfix(of.to_owned()))
     }
 
     fn with_origin(name: &str, port: u16, origin: Origin) -> Env {
@@ -313,6 +353,11 @@ impl Env {
         match &self.origin {
             Origin::Cards(stage) => line(out, "cards_from", &quote(stage)),
             Origin::Promote(from) => line(out, "promote_from", &quote(from)),
+            Origin::PromoteAny(from) => {
+                let list: Vec<String> = from.iter().map(|f| quote(f)).collect();
+                line(out, "promote_from", &format!("[{}]", list.join(", ")));
+            }
+            Origin::Hotfix(of) => line(out, "hotfix_of", &quote(of)),
         }
         for (key, value) in &self.keys {
             line(out, key, value);
@@ -423,6 +468,20 @@ mod tests {
                     .canary("steps = [10, 50, 100]\ninterval = \"30s\"")
                     .canary("min_requests = 5\nmax_error_rate = 0.05\n"),
             )
+    }
+
+    #[test]
+    fn the_hotfix_lane_and_a_workflow_render_as_toml() {
+        let text = Config::new("shop")
+            .workflow("follow_releases = false")
+            .environment(Env::promote_any("prod", 8500, &["prep", "hotfix"]))
+            .environment(Env::hotfix("hotfix", 8600, "prod"))
+            .render();
+        let value: toml::Value = toml::from_str(&text).expect("valid TOML");
+        assert_eq!(value["workflow"]["follow_releases"].as_bool(), Some(false));
+        let envs = value["environment"].as_array().expect("environments");
+        assert_eq!(envs[0]["promote_from"].as_array().map(|a| a.len()), Some(2));
+        assert_eq!(envs[1]["hotfix_of"].as_str(), Some("prod"));
     }
 
     #[test]

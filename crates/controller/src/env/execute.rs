@@ -13,7 +13,7 @@ use hifi_core::{Config, Environment, Health, ReleaseId, Routing, Slot};
 use hifi_proxy::DrainRequest;
 use hifi_runtime::{Port, Runtime};
 use hifi_store::events::Subject;
-use hifi_store::{Deployment, Update};
+use hifi_store::{CardMove, Deployment, Update};
 
 use super::EnvReconciler;
 use crate::clock::Clock;
@@ -147,13 +147,43 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             Action::KeepRunning { placement } => self.keep_running(config, env, placement).await,
             Action::PushTable => self.apply_table(config, env).await,
             Action::RecordVerified { release } => {
+                let moves = self.cards_to_done(config, env, &release)?;
                 let audit = self.audit();
                 self.store
-                    .record_verification(&audit, &env.name, &release)?;
+                    .record_verification_with(&audit, &env.name, &release, &moves)?;
                 self.notes.verified = Some(release);
                 Ok(())
             }
         }
+    }
+
+    /// The cards of `release` that reach Done now that it is verified in
+    /// `env`: when `env` is a production environment and cards follow their
+    /// releases.
+    fn cards_to_done(
+        &self,
+        config: &Config,
+        env: &Environment,
+        release: &ReleaseId,
+    ) -> Result<Vec<CardMove>> {
+        if !config.follow_releases || !config.production().any(|p| p.name == env.name) {
+            return Ok(Vec::new());
+        }
+        let done = config.workflow.last();
+        let mut moves = Vec::new();
+        for merged in self.store.release(release)?.cards {
+            let Ok(card) = self.store.card(&merged.id) else {
+                continue;
+            };
+            if card.stage != done.name {
+                moves.push(CardMove {
+                    card: merged.id,
+                    from: card.stage,
+                    to: done.name.clone(),
+                });
+            }
+        }
+        Ok(moves)
     }
 
     fn in_progress(&self, env: &Environment) -> Result<Deployment> {
@@ -607,6 +637,10 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                 reason: Some(Some(reason)),
                 request: Some(None),
                 routing: candidate.as_ref().map(|_| &routing),
+                unfollow: Some(&format!(
+                    "release {} did not go live in {}",
+                    d.release, env.name
+                )),
                 message: reason,
                 ..Update::default()
             },

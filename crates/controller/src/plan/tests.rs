@@ -61,6 +61,7 @@ fn facts() -> ReleaseFacts {
             composed_for: vec!["dev".into()],
             verified_in: vec!["dev".into()],
             approvers: vec![],
+            rejected: None,
         },
     }
 }

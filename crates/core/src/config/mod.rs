@@ -33,6 +33,9 @@ pub struct Config {
     pub base: String,
     /// The card workflow.
     pub workflow: Workflow,
+    /// Whether cards follow their releases into production (to Deploy when
+    /// a promotion starts, to Done when it is verified, back on a rollback).
+    pub follow_releases: bool,
     /// Services, in config order.
     pub services: Vec<Service>,
     /// Environments, in config order (lowest first by convention).
@@ -61,8 +64,12 @@ pub struct Service {
 pub enum Origin {
     /// Composed from the base branch and the cards at this stage or later.
     Cards(Stage),
-    /// Only releases verified in the named environment (the fidelity gate).
-    Promote(String),
+    /// Only releases verified in one of the named environments (the
+    /// fidelity gate).
+    Promote(Vec<String>),
+    /// Composed from the named environment's live release and the open
+    /// hotfix cards: the hotfix lane.
+    Hotfix(String),
 }
 
 /// How a release replaces the previous one.
@@ -198,24 +205,51 @@ pub struct Environment {
     pub canary: Canary,
     /// Where its instances run (`runtime` of the environment, else of the project).
     pub runtime: RuntimeKind,
+    /// When deployments into it may start; none means any time.
+    pub windows: Vec<crate::window::Window>,
     /// Per-environment settings passed to services, as written (`${VAR}` kept).
     pub vars: BTreeMap<String, String>,
 }
 
 impl Environment {
-    /// The stage cards must reach to be included, for composed environments.
+    /// The stage cards must reach to be included, for environments
+    /// composed from cards.
     pub fn cards_from(&self) -> Option<&Stage> {
         match &self.origin {
             Origin::Cards(stage) => Some(stage),
-            Origin::Promote(_) => None,
+            _ => None,
         }
     }
 
-    /// The environment this one promotes from, if it is gated.
-    pub fn promote_from(&self) -> Option<&str> {
+    /// The environments this one promotes from (empty unless it is gated).
+    pub fn promote_from(&self) -> &[String] {
         match &self.origin {
-            Origin::Promote(from) => Some(from),
-            Origin::Cards(_) => None,
+            Origin::Promote(from) => from,
+            _ => &[],
+        }
+    }
+
+    /// Whether it is gated: it takes only releases verified elsewhere.
+    pub fn promotes(&self) -> bool {
+        matches!(self.origin, Origin::Promote(_))
+    }
+
+    /// The environment whose live release this one fixes, for a hotfix
+    /// environment.
+    pub fn hotfix_of(&self) -> Option<&str> {
+        match &self.origin {
+            Origin::Hotfix(target) => Some(target),
+            _ => None,
+        }
+    }
+
+    /// Where its releases come from, in words: `cards from In Dev`,
+    /// `promotes from prep or hotfix`, `fixes prod`.
+    pub fn describe_origin(&self) -> String {
+        match &self.origin {
+            Origin::Cards(stage) => format!("cards from {stage}"),
+            Origin::Promote(from) => format!("promotes from {}", from.join(" or ")),
+            Origin::Hotfix(target) => format!("fixes {target}'s live release"),
         }
     }
 }
@@ -236,6 +270,19 @@ impl Config {
                         .join(", ")
                 )
             })
+    }
+
+    /// The production environments: gated ones no environment promotes
+    /// from — the ends of the promotion chains, where cards follow their
+    /// releases to Deploy and Done.
+    pub fn production(&self) -> impl Iterator<Item = &Environment> {
+        self.environments.iter().filter(|e| {
+            e.promotes()
+                && !self
+                    .environments
+                    .iter()
+                    .any(|other| other.promote_from().contains(&e.name))
+        })
     }
 
     /// Looks a service up by name.

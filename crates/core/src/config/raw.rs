@@ -33,7 +33,25 @@ fn default_base() -> Spanned<String> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawWorkflow {
-    pub(super) stages: Spanned<Vec<String>>,
+    pub(super) stages: Option<Spanned<Vec<String>>>,
+    pub(super) follow_releases: Option<bool>,
+}
+
+/// A string or a list of strings (`promote_from = "prep"` or `["prep", "hotfix"]`).
+#[derive(Deserialize, Clone)]
+#[serde(untagged)]
+pub(super) enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    pub(super) fn into_vec(self) -> Vec<String> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -53,7 +71,10 @@ pub(super) struct RawEnvironment {
     pub(super) name: Spanned<String>,
     pub(super) port: Spanned<i64>,
     pub(super) cards_from: Option<Spanned<String>>,
-    pub(super) promote_from: Option<Spanned<String>>,
+    pub(super) promote_from: Option<Spanned<OneOrMany>>,
+    pub(super) hotfix_of: Option<Spanned<String>>,
+    #[serde(default)]
+    pub(super) windows: Vec<Spanned<String>>,
     pub(super) strategy: Option<Spanned<String>>,
     pub(super) smoke: Option<String>,
     pub(super) drain: Option<Spanned<String>>,

@@ -44,7 +44,7 @@ fn minimal_config_parses_with_defaults() {
     assert_eq!(dev.strategy, Strategy::BlueGreen);
     assert_eq!(dev.user_key, UserKey::Cookie("hifi-user".into()));
     let prod = config.environment("prod").unwrap();
-    assert_eq!(prod.promote_from(), Some("dev"));
+    assert_eq!(prod.promote_from(), ["dev"]);
     assert_eq!(prod.canary.steps, vec![10.0, 50.0, 100.0]);
     assert_eq!(prod.canary.interval, Duration::from_secs(5));
     assert_eq!(prod.vars["MODE"], "${MODE}");
@@ -187,4 +187,65 @@ fn runtimes_default_to_local_and_unknown_ones_are_refused() {
     let e = err(&MINIMAL.replace("port = 8100", "port = 8100\nruntime = \"kubernetes\""));
     assert_eq!(e.key, "environment[0].runtime");
     assert!(e.message.contains("not available"), "{e}");
+}
+
+#[test]
+fn promote_from_takes_a_list_and_hotfix_of_names_the_environment_it_fixes() {
+    let source = MINIMAL.replace(
+        "promote_from = \"dev\"",
+        "promote_from = [\"dev\", \"hotfix\"]",
+    ) + "\n[[environment]]\nname = \"hotfix\"\nport = 8600\nhotfix_of = \"prod\"\nwindows = [\"Mon-Fri 09:00-16:00 Europe/Zurich\"]\n";
+    let config = Config::parse(&source).unwrap();
+    let prod = config.environment("prod").unwrap();
+    assert_eq!(prod.promote_from(), ["dev", "hotfix"]);
+    assert_eq!(prod.describe_origin(), "promotes from dev or hotfix");
+    let hotfix = config.environment("hotfix").unwrap();
+    assert_eq!(hotfix.hotfix_of(), Some("prod"));
+    assert_eq!(hotfix.windows.len(), 1);
+    assert_eq!(
+        config
+            .production()
+            .map(|e| e.name.as_str())
+            .collect::<Vec<_>>(),
+        ["prod"]
+    );
+    assert!(
+        config.follow_releases,
+        "cards follow their releases by default"
+    );
+}
+
+#[test]
+fn hotfix_environments_and_windows_are_checked() {
+    let with = |extra: &str| {
+        format!("{MINIMAL}\n[[environment]]\nname = \"hotfix\"\nport = 8600\n{extra}\n")
+    };
+    let e = err(&with("hotfix_of = \"qa\""));
+    assert_eq!(e.key, "environment[2].hotfix_of");
+    assert!(e.message.contains("names no environment"), "{e}");
+    let e = err(&with("hotfix_of = \"prod\"\npromote_from = \"dev\""));
+    assert!(
+        e.message.contains("both `promote_from` and `hotfix_of`"),
+        "{e}"
+    );
+    let e = err(&with("hotfix_of = \"hotfix\""));
+    assert!(e.message.contains("cannot fix itself"), "{e}");
+    let e = err(&with(
+        "hotfix_of = \"prod\"\nwindows = [\"Mon-Fri 09:00-16:00 Mars/Olympus\"]",
+    ));
+    assert_eq!(e.key, "environment[2].windows[0]");
+    assert!(e.message.contains("IANA"), "{e}");
+    assert_eq!(e.line, Some(33));
+    let e = err(&with("hotfix_of = \"prod\"\nwindows = [\"whenever\"]"));
+    assert!(e.message.contains("DAYS HH:MM-HH:MM ZONE"), "{e}");
+    let e = err(&MINIMAL.replace("promote_from = \"dev\"", "promote_from = []"));
+    assert!(e.message.contains("at least one"), "{e}");
+}
+
+#[test]
+fn a_cycle_through_a_list_is_a_cycle() {
+    let source = MINIMAL.replace("cards_from = \"in-dev\"", "promote_from = [\"qa\"]")
+        + "\n[[environment]]\nname = \"qa\"\nport = 8700\npromote_from = [\"prod\"]\n";
+    let e = err(&source);
+    assert!(e.message.contains("cycle"), "{e}");
 }

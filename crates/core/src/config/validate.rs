@@ -1,7 +1,7 @@
 //! The second pass over `hifi.toml`: the rules that span several keys, and
 //! the resolved [`Config`] built from the raw shape.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::time::Duration;
 
@@ -125,12 +125,16 @@ impl Validator<'_> {
             ));
         }
 
-        let workflow = match raw.workflow {
-            None => Workflow::default(),
+        let (workflow, follow_releases) = match raw.workflow {
+            None => (Workflow::default(), true),
             Some(wf) => {
-                let stages = wf.into_inner().stages;
-                Workflow::new(stages.get_ref().clone())
-                    .map_err(|m| self.error("workflow.stages", stages.span(), m))?
+                let wf = wf.into_inner();
+                let workflow = match wf.stages {
+                    None => Workflow::default(),
+                    Some(stages) => Workflow::new(stages.get_ref().clone())
+                        .map_err(|m| self.error("workflow.stages", stages.span(), m))?,
+                };
+                (workflow, wf.follow_releases.unwrap_or(true))
             }
         };
 
@@ -146,6 +150,7 @@ impl Validator<'_> {
             name: project.name.into_inner(),
             base,
             workflow,
+            follow_releases,
             services,
             environments,
         })
@@ -207,8 +212,9 @@ impl Validator<'_> {
     ) -> Result<Vec<Environment>, ConfigError> {
         let mut envs: Vec<Environment> = Vec::new();
         let mut ports: HashMap<u16, String> = HashMap::new();
-        // (index, promote_from value and span), checked once every name is known.
-        let mut promotions = Vec::new();
+        // Names other environments refer to (promote_from, hotfix_of),
+        // checked once every name is known: (index, key, names, span).
+        let mut references: Vec<(usize, &'static str, Vec<String>, Range<usize>)> = Vec::new();
         for (i, spanned) in raw.into_iter().enumerate() {
             let key = |field: &str| format!("environment[{i}].{field}");
             let env_span = spanned.span();
@@ -238,31 +244,69 @@ impl Validator<'_> {
                     format!("environments `{other}` and `{name}` both use port {port}; give each its own"),
                 ));
             }
-            let origin = match (&raw.cards_from, &raw.promote_from) {
-                (Some(stage), None) => Origin::Cards(
+            let given: Vec<(&str, Range<usize>)> = [
+                raw.cards_from.as_ref().map(|v| ("cards_from", v.span())),
+                raw.promote_from
+                    .as_ref()
+                    .map(|v| ("promote_from", v.span())),
+                raw.hotfix_of.as_ref().map(|v| ("hotfix_of", v.span())),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            if given.len() > 1 {
+                return Err(self.error(
+                    key(given[0].0),
+                    given[0].1.clone(),
+                    format!(
+                        "environment `{name}` has both `{}` and `{}`; keep one",
+                        given[0].0, given[1].0
+                    ),
+                ));
+            }
+            let origin = if let Some(stage) = &raw.cards_from {
+                Origin::Cards(
                     workflow
                         .resolve(stage.get_ref())
                         .map_err(|m| self.error(key("cards_from"), stage.span(), m))?,
-                ),
-                (None, Some(from)) => {
-                    promotions.push((i, from.clone()));
-                    Origin::Promote(from.get_ref().clone())
-                }
-                (Some(stage), Some(_)) => {
+                )
+            } else if let Some(from) = &raw.promote_from {
+                let sources = from.get_ref().clone().into_vec();
+                if sources.is_empty() {
                     return Err(self.error(
-                        key("cards_from"),
-                        stage.span(),
-                        format!("environment `{name}` has both `cards_from` and `promote_from`; keep one"),
+                        key("promote_from"),
+                        from.span(),
+                        "promote_from names at least one environment",
                     ));
                 }
-                (None, None) => {
-                    return Err(self.error(
-                        key("name"),
-                        env_span,
-                        format!("environment `{name}` needs `cards_from` (compose it from cards) or `promote_from` (take releases verified elsewhere)"),
-                    ));
-                }
+                references.push((i, "promote_from", sources.clone(), from.span()));
+                Origin::Promote(sources)
+            } else if let Some(target) = &raw.hotfix_of {
+                references.push((
+                    i,
+                    "hotfix_of",
+                    vec![target.get_ref().clone()],
+                    target.span(),
+                ));
+                Origin::Hotfix(target.get_ref().clone())
+            } else {
+                return Err(self.error(
+                    key("name"),
+                    env_span,
+                    format!("environment `{name}` needs `cards_from` (compose it from cards), `promote_from` (take releases verified elsewhere) or `hotfix_of` (compose fixes onto another environment's live release)"),
+                ));
             };
+            let mut windows = Vec::with_capacity(raw.windows.len());
+            for (w, window) in raw.windows.iter().enumerate() {
+                windows.push(
+                    window
+                        .get_ref()
+                        .parse::<crate::window::Window>()
+                        .map_err(|m| {
+                            self.error(format!("{}[{w}]", key("windows")), window.span(), m)
+                        })?,
+                );
+            }
             let strategy = match raw
                 .strategy
                 .as_ref()
@@ -329,41 +373,60 @@ impl Validator<'_> {
                 preview_token: raw.preview_token.filter(|t| !t.is_empty()),
                 canary,
                 runtime,
+                windows,
                 vars,
             });
         }
 
-        for (i, from) in promotions {
-            let key = format!("environment[{i}].promote_from");
-            if !envs.iter().any(|e| &e.name == from.get_ref()) {
-                return Err(self.error(
-                    key,
-                    from.span(),
-                    format!(
-                        "`{}` names no environment; hifi.toml defines: {}",
-                        from.get_ref(),
-                        envs.iter()
-                            .map(|e| e.name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                ));
-            }
-            // Walk the chain from this environment; coming back to any
-            // environment already seen is a cycle.
-            let mut seen = HashSet::from([envs[i].name.as_str()]);
-            let mut chain = vec![envs[i].name.as_str()];
-            let mut current = &envs[i];
-            while let Some(next) = current.promote_from() {
-                chain.push(next);
-                if !seen.insert(next) {
+        let names: Vec<&str> = envs.iter().map(|e| e.name.as_str()).collect();
+        for (i, field, targets, span) in &references {
+            let key = format!("environment[{i}].{field}");
+            for target in targets {
+                if !names.contains(&target.as_str()) {
                     return Err(self.error(
                         key,
-                        from.span(),
-                        format!("promote_from forms a cycle: {}; one environment of the chain must use `cards_from`", chain.join(" -> ")),
+                        span.clone(),
+                        format!(
+                            "`{target}` names no environment; hifi.toml defines: {}",
+                            names.join(", ")
+                        ),
                     ));
                 }
-                current = envs.iter().find(|e| e.name == next).expect("checked above");
+            }
+            if *field == "hotfix_of" {
+                let target = &targets[0];
+                if *target == envs[*i].name {
+                    return Err(self.error(
+                        key,
+                        span.clone(),
+                        format!("environment `{target}` cannot fix itself; name the environment whose live release it fixes, e.g. prod"),
+                    ));
+                }
+                if envs
+                    .iter()
+                    .any(|e| &e.name == target && e.hotfix_of().is_some())
+                {
+                    return Err(self.error(
+                        key,
+                        span.clone(),
+                        format!("`{target}` is itself a hotfix environment; a hotfix environment fixes one that runs releases, e.g. prod"),
+                    ));
+                }
+            }
+        }
+        // A promotion cycle: walking promote_from from an environment comes
+        // back to one already on the path.
+        for (i, field, _, span) in &references {
+            if *field != "promote_from" {
+                continue;
+            }
+            let mut path = vec![envs[*i].name.as_str()];
+            if let Some(cycle) = promotion_cycle(&envs, &mut path) {
+                return Err(self.error(
+                    format!("environment[{i}].promote_from"),
+                    span.clone(),
+                    format!("promote_from forms a cycle: {}; one environment of the chain must use `cards_from`", cycle.join(" -> ")),
+                ));
             }
         }
         Ok(envs)
@@ -485,4 +548,24 @@ fn normalize_route(route: &str) -> String {
     } else {
         trimmed.into()
     }
+}
+
+/// A promotion cycle reachable from the last environment of `path`, as the
+/// environments along it (the first repeated at the end).
+fn promotion_cycle<'a>(envs: &'a [Environment], path: &mut Vec<&'a str>) -> Option<Vec<String>> {
+    let current = *path.last()?;
+    let env = envs.iter().find(|e| e.name == current)?;
+    for next in env.promote_from() {
+        if path.contains(&next.as_str()) {
+            let mut cycle: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+            cycle.push(next.clone());
+            return Some(cycle);
+        }
+        path.push(next);
+        if let Some(cycle) = promotion_cycle(envs, path) {
+            return Some(cycle);
+        }
+        path.pop();
+    }
+    None
 }
