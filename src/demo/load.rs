@@ -142,3 +142,24 @@ async fn request(
         _ => ("?".into(), false),
     }
 }
+
+/// One GET of `url` as a user would send it, its body read as JSON;
+/// `None` when there is no 2xx answer or it is not JSON.
+pub fn get_json(runtime: &tokio::runtime::Runtime, url: &str) -> Option<serde_json::Value> {
+    let client: Client<_, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let request = hyper::Request::get(url)
+        .header("cookie", "hifi-user=demo-reporter")
+        .body(Empty::new())
+        .ok()?;
+    runtime.block_on(async {
+        let response = tokio::time::timeout(Duration::from_secs(10), client.request(request))
+            .await
+            .ok()?
+            .ok()?;
+        if !response.status().is_success() {
+            return None;
+        }
+        let body = response.into_body().collect().await.ok()?.to_bytes();
+        serde_json::from_slice(&body).ok()
+    })
+}

@@ -26,8 +26,8 @@ use hifi_app::{Actor, Project};
 use hifi_core::deployment::DeploymentState;
 use hifi_core::{ReleaseId, Routing, Verdict};
 
-use self::load::{Load, Tally};
-use self::project::{CARDS, Pace, Ports};
+use self::load::{Load, Tally, get_json};
+use self::project::{CARDS, FIX, Pace, Ports};
 use crate::error::{Failure, Result};
 
 /// Options of `hifi demo`.
@@ -347,6 +347,7 @@ impl Story {
         let second = self.canary_to_prod()?;
         self.broken_canary(&second)?;
         self.rollback(&first)?;
+        self.hotfix(&first)?;
         self.closing()
     }
 
@@ -584,8 +585,85 @@ impl Story {
         Ok(())
     }
 
+    /// What prod's users are charged for an espresso, asked as a user would.
+    fn espresso_in_prod(&self) -> Option<f64> {
+        let url = format!("http://127.0.0.1:{}/catalog", self.ports.of("prod"));
+        get_json(&self.runtime, &url)?["prices"]["espresso"].as_f64()
+    }
+
+    fn hotfix(&mut self, live: &ReleaseId) -> Result {
+        self.chapter("8. Reacting to production: the hotfix lane")?;
+        let price = self.espresso_in_prod();
+        self.claim(
+            price == Some(25.0),
+            format!(
+                "a user reports it: prod charges {} for an espresso (wrong since the first release; no error rate shows it)",
+                price.map_or("nothing".into(), |p| format!("{p:.2}"))
+            ),
+        );
+        self.say("prep holds work that is not ready (GW-4), so the fix cannot wait for it: it gets a hotfix card.");
+        self.must(&[
+            "card", "add", FIX.id, "--branch", FIX.branch, "--title", FIX.title, "--hotfix",
+        ])?;
+        let id = self.must(&["compose", "hotfix"])?;
+        let project = self.project()?;
+        let fix = project.release(&self.reader, &id)?.summary.release;
+        let prod = project
+            .release(&self.reader, live.as_str())?
+            .summary
+            .release;
+        let cards: Vec<String> = fix.cards.iter().map(|c| c.id.to_string()).collect();
+        self.claim(
+            fix.base_commit == prod.commit && cards == ["PAY-1", FIX.id],
+            format!(
+                "hotfix release {} is prod's live release {live} plus {} and nothing else: cards {}",
+                fix.id,
+                FIX.id,
+                cards.join(", ")
+            ),
+        );
+        let (d, _) = self.deploy_under_load("hotfix", &["deploy", "hotfix"])?;
+        let verified = d.state == DeploymentState::Live && self.wait_verified("hotfix", &fix.id)?;
+        self.claim(
+            verified,
+            format!("the hotfix environment verified release {}", fix.id),
+        );
+        self.must(&["approve", "prod", "--as", "po@shop"])?;
+        let (d, tally) = self.deploy_under_load("prod", &["promote", "hotfix", "prod"])?;
+        let price = self.espresso_in_prod();
+        self.claim(
+            d.state == DeploymentState::Live
+                && self.live_release("prod")?.as_ref() == Some(&fix.id)
+                && price == Some(2.5),
+            format!(
+                "prod runs the fix: an espresso costs {}, and {} requests during the promotion, {} failed",
+                price.map_or("nothing".into(), |p| format!("{p:.2}")),
+                group(tally.total()),
+                tally.failed
+            ),
+        );
+        let refused = self.run(&["promote", "prep", "prod"])?;
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        self.claim(
+            !refused.status.success() && stderr.contains(FIX.id),
+            format!("prep's release lacks {}, so promoting it to prod is refused: it would undo the fix", FIX.id),
+        );
+        // Verified in prod, the card is Done: past every stage.
+        self.wait_verified("prod", &fix.id)?;
+        let id = self.must(&["compose", "prep"])?;
+        let next = self.project()?.release(&self.reader, &id)?.summary.release;
+        self.claim(
+            next.cards.iter().any(|c| c.id.as_str() == FIX.id),
+            format!(
+                "{} is Done, so prep's next release {} carries it",
+                FIX.id, next.id
+            ),
+        );
+        Ok(())
+    }
+
     fn closing(&mut self) -> Result {
-        self.chapter("8. Where everything stands")?;
+        self.chapter("9. Where everything stands")?;
         self.must(&["board"])?;
         self.must(&["status"])?;
         if self.once {

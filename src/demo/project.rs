@@ -3,7 +3,8 @@
 //! `HIFI_URL_*`, passing `x-hifi-slot` and the user's cookie along so one
 //! user's request never mixes releases — and four card branches: two
 //! ordinary features, one that conflicts with another, and one whose routes
-//! fail for real users while its health check passes.
+//! fail for real users while its health check passes; plus a price that has
+//! been wrong since the first commit, and the hotfix branch that corrects it.
 
 use std::path::Path;
 use std::process::Command;
@@ -30,16 +31,16 @@ impl Ports {
     }
 }
 
-/// Picks five ports: 8100, 8200, … when they are free, else free ones.
+/// Picks six ports: 8100, 8200, … when they are free, else free ones.
 pub fn pick_ports() -> Result<Ports> {
-    let names = ["dev", "uat", "staging", "prep", "prod"];
-    let preferred: Vec<u16> = (1..=5).map(|i| 8000 + 100 * i).collect();
+    let names = ["dev", "uat", "staging", "prep", "prod", "hotfix"];
+    let preferred: Vec<u16> = (1..=6).map(|i| 8000 + 100 * i).collect();
     let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
     let ports = if preferred.iter().all(|p| free(*p)) {
         preferred
     } else {
-        // Hold every listener until all five are chosen, so none repeats.
-        let listeners: Vec<std::net::TcpListener> = (0..5)
+        // Hold every listener until all six are chosen, so none repeats.
+        let listeners: Vec<std::net::TcpListener> = (0..names.len())
             .map(|_| std::net::TcpListener::bind(("127.0.0.1", 0)))
             .collect::<std::io::Result<_>>()
             .map_err(|e| Failure::other(format!("cannot find free ports: {e}")))?;
@@ -93,17 +94,27 @@ server.daemon_threads = True
 server.serve_forever()
 "#;
 
+/// The catalog's prices, kept apart from its code so a price fix never
+/// touches the lines features change.
+fn prices(espresso: &str) -> String {
+    format!(
+        "{{\n  \"espresso\": {espresso},\n  \"filter\": 3.2,\n  \"cold brew\": 4.1,\n  \"pumpkin spice\": 4.9\n}}\n"
+    )
+}
+
 fn catalog(items: &str) -> String {
     format!(
         "{SERVICE_PRELUDE}
 ITEMS = {items}
+PRICES = json.load(open(\"prices.json\"))
 
 
 class Catalog(Handler):
     def do_GET(self):
         if self.path == \"/healthz\":
             return self.reply(200, {{\"ok\": True}})
-        self.reply(200, {{\"service\": \"catalog\", \"slot\": SLOT, \"items\": ITEMS}})
+        prices = {{item: PRICES.get(item) for item in ITEMS}}
+        self.reply(200, {{\"service\": \"catalog\", \"slot\": SLOT, \"items\": ITEMS, \"prices\": prices}})
 
 
 Handler = Catalog{SERVICE_MAIN}"
@@ -205,11 +216,17 @@ fn config(ports: &Ports, pace: Pace) -> String {
         ));
     }
     text.push_str(&format!(
-        "[[environment]]\nname = \"prod\"\nport = {}\npromote_from = \"prep\"\nstrategy = \"canary\"\napprovals = 1\nsoak = \"{soak}\"\ndrain = \"5s\"\n\
+        "[[environment]]\nname = \"prod\"\nport = {}\npromote_from = [\"prep\", \"hotfix\"]\nstrategy = \"canary\"\napprovals = 1\nsoak = \"{soak}\"\ndrain = \"5s\"\n\
          [environment.canary]\nsteps = [10, 50, 100]\ninterval = \"{}\"\nmax_error_rate = 0.02\nmax_p99_ms = 800\nmin_requests = 20\n\
-         [environment.vars]\nPAYMENT_MODE = \"live\"\n",
+         [environment.vars]\nPAYMENT_MODE = \"live\"\n\n",
         ports.of("prod"),
         pace.interval
+    ));
+    text.push_str(&format!(
+        "# The hotfix lane: prod's live release plus the open hotfix cards.\n\
+         [[environment]]\nname = \"hotfix\"\nport = {}\nhotfix_of = \"prod\"\nstrategy = \"blue-green\"\nsoak = \"{soak}\"\ndrain = \"5s\"\n\
+         [environment.vars]\nPAYMENT_MODE = \"live-sandbox\"\n",
+        ports.of("hotfix")
     ));
     text
 }
@@ -256,6 +273,13 @@ pub struct DemoCard {
     pub title: &'static str,
 }
 
+/// The hotfix card, added when prod's wrong price is reported.
+pub const FIX: DemoCard = DemoCard {
+    id: "FIX-5",
+    branch: "hotfix/espresso-price",
+    title: "Espresso costs 2.50, not 25.00",
+};
+
 /// The four cards, in the order the story adds them.
 pub const CARDS: [DemoCard; 4] = [
     DemoCard {
@@ -296,6 +320,8 @@ pub fn generate(dir: &Path, ports: &Ports, pace: Pace) -> Result {
         "services/catalog/app.py",
         &catalog("[\"espresso\", \"filter\"]"),
     )?;
+    // The bug nobody sees for a while: a price off by a factor of ten.
+    write(dir, "services/catalog/prices.json", &prices("25.0"))?;
     write(dir, "services/checkout/app.py", &checkout("[\"cash\"]"))?;
     write(dir, CONFIG_FILE, &config(ports, pace))?;
     write(dir, ".gitignore", &format!("{STATE_DIR}/\n__pycache__/\n"))?;
@@ -340,6 +366,12 @@ pub fn generate(dir: &Path, ports: &Ports, pace: Pace) -> Result {
         "services/gateway/app.py",
         &gateway(true),
         "gateway: response cache",
+    )?;
+    branch(
+        FIX.branch,
+        "services/catalog/prices.json",
+        &prices("2.5"),
+        "catalog: espresso costs 2.50",
     )?;
     Ok(())
 }

@@ -91,12 +91,16 @@ impl Project {
         names.extend(cards.iter().map(|c| c.branch.as_str()));
         let resolved = self.repo.resolve_branches(&names)?;
         // What the cards are merged onto: the base branch's tip, or, for a
-        // hotfix environment, the composition production runs.
-        let base_commit = match &env.origin {
-            Origin::Hotfix(target) => self.live_commit(&env.name, target)?,
-            _ => resolved[0]
-                .clone()
-                .ok_or_else(|| Error::NoBase { base: base.clone() })?,
+        // hotfix environment, the composition production runs — whose
+        // cards the fix then carries too.
+        let (base_commit, inherited) = match &env.origin {
+            Origin::Hotfix(target) => self.live_composition(&env.name, target)?,
+            _ => (
+                resolved[0]
+                    .clone()
+                    .ok_or_else(|| Error::NoBase { base: base.clone() })?,
+                Vec::new(),
+            ),
         };
         let current = resolved[1].clone();
         let mut card_commits = Vec::with_capacity(cards.len());
@@ -198,14 +202,19 @@ impl Project {
             tree: tree.to_string(),
             commit: commit.to_string(),
             base_commit: base_commit.to_string(),
-            cards: cards
-                .iter()
-                .zip(&card_commits)
-                .map(|(card, commit)| MergedCard {
-                    id: card.id.clone(),
-                    branch: card.branch.clone(),
-                    commit: commit.to_string(),
-                })
+            cards: inherited
+                .into_iter()
+                .filter(|old| cards.iter().all(|card| card.id != old.id))
+                .chain(
+                    cards
+                        .iter()
+                        .zip(&card_commits)
+                        .map(|(card, commit)| MergedCard {
+                            id: card.id.clone(),
+                            branch: card.branch.clone(),
+                            commit: commit.to_string(),
+                        }),
+                )
                 .collect(),
             services,
             composed_for: env.name.clone(),
@@ -272,8 +281,8 @@ impl Project {
     }
 
     /// The composition commit of `target`'s live release, which the hotfix
-    /// environment `env` is composed onto.
-    fn live_commit(&self, env: &str, target: &str) -> Result<Oid> {
+    /// environment `env` is composed onto, and the cards already in it.
+    fn live_composition(&self, env: &str, target: &str) -> Result<(Oid, Vec<MergedCard>)> {
         let live = self
             .store
             .live_release(target)?
@@ -281,12 +290,14 @@ impl Project {
                 env: env.to_string(),
                 target: target.to_string(),
             })?;
-        let commit = self.store.release(&live)?.commit;
-        commit.parse().map_err(|e: hifi_git::Error| {
+        let release = self.store.release(&live)?;
+        let commit = release.commit.parse().map_err(|e: hifi_git::Error| {
             Error::Io(format!(
-                "release {live} records commit `{commit}`, which is not a commit id: {e}"
+                "release {live} records commit `{}`, which is not a commit id: {e}",
+                release.commit
             ))
-        })
+        })?;
+        Ok((commit, release.cards))
     }
 
     /// Flags the card that could not be merged and says what clashed.

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod errors;
+mod hotfix;
 mod roles;
 mod util;
 mod windows;

@@ -301,10 +301,20 @@ pub fn judge(canary: &Canary, candidate: &Window, stable: Option<&Window>) -> Ju
             if significantly_worse(ratio, seen, s, canary.max_error_rate_increase)
                 || (over_limit && s.error_ratio <= canary.max_error_rate)
             {
+                // Short of its requests, the step is judged on its best
+                // case: every request still to come succeeding.
+                let worse = if enough {
+                    format!("{:.2} points worse", increase * 100.0)
+                } else {
+                    format!(
+                        "at least {:.2} points worse even if its next {} requests succeed",
+                        increase * 100.0,
+                        needed - candidate.requests
+                    )
+                };
                 reasons.push(format!(
-                    "{errors} against {:.2} % on the stable slot: {:.2} points worse, where {:.2} % and {:.2} points are allowed",
+                    "{errors} against {:.2} % on the stable slot: {worse}, where {:.2} % and {:.2} points are allowed",
                     s.error_ratio * 100.0,
-                    increase * 100.0,
                     canary.max_error_rate * 100.0,
                     canary.max_error_rate_increase * 100.0
                 ));
