@@ -37,6 +37,7 @@
 //!   `local/procfs.rs` reads `/proc`, `local/logfile.rs` opens logs and
 //!   reads their tail.
 
+pub mod docker;
 pub mod error;
 pub mod instance;
 pub mod local;
