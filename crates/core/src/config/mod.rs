@@ -92,6 +92,8 @@ pub enum RuntimeKind {
     /// Local processes on this machine (the embedded default).
     #[default]
     Local,
+    /// Containers of a Docker engine on this machine, with host networking.
+    Docker,
 }
 
 impl RuntimeKind {
@@ -99,6 +101,7 @@ impl RuntimeKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RuntimeKind::Local => "local",
+            RuntimeKind::Docker => "docker",
         }
     }
 }
