@@ -27,7 +27,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Requests that wait for something (stop, build, wait) get their own.
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// One Docker engine, reached over a unix socket; see the [module docs](self).
+/// One Docker engine, reached over a unix socket.
+///
+/// Nothing is contacted until the first request, and a failed connection is
+/// not remembered: the next request tries again (the user may have started
+/// `dockerd` meanwhile).
 #[derive(Debug)]
 pub struct Engine {
     socket: PathBuf,
