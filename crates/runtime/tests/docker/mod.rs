@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::ContainerInspectResponse;
-use bollard::query_parameters::{ListContainersOptions, RemoveContainerOptions};
+use bollard::query_parameters::{
+    ListContainersOptions, RemoveContainerOptions, RemoveImageOptions,
+};
 use hifi_core::{ReleaseId, RuntimeKind, Slot};
 use hifi_runtime::docker::{DockerRuntime, Engine, ImageId, build_image, image_tag};
 use hifi_runtime::{InstanceSpec, Port, Program, free_port};
@@ -114,6 +116,8 @@ pub struct Project {
     pub name: String,
     pub dir: TempDir,
     pub engine: Engine,
+    /// Tags of its own ([`Project::own_tag`]), removed when dropped.
+    tags: std::sync::Mutex<Vec<String>>,
 }
 
 impl Project {
@@ -135,6 +139,7 @@ impl Project {
             name,
             dir: tempfile::tempdir().unwrap(),
             engine,
+            tags: Default::default(),
         })
     }
 
@@ -170,7 +175,13 @@ impl Project {
     }
 
     /// Builds the test service at `version` and returns its image id.
+    ///
+    /// One build at a time: two first builds of the same content racing on
+    /// an empty cache would make two images, and the shared tag would name
+    /// either. Once one is built, the cache gives every later build its id.
     pub async fn image(&self, version: &str) -> ImageId {
+        static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let _turn = ONE_AT_A_TIME.lock().await;
         let context = self.context(version);
         build_image(
             &self.engine,
@@ -183,9 +194,19 @@ impl Project {
         .unwrap()
     }
 
-    /// The tag of the test service at `version`.
+    /// The tag of the test service at `version`, shared by every test and
+    /// run: the same version is always the same content, hence the same
+    /// image, so tests never delete an image another one is building.
     pub fn tag(&self, version: &str) -> String {
-        image_tag(&self.name, "web", version)
+        image_tag("hifi-runtime-tests", "web", version)
+    }
+
+    /// A tag of this test's own, removed when it ends (only the tag: the
+    /// image it names must also have a shared [`Project::tag`]).
+    pub fn own_tag(&self, version: &str) -> String {
+        let tag = image_tag(&self.name, "web", version);
+        self.tags.lock().unwrap().push(tag.clone());
+        tag
     }
 
     /// A spec for `service` in dev/green running `image` (its own command
@@ -217,6 +238,7 @@ impl Drop for Project {
     fn drop(&mut self) {
         // Drop cannot await: clean up on a runtime of its own.
         let project = self.name.clone();
+        let tags = std::mem::take(&mut *self.tags.lock().unwrap());
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -230,6 +252,13 @@ impl Drop for Project {
                         ..Default::default()
                     };
                     let _ = docker.remove_container(&id, Some(options)).await;
+                }
+                for tag in tags {
+                    let options = RemoveImageOptions {
+                        noprune: true,
+                        ..Default::default()
+                    };
+                    let _ = docker.remove_image(&tag, Some(options), None).await;
                 }
             });
         })
