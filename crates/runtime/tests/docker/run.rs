@@ -169,9 +169,75 @@ async fn container_that_exits_at_start_fails_fast_with_its_exit_code_and_log_tai
             signal: None
         }
     );
-    // Stopping an exited container removes it.
+    // Starting the same (env, slot, service) again clears the exited
+    // leftover; stopping an exited container removes it.
+    let docker = docker().unwrap();
+    assert!(inspect(&docker, &instance.id).await.is_some());
+    let again = rt.start(&spec).await.unwrap();
+    assert!(
+        inspect(&docker, &instance.id).await.is_none(),
+        "leftover removed"
+    );
+    assert!(rt.wait_healthy(&spec, &again, PATIENCE).await.is_err());
+    rt.stop(&again, PATIENCE).await.unwrap();
+    assert!(inspect(&docker, &again.id).await.is_none());
     rt.stop(&instance, PATIENCE).await.unwrap();
-    assert!(inspect(&docker().unwrap(), &instance.id).await.is_none());
+}
+
+#[tokio::test]
+async fn answers_from_another_program_on_the_port_are_not_the_containers_health() {
+    let Some(p) =
+        Project::new("answers_from_another_program_on_the_port_are_not_the_containers_health")
+            .await
+    else {
+        return;
+    };
+    let image = p.image("v1").await;
+    let rt = p.runtime();
+    // The container's server cannot bind the port, but it keeps running.
+    let spec = p.spec(
+        "web",
+        &image,
+        Some("httpd -f -p 127.0.0.1:$PORT -h /www; echo 'httpd could not start'; exec sleep 600"),
+    );
+    let port = super::super::util::port_of(&spec);
+    let impostor = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let answering = tokio::spawn(async move {
+        // Bounded: the test ends long before.
+        for _ in 0..1000 {
+            let Ok((mut conn, _)) = impostor.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 1024];
+            let _ = tokio::io::AsyncReadExt::read(&mut conn, &mut buf).await;
+            let _ = tokio::io::AsyncWriteExt::write_all(
+                &mut conn,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )
+            .await;
+        }
+    });
+
+    let instance = rt.start(&spec).await.unwrap();
+    let err = rt
+        .wait_healthy(&spec, &instance, Duration::from_secs(3))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Unhealthy {
+                last: ProbeFailure::NotThisInstance(p),
+                ..
+            } if p == port
+        ),
+        "{err:?}"
+    );
+    assert!(read(&spec.log).contains("httpd could not start"));
+    answering.abort();
+    rt.stop(&instance, Duration::ZERO).await.unwrap();
 }
 
 #[tokio::test]
