@@ -5,6 +5,8 @@ use std::io;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use hifi_core::RuntimeKind;
+
 use crate::instance::{InstanceId, InstanceStatus};
 
 /// Result with the runtime's [`Error`].
@@ -153,13 +155,83 @@ pub enum Error {
 
     /// The id was issued by another runtime (or is corrupt).
     #[error(
-        "{instance} has id `{id}`, which the local runtime did not issue, so it cannot manage it"
+        "{instance} has id `{id}`, which the {runtime} runtime did not issue, so it cannot manage it"
     )]
     ForeignId {
         /// The instance.
         instance: String,
         /// The id.
         id: InstanceId,
+        /// The runtime that was asked to manage it.
+        runtime: RuntimeKind,
+    },
+
+    /// No Docker engine answers on the socket hifi talks to.
+    #[error(
+        "no Docker engine answers at {} ({reason}); environments with runtime = \"docker\" need one: \
+         start it (`sudo systemctl start docker`, or `sudo dockerd --bridge=none --iptables=false --ip-masq=false &`), \
+         or point DOCKER_HOST at its socket (unix://...)",
+        socket.display()
+    )]
+    DockerUnavailable {
+        /// The socket (from `DOCKER_HOST`, else `/var/run/docker.sock`).
+        socket: PathBuf,
+        /// Why it did not answer.
+        reason: String,
+    },
+
+    /// The Docker engine answered, but refused or failed a request.
+    #[error("the Docker engine could not {what}: {message}")]
+    Docker {
+        /// What hifi asked for, e.g. `create a container for service catalog (dev/green)`.
+        what: String,
+        /// The engine's answer.
+        message: String,
+    },
+
+    /// An image was named by something other than its id.
+    #[error(
+        "could not start {instance}: `{image}` is not an image id (sha256:...); hifi runs images by id, \
+         never by tag, so that what runs is exactly what was built"
+    )]
+    NotAnImageId {
+        /// The instance.
+        instance: String,
+        /// What was given.
+        image: String,
+    },
+
+    /// The image id to run is not (or no longer) in the engine.
+    #[error(
+        "could not start {instance}: image {image} does not exist in the Docker engine \
+         (was it removed, e.g. by `docker image prune`?); build the service version again"
+    )]
+    ImageMissing {
+        /// The instance.
+        instance: String,
+        /// The image id.
+        image: String,
+    },
+
+    /// An image build failed.
+    #[error("building image {tag} failed: {reason}; the build output is in {}", log.display())]
+    Build {
+        /// The tag it was to get.
+        tag: String,
+        /// The builder's last words.
+        reason: String,
+        /// The build log.
+        log: PathBuf,
+    },
+
+    /// The build context directory could not be read.
+    #[error("could not read the build context {}: {source}", dir.display())]
+    BuildContext {
+        /// The context directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
     },
 }
 

@@ -17,9 +17,16 @@
 //! (no pipes, no parent-death signal, no kill-on-drop): killing the control
 //! plane must not interrupt traffic.
 //!
+//! [`DockerRuntime`] runs each instance as a container of a Docker engine on
+//! this machine, from an image id built by [`docker::build_image`], with host
+//! networking so it too serves on `127.0.0.1:$PORT`; labels on the container
+//! let a restarted controller find it. The engine is contacted only when an
+//! environment uses it.
+//!
 //! Limits: the local runtime is Linux-only (it reads `/proc`), and it can
 //! only stop services that stay in the process group it gave them (a service
-//! that daemonizes with `setsid` escapes it).
+//! that daemonizes with `setsid` escapes it). The Docker runtime talks to a
+//! unix socket only (no remote engines).
 //!
 //! # Layout
 //!
@@ -29,14 +36,20 @@
 //!   ([`Instance`], [`InstanceId`], [`InstanceStatus`]).
 //! - `runtimes.rs` — [`Runtimes`]: one runtime per kind, dispatching each
 //!   instance to the runtime its environment uses (a new runtime is a new
-//!   variant there and a module beside `local`).
+//!   variant there and a module beside `local` and `docker`).
 //! - [`error`] — the crate's [`Error`], worded for the person running hifi.
 //! - [`probe`] — one HTTP/1.1 health probe (hyper client connection).
 //! - [`local`] — [`LocalRuntime`]: spawning, reaping, re-adoption and process
 //!   group signalling (also of hifi's own processes, [`ProcessSpec`]);
 //!   `local/procfs.rs` reads `/proc`, `local/logfile.rs` opens logs and
-//!   reads their tail.
+//!   reads their tail (both also used by `docker`).
+//! - [`docker`] — [`DockerRuntime`]: containers through the Engine API
+//!   (`docker/mod.rs`), the lazily contacted [`docker::Engine`]
+//!   (`docker/engine.rs`), image builds and image ids (`docker/image.rs`),
+//!   and following containers' output into their log files
+//!   (`docker/logs.rs`).
 
+pub mod docker;
 pub mod error;
 pub mod instance;
 pub mod local;
@@ -48,6 +61,7 @@ use std::future::Future;
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
+pub use docker::DockerRuntime;
 pub use error::{Error, ProbeFailure, Result};
 pub use instance::{Instance, InstanceId, InstanceSpec, InstanceStatus, Port, Program};
 pub use local::{LocalRuntime, ProcessSpec};

@@ -7,21 +7,54 @@ use std::time::Duration;
 
 use hifi_core::{Layout, RuntimeKind};
 
-use crate::{Instance, InstanceSpec, InstanceStatus, LocalRuntime, Result, Runtime};
+use crate::docker::{DockerRuntime, Engine};
+use crate::{Error, Instance, InstanceSpec, InstanceStatus, LocalRuntime, Result, Runtime};
 
-/// The runtimes of one control plane. Today: local processes, embedded and
-/// always available.
+/// The runtimes of one control plane: local processes (embedded, always
+/// available) and Docker containers (the engine is contacted only when an
+/// instance uses it, so machines without Docker are fine).
 #[derive(Debug)]
 pub struct Runtimes {
     local: LocalRuntime,
+    docker: DockerRuntime,
+}
+
+/// Calls `$method` on the runtime of `$kind`.
+macro_rules! dispatch {
+    ($self:ident, $kind:expr, $method:ident($($arg:expr),*)) => {
+        match $kind {
+            RuntimeKind::Local => $self.local.$method($($arg),*).await,
+            RuntimeKind::Docker => $self.docker.$method($($arg),*).await,
+        }
+    };
 }
 
 impl Runtimes {
-    /// The runtimes of the project laid out by `layout`: they keep their
-    /// records of what they started under it.
+    /// The runtimes of the project laid out by `layout`, its containers
+    /// labelled with the name of the project's root directory. Prefer
+    /// [`Runtimes::with_project`], which takes the configured name.
     pub fn new(layout: &Layout) -> Runtimes {
+        let project = layout
+            .root()
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "hifi".to_owned());
+        Runtimes::with_project(layout, &project)
+    }
+
+    /// The runtimes of project `project` (`[project] name`) laid out by
+    /// `layout`: the local runtime keeps its records of what it started
+    /// under it, and containers carry `hifi.project=<project>`. The Docker
+    /// engine is the one `DOCKER_HOST` names, else `/var/run/docker.sock`.
+    pub fn with_project(layout: &Layout, project: &str) -> Runtimes {
+        Runtimes::with_engine(layout, project, Engine::from_env())
+    }
+
+    /// [`Runtimes::with_project`] with containers on `engine`.
+    pub fn with_engine(layout: &Layout, project: &str, engine: Engine) -> Runtimes {
         Runtimes {
             local: LocalRuntime::with_records(layout.runtime_records()),
+            docker: DockerRuntime::new(project, engine),
         }
     }
 
@@ -30,16 +63,15 @@ impl Runtimes {
         &self.local
     }
 
-    fn of(&self, kind: RuntimeKind) -> &LocalRuntime {
-        match kind {
-            RuntimeKind::Local => &self.local,
-        }
+    /// The Docker runtime, and through it the engine that builds images.
+    pub fn docker(&self) -> &DockerRuntime {
+        &self.docker
     }
 }
 
 impl Runtime for Runtimes {
     async fn start(&self, spec: &InstanceSpec) -> Result<Instance> {
-        self.of(spec.runtime).start(spec).await
+        dispatch!(self, spec.runtime, start(spec))
     }
 
     async fn wait_healthy(
@@ -48,26 +80,36 @@ impl Runtime for Runtimes {
         instance: &Instance,
         timeout: Duration,
     ) -> Result<()> {
-        self.of(instance.runtime)
-            .wait_healthy(spec, instance, timeout)
-            .await
+        dispatch!(
+            self,
+            instance.runtime,
+            wait_healthy(spec, instance, timeout)
+        )
     }
 
     async fn status(&self, instance: &Instance) -> InstanceStatus {
-        self.of(instance.runtime).status(instance).await
+        dispatch!(self, instance.runtime, status(instance))
     }
 
     async fn probe(&self, instance: &Instance, path: &str, timeout: Duration) -> Result<u16> {
-        self.of(instance.runtime)
-            .probe(instance, path, timeout)
-            .await
+        dispatch!(self, instance.runtime, probe(instance, path, timeout))
     }
 
     async fn stop(&self, instance: &Instance, grace: Duration) -> Result<()> {
-        self.of(instance.runtime).stop(instance, grace).await
+        dispatch!(self, instance.runtime, stop(instance, grace))
     }
 
+    /// Local instances, then containers. No Docker engine answering means
+    /// no containers run (they end with their engine): that is not an error.
     async fn discover(&self) -> Result<Vec<Instance>> {
-        self.local.discover().await
+        let mut found = self.local.discover().await?;
+        match self.docker.discover().await {
+            Ok(containers) => found.extend(containers),
+            Err(Error::DockerUnavailable { socket, reason }) => {
+                tracing::debug!(socket = %socket.display(), "no Docker engine, so no containers: {reason}");
+            }
+            Err(e) => return Err(e),
+        }
+        Ok(found)
     }
 }

@@ -99,6 +99,8 @@ pub enum RuntimeKind {
     /// Local processes on this machine (the embedded default).
     #[default]
     Local,
+    /// Containers of a Docker engine on this machine, with host networking.
+    Docker,
 }
 
 impl RuntimeKind {
@@ -106,6 +108,7 @@ impl RuntimeKind {
     pub fn as_str(self) -> &'static str {
         match self {
             RuntimeKind::Local => "local",
+            RuntimeKind::Docker => "docker",
         }
     }
 }

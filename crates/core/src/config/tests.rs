@@ -169,7 +169,7 @@ fn bad_values_are_refused() {
 }
 
 #[test]
-fn runtimes_default_to_local_and_unknown_ones_are_refused() {
+fn runtimes_default_to_local_docker_is_accepted_and_unknown_ones_are_refused() {
     let config = Config::parse(MINIMAL).unwrap();
     assert!(
         config
@@ -182,6 +182,11 @@ fn runtimes_default_to_local_and_unknown_ones_are_refused() {
         Config::parse(&with).unwrap().environments[0].runtime,
         RuntimeKind::Local
     );
+    let docker = MINIMAL.replace("port = 8100", "port = 8100\nruntime = \"docker\"");
+    let config = Config::parse(&docker).unwrap();
+    assert_eq!(config.environments[0].runtime, RuntimeKind::Docker);
+    assert_eq!(config.environments[0].runtime.as_str(), "docker");
+    assert_eq!(config.environments[1].runtime, RuntimeKind::Local);
     let e = err(&MINIMAL.replace("name = \"shop\"", "name = \"shop\"\nruntime = \"podman\""));
     assert_eq!((e.key.as_str(), e.line), ("project.runtime", Some(4)));
     let e = err(&MINIMAL.replace("port = 8100", "port = 8100\nruntime = \"kubernetes\""));

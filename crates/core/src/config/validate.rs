@@ -66,8 +66,8 @@ impl Validator<'_> {
         }
     }
 
-    /// A runtime by name. Only the local runtime is built into this version;
-    /// the others are named in the error so a user knows they were read.
+    /// A runtime by name: `local` or `docker`. Kubernetes is not built into
+    /// this version; it is named in the error so a user knows it was read.
     fn runtime(
         &self,
         key: &str,
@@ -77,17 +77,18 @@ impl Validator<'_> {
         match value.map(|v| (v.get_ref().as_str(), v.span())) {
             None => Ok(default),
             Some(("local", _)) => Ok(RuntimeKind::Local),
-            Some((other @ ("docker" | "kubernetes"), span)) => Err(self.error(
+            Some(("docker", _)) => Ok(RuntimeKind::Docker),
+            Some((other @ "kubernetes", span)) => Err(self.error(
                 key,
                 span,
                 format!(
-                    "the `{other}` runtime is not available in this version of hifi; use \"local\""
+                    "the `{other}` runtime is not available in this version of hifi; use \"local\" or \"docker\""
                 ),
             )),
             Some((other, span)) => Err(self.error(
                 key,
                 span,
-                format!("unknown runtime `{other}`; use \"local\""),
+                format!("unknown runtime `{other}`; use \"local\" or \"docker\""),
             )),
         }
     }

@@ -12,8 +12,8 @@
 //! task each, which also keeps their exact exit status for error messages.
 
 mod id;
-mod logfile;
-mod procfs;
+pub(crate) mod logfile;
+pub(crate) mod procfs;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -156,6 +156,7 @@ impl LocalRuntime {
         LocalId::parse(id).ok_or_else(|| Error::ForeignId {
             instance: name.to_string(),
             id: id.clone(),
+            runtime: RuntimeKind::Local,
         })
     }
 
