@@ -15,6 +15,7 @@ struct Report<'a> {
     outcome: &'static str,
     release: &'a hifi_core::Release,
     built: Vec<&'a str>,
+    images_built: Vec<&'a str>,
 }
 
 /// Runs `hifi compose ENV`.
@@ -26,12 +27,15 @@ pub fn run(ctx: &Ctx, env: &str) -> Result {
         }
     })?;
     let release = &composed.release;
-    let built: Vec<&str> = composed
-        .builds
-        .iter()
-        .filter(|(_, b)| matches!(b, Built::Built(_)))
-        .map(|(s, _)| s.as_str())
-        .collect();
+    let built_now = |list: &'_ [(String, Built)]| -> Vec<String> {
+        list.iter()
+            .filter(|(_, b)| matches!(b, Built::Built(..)))
+            .map(|(s, _)| s.clone())
+            .collect()
+    };
+    let (built, images_built) = (built_now(&composed.builds), built_now(&composed.images));
+    let built: Vec<&str> = built.iter().map(String::as_str).collect();
+    let images_built: Vec<&str> = images_built.iter().map(String::as_str).collect();
     if json {
         output::json(&Report {
             env,
@@ -39,6 +43,7 @@ pub fn run(ctx: &Ctx, env: &str) -> Result {
             outcome: composed.outcome.as_str(),
             release,
             built,
+            images_built,
         });
         return Ok(());
     }
@@ -70,13 +75,24 @@ pub fn run(ctx: &Ctx, env: &str) -> Result {
     for (service, build) in &composed.builds {
         let version = release.version_of(service).unwrap_or("");
         let how = match build {
-            Built::Built(ms) => format!("built in {ms} ms"),
+            Built::Built(ms, _) => format!("built in {ms} ms"),
             Built::Reused => "artifact reused".to_string(),
         };
         eprintln!(
             "  service   {service} {} ({how})",
             &version[..version.len().min(12)]
         );
+    }
+    for (service, build) in &composed.images {
+        let id = release
+            .service(service)
+            .and_then(|v| v.image_id.as_deref())
+            .unwrap_or("");
+        let how = match build {
+            Built::Built(ms, _) => format!("built in {ms} ms"),
+            Built::Reused => "reused".to_string(),
+        };
+        eprintln!("  image     {service} {} ({how})", &id[..id.len().min(19)]);
     }
     // The id alone on stdout, so `id=$(hifi compose uat)` works.
     println!("{}", release.id);

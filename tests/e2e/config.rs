@@ -56,8 +56,20 @@ const BAD: &[Bad] = &[
     Bad {
         what: "unknown key",
         from: "route = \"/catalog\"\n",
-        to: "route = \"/catalog\"\nreplicas = 3 # here\n",
+        to: "route = \"/catalog\"\nreplica = 3 # here\n",
+        keys: &["replica"],
+    },
+    Bad {
+        what: "replicas out of range",
+        from: "route = \"/catalog\"\n",
+        to: "route = \"/catalog\"\nreplicas = 0 # here\n",
         keys: &["replicas"],
+    },
+    Bad {
+        what: "an image path that leaves the service",
+        from: "route = \"/catalog\"\n",
+        to: "route = \"/catalog\"\nimage = \"../Dockerfile\" # here\n",
+        keys: &["image"],
     },
     Bad {
         what: "TOML syntax error",

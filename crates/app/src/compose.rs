@@ -12,14 +12,17 @@
 //! are deterministic, so a composition interrupted between the branch move
 //! and the record is simply recomputed, identically, next time.
 
+use std::path::Path;
+
 use hifi_artifacts::Artifacts;
 pub use hifi_artifacts::Built;
 use hifi_core::card::{Card, composition_order};
 use hifi_core::release::{MergedCard, Release, ReleaseId, ServiceVersion, composition_key};
-use hifi_core::{Action, Environment, Origin};
+use hifi_core::{Action, Environment, Origin, Service};
 use hifi_git::{Composition, Ingredient, Oid};
-use hifi_store::ConflictFlag;
+use hifi_runtime::docker::{Engine, ImageId, build_image, image_exists, image_tag};
 use hifi_store::releases::Recorded;
+use hifi_store::{ArtifactKind, ConflictFlag};
 
 use crate::error::{Error, Result};
 use crate::project::{Actor, Project, now_ms};
@@ -33,6 +36,9 @@ pub struct Composed {
     pub outcome: Outcome,
     /// Each service's artifact: built now or reused.
     pub builds: Vec<(String, Built)>,
+    /// Each service's image, for services with one while an environment
+    /// runs containers: built now or reused.
+    pub images: Vec<(String, Built)>,
 }
 
 /// Whether composing changed anything.
@@ -170,12 +176,21 @@ impl Project {
                 service: service.name.clone(),
                 version: version.to_string(),
                 recipe: service.clone(),
+                digest: None,
+                image_id: None,
             });
         }
 
         let artifacts = Artifacts::new(&self.layout.artifacts());
         let mut builds = Vec::with_capacity(services.len());
-        for (service, version) in self.config.services.iter().zip(&services) {
+        let mut images = Vec::new();
+        let containers = self
+            .config
+            .environments
+            .iter()
+            .any(|e| e.runtime.runs_images());
+        let recipes = self.config.services.clone();
+        for (service, version) in recipes.iter().zip(services.iter_mut()) {
             if !artifacts.exists(service, &version.version) && service.build.is_some() {
                 progress(&format!(
                     "building {} {}",
@@ -194,7 +209,14 @@ impl Project {
                     }
                     e => e.into(),
                 })?;
+            version.digest =
+                Some(self.directory_digest(&artifacts, service, &version.version, &built)?);
             builds.push((service.name.clone(), built));
+            if containers && service.image.is_some() {
+                let (id, built) = self.image(service, &version.version, progress)?;
+                version.image_id = Some(id);
+                images.push((service.name.clone(), built));
+            }
         }
 
         let release = Release {
@@ -242,6 +264,7 @@ impl Project {
                 Recorded::KnownRelease => Outcome::KnownRelease,
             },
             builds,
+            images,
         })
     }
 
@@ -273,10 +296,17 @@ impl Project {
             .iter()
             .map(|v| (v.service.clone(), Built::Reused))
             .collect();
+        let images = release
+            .services
+            .iter()
+            .filter(|v| v.image_id.is_some())
+            .map(|v| (v.service.clone(), Built::Reused))
+            .collect();
         Ok(Some(Composed {
             release,
             outcome: Outcome::UpToDate,
             builds,
+            images,
         }))
     }
 
@@ -352,5 +382,97 @@ impl Project {
             card: card.id.clone(),
             env: env.name.clone(),
         }
+    }
+}
+
+impl Project {
+    /// The digest of a service version's directory artifact as it was when
+    /// built: recorded now when it was just built, read back when reused
+    /// (taken now, once, for an artifact built before digests were kept).
+    fn directory_digest(
+        &mut self,
+        artifacts: &Artifacts,
+        service: &Service,
+        version: &str,
+        built: &Built,
+    ) -> Result<String> {
+        let key = artifacts.key(service, version);
+        let digest = match built {
+            Built::Built(_, digest) => digest.clone(),
+            Built::Reused => {
+                if let Some(digest) =
+                    self.store
+                        .artifact_digest(&service.name, ArtifactKind::Directory, &key)?
+                {
+                    return Ok(digest);
+                }
+                hifi_artifacts::digest(&artifacts.dir(service, version))?
+            }
+        };
+        let now = self.now();
+        self.store
+            .record_artifact(&service.name, ArtifactKind::Directory, &key, &digest, now)?;
+        Ok(digest)
+    }
+
+    /// The image of a service version: the recorded one if the engine still
+    /// has it, else built now from an export of exactly that version.
+    fn image(
+        &mut self,
+        service: &Service,
+        version: &str,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<(String, Built)> {
+        let dockerfile = service.image.clone().unwrap_or_default();
+        let tag = image_tag(&self.config.name, &service.name, version);
+        let key = format!("{tag} {dockerfile}");
+        let engine = Engine::from_env();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                Error::Io(format!(
+                    "cannot start an async runtime for the image build: {e}"
+                ))
+            })?;
+        let failed = |e: hifi_runtime::Error| Error::BuildFailed(e.to_string());
+        if let Some(id) = self
+            .store
+            .artifact_digest(&service.name, ArtifactKind::Image, &key)?
+            && let Some(parsed) = ImageId::parse(&id)
+            && runtime
+                .block_on(image_exists(&engine, &parsed))
+                .map_err(failed)?
+        {
+            return Ok((id, Built::Reused));
+        }
+        progress(&format!("building image {tag}"));
+        let started = std::time::Instant::now();
+        let context = tempfile::Builder::new()
+            .prefix(".image-")
+            .tempdir_in(self.layout.artifacts())
+            .or_else(|_| tempfile::tempdir())
+            .map_err(|e| Error::Io(format!("cannot make a build context: {e}")))?;
+        let tree: Oid = version.parse()?;
+        self.repo.export(&tree, "", context.path())?;
+        let log = self
+            .layout
+            .artifacts()
+            .join(&service.name)
+            .join(format!("{version}.image.log"));
+        let id = runtime
+            .block_on(build_image(
+                &engine,
+                context.path(),
+                Path::new(&dockerfile),
+                &tag,
+                &log,
+            ))
+            .map_err(failed)?;
+        let id = id.to_string();
+        let now = self.now();
+        self.store
+            .record_artifact(&service.name, ArtifactKind::Image, &key, &id, now)?;
+        Ok((id.clone(), Built::Built(started.elapsed().as_millis(), id)))
     }
 }

@@ -9,10 +9,15 @@
 //! half-built artifact that a later release would reuse. A failed build's
 //! log is kept beside the artifacts as `<version>.failed.log`.
 //!
+//! Every artifact has a content [`digest`], taken when it is built and
+//! recorded with each release that uses it; [`Artifacts::verify`] checks it
+//! before every start, so bytes changed after a release was verified are
+//! refused, never run.
+//!
 //! # Layout
 //!
 //! One module: [`Artifacts`] (where artifacts live, whether one exists,
-//! building it) and [`Error`].
+//! building it, checking it), [`digest`] and [`Error`].
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
@@ -58,6 +63,9 @@ pub enum Error {
         /// Where it points.
         target: String,
     },
+    /// The artifact's content is not what was recorded when it was built.
+    #[error(transparent)]
+    Changed(Box<Changed>),
     /// Exporting the service's files failed.
     #[error(transparent)]
     Git(#[from] hifi_git::Error),
@@ -69,6 +77,25 @@ pub enum Error {
         /// What happened.
         source: std::io::Error,
     },
+}
+
+/// An artifact whose content is not what was recorded when it was built.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the artifact of service {service} (version {version}) in {} changed after it was built: it was recorded as {expected}, it is now {found}; hifi runs only the bytes that were verified",
+    dir.display()
+)]
+pub struct Changed {
+    /// The service.
+    pub service: String,
+    /// Short version.
+    pub version: String,
+    /// The artifact directory.
+    pub dir: PathBuf,
+    /// The digest recorded when it was built.
+    pub expected: String,
+    /// Its digest now.
+    pub found: String,
 }
 
 /// Result with this crate's error.
@@ -87,12 +114,12 @@ const MARKER: &str = ".hifi-artifact";
 pub const BUILD_LOG: &str = ".hifi-build.log";
 
 /// What [`Artifacts::ensure`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Built {
     /// The artifact existed; nothing ran.
     Reused,
-    /// It was built now, taking this many milliseconds.
-    Built(u128),
+    /// It was built now, taking this many milliseconds; its content digest.
+    Built(u128, String),
 }
 
 /// The artifact directory of a project.
@@ -121,6 +148,32 @@ impl Artifacts {
             }
         };
         self.root.join(&service.name).join(key)
+    }
+
+    /// The name of the artifact's directory under its service's: what the
+    /// store records its digest by.
+    pub fn key(&self, service: &Service, version: &str) -> String {
+        self.dir(service, version)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Checks that the artifact still has the digest recorded when it was
+    /// built.
+    pub fn verify(&self, service: &Service, version: &str, expected: &str) -> Result<()> {
+        let dir = self.dir(service, version);
+        let found = digest(&dir)?;
+        if found == expected {
+            return Ok(());
+        }
+        Err(Error::Changed(Box::new(Changed {
+            service: service.name.clone(),
+            version: version[..version.len().min(12)].to_string(),
+            dir,
+            expected: expected.to_string(),
+            found,
+        })))
     }
 
     /// Whether a complete artifact exists.
@@ -163,9 +216,16 @@ impl Artifacts {
             let _ = fs::remove_dir_all(&scratch);
             return Err(failure.with_log(&log));
         }
+        let digest = match digest(&scratch) {
+            Ok(digest) => digest,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&scratch);
+                return Err(e);
+            }
+        };
         let marker = scratch.join(MARKER);
         let description = format!(
-            "service = {:?}\nversion = {version:?}\nbuild = {:?}\n",
+            "service = {:?}\nversion = {version:?}\nbuild = {:?}\ndigest = {digest:?}\n",
             service.name,
             service.build.as_deref().unwrap_or("")
         );
@@ -176,8 +236,82 @@ impl Artifacts {
             return Ok(Built::Reused);
         }
         io(&final_dir, fs::rename(&scratch, &final_dir))?;
-        Ok(Built::Built(started.elapsed().as_millis()))
+        Ok(Built::Built(started.elapsed().as_millis(), digest))
     }
+}
+
+/// The content digest of an artifact directory, `sha256:<hex>`: every
+/// entry in path order with its kind (directory, file, executable file,
+/// symlink) and its content or link target. Times and owners are left out,
+/// so the same bytes give the same digest wherever they are; the
+/// completeness marker is left out, as it is written after.
+pub fn digest(root: &Path) -> Result<String> {
+    let mut hash = Sha256::new();
+    hash.update(b"hifi-artifact-v1\0");
+    let mut pending = vec![PathBuf::new()];
+    while let Some(relative) = pending.pop() {
+        let dir = root.join(&relative);
+        let mut entries: Vec<(String, fs::FileType, PathBuf)> = Vec::new();
+        for entry in io(&dir, fs::read_dir(&dir))? {
+            let entry = io(&dir, entry)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if relative.as_os_str().is_empty() && name == MARKER {
+                continue;
+            }
+            let kind = io(&entry.path(), entry.file_type())?;
+            entries.push((name, kind, entry.path()));
+        }
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        // Subdirectories are walked after this directory's entries, in
+        // reverse so the stack pops them in name order.
+        let mut subdirs = Vec::new();
+        for (name, kind, path) in entries {
+            let shown = relative.join(&name);
+            let shown = shown.to_string_lossy();
+            if kind.is_dir() {
+                hash.update(b"d\0");
+                hash.update(shown.as_bytes());
+                hash.update(b"\0");
+                subdirs.push(relative.join(&name));
+            } else if kind.is_symlink() {
+                let target = io(&path, fs::read_link(&path))?;
+                hash.update(b"l\0");
+                hash.update(shown.as_bytes());
+                hash.update(b"\0");
+                hash.update(target.to_string_lossy().as_bytes());
+                hash.update(b"\0");
+            } else {
+                let executable = is_executable(&io(&path, fs::metadata(&path))?);
+                hash.update(if executable { b"x\0" } else { b"f\0" });
+                hash.update(shown.as_bytes());
+                hash.update(b"\0");
+                let mut content = Sha256::new();
+                let mut file = io(&path, File::open(&path))?;
+                io(&path, std::io::copy(&mut file, &mut content))?;
+                hash.update(content.finalize());
+            }
+        }
+        pending.extend(subdirs.into_iter().rev());
+    }
+    let digest = hash.finalize();
+    Ok(format!(
+        "sha256:{}",
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    ))
+}
+
+#[cfg(unix)]
+fn is_executable(metadata: &fs::Metadata) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o111 != 0
+}
+
+#[cfg(not(unix))]
+fn is_executable(_: &fs::Metadata) -> bool {
+    false
 }
 
 /// Refuses a symlink under `root` whose target leaves `root` (absolute, or

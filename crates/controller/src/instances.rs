@@ -9,6 +9,7 @@ use std::time::Duration;
 use hifi_artifacts::Artifacts;
 use hifi_core::config::interpolate;
 use hifi_core::event::EventKind;
+use hifi_core::release::ServiceVersion;
 use hifi_core::{Environment, Health, Layout, ReleaseId, Service, Slot};
 use hifi_runtime::{Instance, InstanceSpec, InstanceStatus, Port, Program, Runtime};
 use hifi_store::{Audit, InstanceRow, Store};
@@ -70,27 +71,80 @@ pub struct SpecBuilder<'a> {
 }
 
 impl SpecBuilder<'_> {
-    /// The spec of `service` at `version` (of release `release`) in `slot`.
-    /// `service` is the recipe recorded with the release, so an instance
-    /// runs exactly the command and health path that were verified.
+    /// How many instances of `service` each slot has: scale is read from
+    /// the current `hifi.toml`, never from a release.
+    pub fn replicas(&self, service: &str) -> u16 {
+        self.services
+            .iter()
+            .find(|s| s.name == service)
+            .map_or(1, |s| s.replicas)
+    }
+
+    /// What an instance of `version` runs, checked against what was
+    /// recorded when it was built: a local process runs a linked copy of
+    /// the artifact whose digest still matches, a container runs the
+    /// recorded image id.
+    fn program(
+        &self,
+        version: &ServiceVersion,
+        release: &ReleaseId,
+        slot: Slot,
+        replica: u16,
+    ) -> Result<Program, String> {
+        let service = &version.recipe;
+        if self.env.runtime.runs_images() {
+            let image = version.image_id.clone().ok_or_else(|| {
+                format!(
+                    "release {release} has no image of service {}: it was composed while no environment ran containers; compose a new release (a new commit) to build one",
+                    service.name
+                )
+            })?;
+            return Ok(Program::Image {
+                image,
+                command: None,
+            });
+        }
+        if let Some(expected) = &version.digest {
+            self.artifacts
+                .verify(service, &version.version, expected)
+                .map_err(|e| {
+                    format!("{e}; restore it, or compose a new release and verify that")
+                })?;
+        }
+        Ok(Program::Command {
+            command: service.run.clone(),
+            workdir: self.layout.instance_workdir(
+                &self.env.name,
+                slot.as_str(),
+                &service.name,
+                replica,
+            ),
+            artifact: Some(self.artifacts.dir(service, &version.version)),
+        })
+    }
+
+    /// The spec of replica `replica` of `version` (a service of release
+    /// `release`) in `slot`. Its recipe is the one recorded with the
+    /// release, so an instance runs exactly the command and health path
+    /// that were verified.
     pub fn spec(
         &self,
-        service: &Service,
+        version: &ServiceVersion,
+        replica: u16,
         slot: Slot,
         release: &ReleaseId,
-        version: &str,
         port: Port,
     ) -> Result<InstanceSpec, String> {
+        let service = &version.recipe;
         Ok(InstanceSpec {
             env: self.env.name.clone(),
             slot,
             service: service.name.clone(),
+            replica,
+            replicas: self.replicas(&service.name),
             release: release.clone(),
             runtime: self.env.runtime,
-            program: Program::Command {
-                command: service.run.clone(),
-                workdir: self.artifacts.dir(service, version),
-            },
+            program: self.program(version, release, slot, replica)?,
             port,
             reserved_ports: self.reserved_ports.clone(),
             vars: instance_vars(
@@ -145,6 +199,7 @@ pub fn record(
         env: i.env.clone(),
         slot: i.slot,
         service: i.service.clone(),
+        replica: i.replica,
         release: i.release.clone(),
         handle: serde_json::to_string(i).map_err(|e| Error::Other(e.to_string()))?,
         health: running.health,
@@ -200,7 +255,7 @@ pub async fn stop<R: Runtime>(
     runtime.stop(&running.instance, grace).await?;
     let i = &running.instance;
     let message = format!("{} stopped: {why}", i.describe());
-    store.remove_instance(audit, (&i.env, i.slot, &i.service), &message)?;
+    store.remove_instance(audit, (&i.env, i.slot, &i.service, i.replica), &message)?;
     Ok(())
 }
 

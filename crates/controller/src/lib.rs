@@ -506,7 +506,11 @@ async fn stop_instances<R: Runtime>(
             }
         }
         let message = format!("{what} stopped");
-        store.remove_instance(audit, (&row.env, row.slot, &row.service), &message)?;
+        store.remove_instance(
+            audit,
+            (&row.env, row.slot, &row.service, row.replica),
+            &message,
+        )?;
         stopped.push(what);
     }
     Ok((stopped, errors))

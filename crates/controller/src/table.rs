@@ -181,6 +181,7 @@ mod tests {
                 env: "dev".into(),
                 slot,
                 service: service.into(),
+                replica: 0,
                 release: release(name),
                 runtime: RuntimeKind::Local,
             },

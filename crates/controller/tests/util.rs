@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hifi_artifacts::Artifacts;
+use hifi_artifacts::{Artifacts, Built};
 use hifi_controller::{Clock, Controller, ManualClock, Options, ProxyLaunch};
 use hifi_core::event::EventKind;
 use hifi_core::release::{Release, ReleaseId, ServiceVersion, composition_key};
@@ -250,13 +250,20 @@ impl Project {
         let mut services = Vec::new();
         for (service, version) in config.services.iter().zip(versions) {
             let version = version.expect("service directory exists").to_string();
-            artifacts
+            let digest = match artifacts
                 .ensure(&repo, service, &version)
-                .expect("build artifact");
+                .expect("build artifact")
+            {
+                Built::Built(_, digest) => digest,
+                Built::Reused => hifi_artifacts::digest(&artifacts.dir(service, &version))
+                    .expect("digest of the artifact"),
+            };
             services.push(ServiceVersion {
                 service: service.name.clone(),
                 version,
                 recipe: service.clone(),
+                digest: Some(digest),
+                image_id: None,
             });
         }
         let release = Release {

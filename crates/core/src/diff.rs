@@ -140,7 +140,11 @@ mod tests {
                         run: "true".into(),
                         health: "/healthz".into(),
                         route: format!("/{s}"),
+                        image: None,
+                        replicas: 1,
                     },
+                    digest: None,
+                    image_id: None,
                 })
                 .collect(),
             composed_for: "dev".into(),

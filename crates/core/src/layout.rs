@@ -72,6 +72,16 @@ impl Layout {
         self.state_dir().join("artifacts")
     }
 
+    /// Where a local instance runs: a linked copy of its artifact, so what
+    /// it writes there never changes the artifact.
+    pub fn instance_workdir(&self, env: &str, slot: &str, service: &str, replica: u16) -> PathBuf {
+        self.state_dir()
+            .join("work")
+            .join(env)
+            .join(slot)
+            .join(format!("{service}.{replica}"))
+    }
+
     /// Every log.
     pub fn logs(&self) -> PathBuf {
         self.state_dir().join("logs")

@@ -56,6 +56,12 @@ impl ReleaseId {
                 hash.update(b"\0");
                 hash.update(field.as_bytes());
             }
+            // Only when given, so releases recorded before images keep
+            // their ids.
+            if let Some(image) = &s.image {
+                hash.update(b"\0image\0");
+                hash.update(image.as_bytes());
+            }
         }
         let digest = hash.finalize();
         ReleaseId(digest.iter().map(|b| format!("{b:02x}")).collect())
@@ -141,6 +147,13 @@ pub struct ServiceVersion {
     pub version: String,
     /// The service's recipe at composition time.
     pub recipe: Service,
+    /// The content digest of its directory artifact (`sha256:…`), recorded
+    /// when it was built; every start checks it. `None` for releases
+    /// recorded before digests.
+    pub digest: Option<String>,
+    /// The id of its image (`sha256:…`), when one was built for container
+    /// runtimes.
+    pub image_id: Option<String>,
 }
 
 /// An immutable release.
@@ -198,6 +211,8 @@ mod tests {
             run: run.into(),
             health: "/healthz".into(),
             route: "/catalog".into(),
+            image: None,
+            replicas: 1,
         }
     }
 
@@ -236,6 +251,8 @@ mod tests {
                 service: recipe.name.clone(),
                 version: "v".into(),
                 recipe,
+                digest: None,
+                image_id: None,
             }],
             composed_for: "dev".into(),
             created_at: 0,

@@ -33,6 +33,18 @@ pub enum Error {
         workdir: PathBuf,
     },
 
+    /// The instance's working directory could not be made from its artifact.
+    #[error("could not prepare the working directory {} of {instance}: {source}", workdir.display())]
+    LinkedWorkdir {
+        /// The instance.
+        instance: String,
+        /// The working directory.
+        workdir: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+
     /// The log file could not be created or opened.
     #[error("could not open log file {} for {instance}: {source}", path.display())]
     Log {

@@ -20,8 +20,13 @@ pub enum Program {
     Command {
         /// The service's run command.
         command: String,
-        /// The artifact directory; the command's working directory.
+        /// The command's working directory.
         workdir: PathBuf,
+        /// The artifact directory, when `workdir` is to be made afresh from
+        /// it before the start: a copy made of hard links, so files the
+        /// instance creates where it runs never land in the artifact.
+        /// `None` runs in `workdir` as it is.
+        artifact: Option<PathBuf>,
     },
     /// A container image, by its content id (container runtimes).
     Image {
@@ -64,6 +69,11 @@ pub struct InstanceSpec {
     pub slot: Slot,
     /// Service name, e.g. `catalog`.
     pub service: String,
+    /// Which of the slot's instances of the service this is, from 0.
+    pub replica: u16,
+    /// How many instances of the service the slot has (a runtime that
+    /// scales a slot itself starts them all from replica 0's spec).
+    pub replicas: u16,
     /// The release the instance belongs to.
     pub release: ReleaseId,
     /// The runtime that runs it.
@@ -91,7 +101,7 @@ pub struct InstanceSpec {
 impl InstanceSpec {
     /// How errors name this instance: `service catalog (dev/green)`.
     pub fn describe(&self) -> String {
-        describe(&self.service, &self.env, self.slot)
+        describe(&self.service, &self.env, self.slot, self.replica)
     }
 }
 
@@ -140,6 +150,10 @@ pub struct Instance {
     pub slot: Slot,
     /// Service it runs.
     pub service: String,
+    /// Which of the slot's instances of the service it is (records written
+    /// before replicas are replica 0).
+    #[serde(default)]
+    pub replica: u16,
     /// Release it belongs to.
     pub release: ReleaseId,
     /// The runtime that started it (records written before runtimes were
@@ -151,12 +165,18 @@ pub struct Instance {
 impl Instance {
     /// How errors name this instance: `service catalog (dev/green)`.
     pub fn describe(&self) -> String {
-        describe(&self.service, &self.env, self.slot)
+        describe(&self.service, &self.env, self.slot, self.replica)
     }
 }
 
-fn describe(service: &str, env: &str, slot: Slot) -> String {
-    format!("service {service} ({env}/{slot})")
+/// `service catalog (dev/green)`; replicas after the first are numbered
+/// from 1 as people count: `service catalog (dev/green #2)`.
+fn describe(service: &str, env: &str, slot: Slot, replica: u16) -> String {
+    if replica == 0 {
+        format!("service {service} ({env}/{slot})")
+    } else {
+        format!("service {service} ({env}/{slot} #{})", replica + 1)
+    }
 }
 
 /// Whether an instance still runs, as far as the runtime can tell.

@@ -135,6 +135,7 @@ async fn id_from_another_runtime_is_unknown_and_refused() {
         env: "dev".into(),
         slot: hifi_core::Slot::Green,
         service: "catalog".into(),
+        replica: 0,
         release: hifi_core::ReleaseId::compute("r1", &[]),
         runtime: hifi_core::RuntimeKind::Local,
     };

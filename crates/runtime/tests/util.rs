@@ -87,11 +87,14 @@ impl Fixture {
             env: "dev".into(),
             slot: Slot::Green,
             service: service.into(),
+            replica: 0,
+            replicas: 1,
             release: ReleaseId::compute("r1", &[]),
             runtime: RuntimeKind::Local,
             program: Program::Command {
                 command: "python3 app.py".into(),
                 workdir: self.path("artifact"),
+                artifact: None,
             },
             port: Port::Fixed(free_port().unwrap()),
             reserved_ports: Default::default(),
@@ -109,6 +112,7 @@ impl Fixture {
             program: Program::Command {
                 command: command.into(),
                 workdir: self.path("artifact"),
+                artifact: None,
             },
             ..self.spec(service)
         }
@@ -120,6 +124,7 @@ impl Fixture {
             program: Program::Command {
                 command: "python3 app.py".into(),
                 workdir,
+                artifact: None,
             },
             ..self.spec(service)
         }

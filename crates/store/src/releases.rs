@@ -67,9 +67,11 @@ impl Store {
                 for service in &release.services {
                     let r = &service.recipe;
                     tx.execute(
-                        "INSERT INTO release_services (release_id, service, version, path, build, run, health, route)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                        params![id, service.service, service.version, r.path, r.build, r.run, r.health, r.route],
+                        "INSERT INTO release_services (release_id, service, version, path, build, run, health, route,
+                             image, digest, image_id)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                        params![id, service.service, service.version, r.path, r.build, r.run, r.health, r.route,
+                            r.image, service.digest, service.image_id],
                     )?;
                 }
             }
@@ -181,7 +183,7 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut stmt = self.conn().prepare(
-            "SELECT service, version, path, build, run, health, route FROM release_services
+            "SELECT service, version, path, build, run, health, route, image, digest, image_id FROM release_services
              WHERE release_id = ?1 ORDER BY service",
         )?;
         let services = stmt
@@ -196,7 +198,12 @@ impl Store {
                         run: r.get(4)?,
                         health: r.get(5)?,
                         route: r.get(6)?,
+                        image: r.get(7)?,
+                        // Scale is read from hifi.toml, never from a release.
+                        replicas: 1,
                     },
+                    digest: r.get(8)?,
+                    image_id: r.get(9)?,
                     service,
                 })
             })?
@@ -244,5 +251,62 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// What an artifact is: a directory under `.hifi/artifacts` or an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactKind {
+    /// A directory, keyed by its name under its service's.
+    Directory,
+    /// A container image, keyed by its tag and Dockerfile.
+    Image,
+}
+
+impl ArtifactKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            ArtifactKind::Directory => "directory",
+            ArtifactKind::Image => "image",
+        }
+    }
+}
+
+impl Store {
+    /// The digest an artifact had when it was built.
+    pub fn artifact_digest(
+        &self,
+        service: &str,
+        kind: ArtifactKind,
+        key: &str,
+    ) -> Result<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT digest FROM artifacts WHERE service = ?1 AND kind = ?2 AND key = ?3",
+                params![service, kind.as_str(), key],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Records the digest of an artifact just built (replacing the record
+    /// of one built before under the same key, which no longer exists).
+    pub fn record_artifact(
+        &mut self,
+        service: &str,
+        kind: ArtifactKind,
+        key: &str,
+        digest: &str,
+        at: i64,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO artifacts (service, kind, key, digest, built_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (service, kind, key) DO UPDATE SET digest = ?4, built_at = ?5",
+                params![service, kind.as_str(), key, digest, at],
+            )?;
+            Ok(())
+        })
     }
 }

@@ -22,6 +22,8 @@ pub struct InstanceRow {
     pub slot: Slot,
     /// Service.
     pub service: String,
+    /// Which of the slot's instances of the service, from 0.
+    pub replica: u16,
     /// Release it runs.
     pub release: ReleaseId,
     /// The runtime's own description (JSON), opaque to the store.
@@ -160,11 +162,11 @@ impl Store {
     ) -> Result<()> {
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO instances (env, slot, service, release_id, handle, health, restarts, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
-                 ON CONFLICT (env, slot, service) DO UPDATE SET release_id = ?4, handle = ?5, health = ?6,
-                     restarts = ?7, updated_at = ?8",
-                params![row.env, row.slot, row.service, row.release, row.handle, row.health, row.restarts, audit.at],
+                "INSERT INTO instances (env, slot, service, replica, release_id, handle, health, restarts, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                 ON CONFLICT (env, slot, service, replica) DO UPDATE SET release_id = ?5, handle = ?6,
+                     health = ?7, restarts = ?8, updated_at = ?9",
+                params![row.env, row.slot, row.service, row.replica, row.release, row.handle, row.health, row.restarts, audit.at],
             )?;
             record(tx, audit, kind, Subject::env(&row.env).with_release(&row.release), message)?;
             Ok(())
@@ -175,14 +177,14 @@ impl Store {
     pub fn remove_instance(
         &mut self,
         audit: &Audit,
-        row: (&str, Slot, &str),
+        row: (&str, Slot, &str, u16),
         message: &str,
     ) -> Result<()> {
-        let (env, slot, service) = row;
+        let (env, slot, service, replica) = row;
         self.write(|tx| {
             let removed = tx.execute(
-                "DELETE FROM instances WHERE env = ?1 AND slot = ?2 AND service = ?3",
-                params![env, slot, service],
+                "DELETE FROM instances WHERE env = ?1 AND slot = ?2 AND service = ?3 AND replica = ?4",
+                params![env, slot, service, replica],
             )?;
             if removed > 0 {
                 record(
@@ -200,19 +202,20 @@ impl Store {
     /// Instances of an environment (all environments with `None`).
     pub fn instances(&self, env: Option<&str>) -> Result<Vec<InstanceRow>> {
         let mut stmt = self.conn().prepare(
-            "SELECT env, slot, service, release_id, handle, health, restarts, updated_at FROM instances
-             WHERE ?1 IS NULL OR env = ?1 ORDER BY env, slot, service",
+            "SELECT env, slot, service, replica, release_id, handle, health, restarts, updated_at FROM instances
+             WHERE ?1 IS NULL OR env = ?1 ORDER BY env, slot, service, replica",
         )?;
         let rows = stmt.query_map([env], |r| {
             Ok(InstanceRow {
                 env: r.get(0)?,
                 slot: r.get(1)?,
                 service: r.get(2)?,
-                release: r.get(3)?,
-                handle: r.get(4)?,
-                health: r.get(5)?,
-                restarts: r.get(6)?,
-                updated_at: r.get(7)?,
+                replica: r.get(3)?,
+                release: r.get(4)?,
+                handle: r.get(5)?,
+                health: r.get(6)?,
+                restarts: r.get(7)?,
+                updated_at: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

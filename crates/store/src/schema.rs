@@ -303,6 +303,42 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (deployment, card)
     ) STRICT;
     "#,
+    // 5: artifacts with content digests (a directory's or an image's),
+    // checked by every start; the Dockerfile in a service's recipe; and
+    // several instances of a service per slot.
+    r#"
+    ALTER TABLE release_services ADD COLUMN image TEXT;
+    ALTER TABLE release_services ADD COLUMN digest TEXT CHECK (digest GLOB 'sha256:*');
+    ALTER TABLE release_services ADD COLUMN image_id TEXT CHECK (image_id GLOB 'sha256:*');
+
+    -- Every artifact built, by service and key (a directory's name under
+    -- .hifi/artifacts, an image's tag), with the digest it had when built.
+    CREATE TABLE artifacts (
+        service   TEXT NOT NULL,
+        kind      TEXT NOT NULL CHECK (kind IN ('directory', 'image')),
+        key       TEXT NOT NULL,
+        digest    TEXT NOT NULL CHECK (digest GLOB 'sha256:*'),
+        built_at  INTEGER NOT NULL,
+        PRIMARY KEY (service, kind, key)
+    ) STRICT;
+
+    CREATE TABLE instances_v5 (
+        env         TEXT NOT NULL,
+        slot        TEXT NOT NULL CHECK (slot IN ('blue', 'green')),
+        service     TEXT NOT NULL,
+        replica     INTEGER NOT NULL DEFAULT 0 CHECK (replica BETWEEN 0 AND 63),
+        release_id  TEXT NOT NULL,
+        handle      TEXT NOT NULL,
+        health      TEXT NOT NULL CHECK (health IN ('starting', 'healthy', 'unhealthy', 'exited')),
+        restarts    INTEGER NOT NULL DEFAULT 0,
+        updated_at  INTEGER NOT NULL,
+        PRIMARY KEY (env, slot, service, replica)
+    ) STRICT;
+    INSERT INTO instances_v5 SELECT env, slot, service, 0, release_id, handle, health, restarts, updated_at
+        FROM instances;
+    DROP TABLE instances;
+    ALTER TABLE instances_v5 RENAME TO instances;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -49,7 +49,11 @@ fn release(tree: &str) -> Release {
                 run: "./api".into(),
                 health: "/healthz".into(),
                 route: "/api".into(),
+                image: Some("Dockerfile".into()),
+                replicas: 1,
             },
+            digest: Some(format!("sha256:{}", "d".repeat(64))),
+            image_id: Some(format!("sha256:{}", "e".repeat(64))),
         }],
         composed_for: "dev".into(),
         created_at: 5,
@@ -439,6 +443,7 @@ fn instances_and_internal_ports_persist() {
         env: "dev".into(),
         slot: Slot::Blue,
         service: "api".into(),
+        replica: 0,
         release: release("r").id,
         handle: "{}".into(),
         health: Health::Starting,
@@ -460,7 +465,7 @@ fn instances_and_internal_ports_persist() {
         Health::Healthy
     );
     store
-        .remove_instance(&audit(3), ("dev", Slot::Blue, "api"), "stopped")
+        .remove_instance(&audit(3), ("dev", Slot::Blue, "api", 0), "stopped")
         .unwrap();
     assert!(store.instances(None).unwrap().is_empty());
     let kinds: Vec<EventKind> = store

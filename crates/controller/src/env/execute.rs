@@ -248,7 +248,12 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         let slot = r.instance.slot;
         let restarts = r.restarts + 1;
         let port = Port::Prefer(r.instance.addr.port());
-        let spec = match self.spec(config, env, slot, &release.id, &service, port)? {
+        let replica = r.instance.replica;
+        let placement = Placement {
+            slot,
+            release: release.id.clone(),
+        };
+        let spec = match self.spec(config, env, &placement, &service, replica, port)? {
             Ok(spec) => spec,
             Err(reason) => {
                 // Counted as a failed restart, so the next try waits longer.
@@ -376,16 +381,28 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         let record = self.store.release(release)?;
         let running = self.running().await?;
         let mut waiting = Vec::new();
-        for service in &record.services {
+        let placement = Placement {
+            slot,
+            release: release.clone(),
+        };
+        let wanted = record.services.iter().flat_map(|service| {
+            let replicas = config
+                .services
+                .iter()
+                .find(|c| c.name == service.service)
+                .map_or(1, |c| c.replicas);
+            (0..replicas).map(move |replica| (service, replica))
+        });
+        for (service, replica) in wanted {
             let current = running
                 .iter()
-                .find(|r| r.instance.slot == slot && r.instance.service == service.service);
+                .find(|r| r.instance.slot == slot && r.is(&service.service, replica));
             if let Some(r) = current {
                 let same = r.instance.release == *release;
                 let alive = r.status.is_running();
                 if same && alive {
                     if r.health == Health::Starting {
-                        waiting.push((service.clone(), r.clone()));
+                        waiting.push((service.clone(), replica, r.clone()));
                     }
                     continue;
                 }
@@ -397,20 +414,20 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             if let Err(reason) = self.ensure_artifact(&service.recipe, &service.version) {
                 return Ok(Err(reason));
             }
-            let spec = match self.spec(config, env, slot, release, service, Port::Any)? {
+            let spec = match self.spec(config, env, &placement, service, replica, Port::Any)? {
                 Ok(spec) => spec,
                 Err(reason) => return Ok(Err(reason)),
             };
             let audit = self.audit();
             match instances::start(&self.shared.runtime, &mut self.store, &audit, &spec, 0).await {
-                Ok(started) => waiting.push((service.clone(), started)),
+                Ok(started) => waiting.push((service.clone(), replica, started)),
                 Err(e) => return Ok(Err(e.to_string())),
             }
         }
         let timeout = self.shared.options.start_timeout;
-        for (service, r) in waiting {
+        for (service, replica, r) in waiting {
             let port = Port::Fixed(r.instance.addr.port());
-            let spec = match self.spec(config, env, slot, release, &service, port)? {
+            let spec = match self.spec(config, env, &placement, &service, replica, port)? {
                 Ok(spec) => spec,
                 Err(reason) => return Ok(Err(reason)),
             };

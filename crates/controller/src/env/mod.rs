@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use hifi_artifacts::Artifacts;
 use hifi_core::release::ServiceVersion;
+use hifi_core::rollout::Placement;
 use hifi_core::{Config, Environment, ReleaseId, Routing, Slot, Verdict};
 use hifi_proxy::StatsQuery;
 use hifi_runtime::{InstanceSpec, Port, Runtime, free_port};
@@ -91,7 +92,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
     }
 
     async fn step(&mut self, config: &Config, env: &Environment) -> Result<()> {
-        let observed = self.observe(env).await?;
+        let observed = self.observe(config, env).await?;
         let plan = plan::plan(&observed);
         self.notes = plan.notes;
         for action in plan.actions {
@@ -113,7 +114,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
     }
 
     /// Everything the planner decides on, read now.
-    async fn observe(&mut self, env: &Environment) -> Result<Observed> {
+    async fn observe(&mut self, config: &Config, env: &Environment) -> Result<Observed> {
         let routing = self.store.routing(&env.name)?;
         let deployment = self.store.deployment_in_progress(&env.name)?;
         let rows = self.store.instances(Some(&env.name))?;
@@ -127,7 +128,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             if releases.contains_key(&id) {
                 continue;
             }
-            if let Some(facts) = self.release_facts(env, &id)? {
+            if let Some(facts) = self.release_facts(config, env, &id)? {
                 releases.insert(id, facts);
             }
         }
@@ -192,7 +193,12 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
 
     /// What the planner needs to know of a release (`None` if it is not
     /// recorded at all).
-    fn release_facts(&self, env: &Environment, id: &ReleaseId) -> Result<Option<ReleaseFacts>> {
+    fn release_facts(
+        &self,
+        config: &Config,
+        env: &Environment,
+        id: &ReleaseId,
+    ) -> Result<Option<ReleaseFacts>> {
         let release = match self.store.release(id) {
             Ok(release) => release,
             Err(hifi_store::Error::NotFound { .. }) => return Ok(None),
@@ -200,7 +206,18 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         };
         let artifacts = self.artifacts();
         Ok(Some(ReleaseFacts {
-            services: release.services.iter().map(|s| s.service.clone()).collect(),
+            services: release
+                .services
+                .iter()
+                .map(|s| {
+                    let replicas = config
+                        .services
+                        .iter()
+                        .find(|c| c.name == s.service)
+                        .map_or(1, |c| c.replicas);
+                    (s.service.clone(), replicas)
+                })
+                .collect(),
             intact: release.recomputed_id() == *id,
             artifacts_ready: release
                 .services
@@ -297,9 +314,9 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         &mut self,
         config: &Config,
         env: &Environment,
-        slot: Slot,
-        release: &ReleaseId,
+        placement: &Placement,
         service: &ServiceVersion,
+        replica: u16,
         port: Port,
     ) -> Result<Result<InstanceSpec, String>> {
         let ports = self.ports(config)?;
@@ -313,7 +330,13 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             reserved_ports: &reserved,
             artifacts: &artifacts,
         };
-        Ok(builder.spec(&service.recipe, slot, release, &service.version, port))
+        Ok(builder.spec(
+            service,
+            replica,
+            placement.slot,
+            &placement.release,
+            port,
+        ))
     }
 
     /// The instances of this environment as they are now.

@@ -73,6 +73,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// Whether it is replica `replica` of `service`.
+    pub fn is(&self, service: &str, replica: u16) -> bool {
+        self.instance.service == service && self.instance.replica == replica
+    }
+
     /// Whether it runs `release` in `slot`.
     pub fn runs(&self, slot: Slot, release: &ReleaseId) -> bool {
         self.instance.slot == slot && self.instance.release == *release
@@ -93,8 +98,9 @@ impl Running {
 /// What the planner knows of a release.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReleaseFacts {
-    /// Its services, by name.
-    pub services: Vec<String>,
+    /// Its services, by name, with how many instances each slot has of
+    /// each (from the current `hifi.toml`: scale is not part of a release).
+    pub services: Vec<(String, u16)>,
     /// Whether its stored record still hashes to its id.
     pub intact: bool,
     /// Whether every service's artifact is built.
@@ -408,18 +414,39 @@ impl Planner<'_> {
         self.actions.push(action);
     }
 
-    /// Whether every service of `release` has an instance of that release in
-    /// `slot` that runs and takes traffic (`healthy_only`: that passed its
-    /// last health probe).
+    /// Whether every replica of every service of `release` has an instance
+    /// of that release in `slot` that runs and takes traffic
+    /// (`healthy_only`: that passed its last health probe). A slot is only
+    /// as ready as its least ready instance.
     fn slot_ready(&self, release: &ReleaseId, slot: Slot, healthy_only: bool) -> bool {
+        self.every_replica(release, |r| r.runs(slot, release) && r.serves(healthy_only))
+    }
+
+    /// Whether each replica of each service of `release` has an instance
+    /// for which `test` holds.
+    fn every_replica(&self, release: &ReleaseId, test: impl Fn(&Running) -> bool) -> bool {
         let Some(facts) = self.o.releases.get(release) else {
             return false;
         };
-        facts.services.iter().all(|service| {
-            self.o.instances.iter().any(|r| {
-                r.runs(slot, release) && r.instance.service == *service && r.serves(healthy_only)
+        facts.services.iter().all(|(service, replicas)| {
+            (0..*replicas).all(|replica| {
+                self.o
+                    .instances
+                    .iter()
+                    .any(|r| r.is(service, replica) && test(r))
             })
         })
+    }
+
+    /// How many instances of `service` a slot of `release` has.
+    fn replicas(&self, release: &ReleaseId, service: &str) -> Option<u16> {
+        self.o
+            .releases
+            .get(release)?
+            .services
+            .iter()
+            .find(|(name, _)| name == service)
+            .map(|(_, n)| *n)
     }
 
     /// The fidelity gate on `release` for this environment.

@@ -413,15 +413,11 @@ impl Planner<'_> {
         {
             return;
         }
-        let Some(facts) = self.o.releases.get(&placement.release) else {
+        if !self.o.releases.contains_key(&placement.release) {
             return;
-        };
-        let complete = facts.services.iter().all(|service| {
-            self.o.instances.iter().any(|r| {
-                r.runs(placement.slot, &placement.release)
-                    && r.instance.service == *service
-                    && r.health != hifi_core::Health::Starting
-            })
+        }
+        let complete = self.every_replica(&placement.release, |r| {
+            r.runs(placement.slot, &placement.release) && r.health != hifi_core::Health::Starting
         });
         if !complete {
             self.act(Action::KeepRunning { placement });

@@ -30,6 +30,15 @@ impl Planner<'_> {
                 });
                 continue;
             }
+            if let Some(replicas) = self.replicas(&r.instance.release, &r.instance.service)
+                && r.instance.replica >= replicas
+            {
+                self.act(Action::Stop {
+                    instance: Box::new(r.clone()),
+                    why: format!("the service runs {replicas} replica(s) per slot now"),
+                });
+                continue;
+            }
             match r.status {
                 InstanceStatus::Exited { code, signal } if r.health != Health::Exited => {
                     let how = match (code, signal) {

@@ -54,7 +54,7 @@ fn place(slot: Slot, name: &str) -> Placement {
 /// A release composed for dev and verified there.
 fn facts() -> ReleaseFacts {
     ReleaseFacts {
-        services: SERVICES.iter().map(|s| s.to_string()).collect(),
+        services: SERVICES.iter().map(|s| (s.to_string(), 1)).collect(),
         intact: true,
         artifacts_ready: true,
         gate: Facts {
@@ -94,6 +94,7 @@ fn running(slot: Slot, name: &str, service: &str, health: Health) -> Running {
             env: "dev".into(),
             slot,
             service: service.into(),
+            replica: 0,
             release: release(name),
             runtime: RuntimeKind::Local,
         },

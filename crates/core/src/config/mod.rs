@@ -57,7 +57,17 @@ pub struct Service {
     pub health: String,
     /// Path prefix on the environment's public listener.
     pub route: String,
+    /// The Dockerfile, relative to `path`, that container runtimes build
+    /// the service's image from.
+    pub image: Option<String>,
+    /// Instances per slot. Scale, not content: it is read from the current
+    /// `hifi.toml`, never from a release's recorded recipe, and is not part
+    /// of a release's id.
+    pub replicas: u16,
 }
+
+/// The most instances of one service a slot may have.
+pub const MAX_REPLICAS: u16 = 64;
 
 /// Where an environment's releases come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +119,14 @@ impl RuntimeKind {
         match self {
             RuntimeKind::Local => "local",
             RuntimeKind::Docker => "docker",
+        }
+    }
+
+    /// Whether instances run from images (every service needs `image`).
+    pub fn runs_images(self) -> bool {
+        match self {
+            RuntimeKind::Local => false,
+            RuntimeKind::Docker => true,
         }
     }
 }

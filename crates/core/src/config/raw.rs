@@ -63,6 +63,8 @@ pub(super) struct RawService {
     pub(super) run: Spanned<String>,
     pub(super) health: Spanned<String>,
     pub(super) route: Spanned<String>,
+    pub(super) image: Option<Spanned<String>>,
+    pub(super) replicas: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]

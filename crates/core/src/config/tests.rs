@@ -52,9 +52,49 @@ fn minimal_config_parses_with_defaults() {
 
 #[test]
 fn unknown_key_names_key_and_line() {
-    let e = err(&MINIMAL.replace("route = \"/catalog\"", "route = \"/catalog\"\nreplicas = 3"));
-    assert!(e.message.contains("replicas"), "{e}");
+    let e = err(&MINIMAL.replace("route = \"/catalog\"", "route = \"/catalog\"\nreplica = 3"));
+    assert!(e.message.contains("replica"), "{e}");
     assert_eq!(e.line, Some(11));
+}
+
+#[test]
+fn images_and_replicas_are_read_and_checked() {
+    let config = Config::parse(MINIMAL).unwrap();
+    assert_eq!(
+        (
+            config.services[0].image.as_deref(),
+            config.services[0].replicas
+        ),
+        (None, 1)
+    );
+    let with = MINIMAL.replace(
+        "route = \"/catalog\"",
+        "route = \"/catalog\"\nimage = \"./build/Dockerfile\"\nreplicas = 3",
+    );
+    let config = Config::parse(&with).unwrap();
+    assert_eq!(
+        (
+            config.services[0].image.as_deref(),
+            config.services[0].replicas
+        ),
+        (Some("build/Dockerfile"), 3)
+    );
+    for bad in ["replicas = 0", "replicas = 65", "replicas = -1"] {
+        let e = err(&MINIMAL.replace(
+            "route = \"/catalog\"",
+            &format!("route = \"/catalog\"\n{bad}"),
+        ));
+        assert_eq!(
+            (e.key.as_str(), e.line),
+            ("service[0].replicas", Some(11)),
+            "{bad}"
+        );
+    }
+    let e = err(&MINIMAL.replace(
+        "route = \"/catalog\"",
+        "route = \"/catalog\"\nimage = \"../Dockerfile\"",
+    ));
+    assert_eq!(e.key, "service[0].image");
 }
 
 #[test]
@@ -182,7 +222,15 @@ fn runtimes_default_to_local_docker_is_accepted_and_unknown_ones_are_refused() {
         Config::parse(&with).unwrap().environments[0].runtime,
         RuntimeKind::Local
     );
+    // Containers need an image of every service.
     let docker = MINIMAL.replace("port = 8100", "port = 8100\nruntime = \"docker\"");
+    let e = err(&docker);
+    assert_eq!(e.key, "environment[0].runtime");
+    assert!(e.message.contains("no `image`"), "{e}");
+    let docker = docker.replace(
+        "route = \"/catalog\"",
+        "route = \"/catalog\"\nimage = \"Dockerfile\"",
+    );
     let config = Config::parse(&docker).unwrap();
     assert_eq!(config.environments[0].runtime, RuntimeKind::Docker);
     assert_eq!(config.environments[0].runtime.as_str(), "docker");

@@ -9,8 +9,8 @@ use toml::Spanned;
 
 use super::raw::{RawCanary, RawConfig, RawEnvironment, RawService};
 use super::{
-    Canary, Config, ConfigError, Environment, Origin, RuntimeKind, Service, Strategy, UserKey,
-    is_env_var_name, parse_user_key,
+    Canary, Config, ConfigError, Environment, MAX_REPLICAS, Origin, RuntimeKind, Service, Strategy,
+    UserKey, is_env_var_name, parse_user_key,
 };
 use crate::workflow::Workflow;
 use crate::{duration, is_valid_name};
@@ -145,7 +145,7 @@ impl Validator<'_> {
             RuntimeKind::Local,
         )?;
         let services = self.services(raw.service)?;
-        let environments = self.environments(raw.environment, &workflow, runtime)?;
+        let environments = self.environments(raw.environment, &workflow, runtime, &services)?;
 
         Ok(Config {
             name: project.name.into_inner(),
@@ -193,6 +193,26 @@ impl Validator<'_> {
             if raw.run.get_ref().trim().is_empty() {
                 return Err(self.error(key("run"), raw.run.span(), "the run command is empty"));
             }
+            let image = raw
+                .image
+                .map(|image| {
+                    normalize_path(image.get_ref())
+                        .map_err(|m| self.error(key("image"), image.span(), m))
+                })
+                .transpose()?;
+            let replicas = match raw.replicas {
+                None => 1,
+                Some(n) => u16::try_from(*n.get_ref())
+                    .ok()
+                    .filter(|n| (1..=MAX_REPLICAS).contains(n))
+                    .ok_or_else(|| {
+                        self.error(
+                            key("replicas"),
+                            n.span(),
+                            format!("replicas is a number from 1 to {MAX_REPLICAS}"),
+                        )
+                    })?,
+            };
             services.push(Service {
                 name,
                 path,
@@ -200,6 +220,8 @@ impl Validator<'_> {
                 run: raw.run.into_inner(),
                 health: raw.health.into_inner(),
                 route,
+                image,
+                replicas,
             });
         }
         Ok(services)
@@ -210,6 +232,7 @@ impl Validator<'_> {
         raw: Vec<Spanned<RawEnvironment>>,
         workflow: &Workflow,
         default_runtime: RuntimeKind,
+        services: &[Service],
     ) -> Result<Vec<Environment>, ConfigError> {
         let mut envs: Vec<Environment> = Vec::new();
         let mut ports: HashMap<u16, String> = HashMap::new();
@@ -343,6 +366,22 @@ impl Validator<'_> {
             };
             let canary = self.canary(&key("canary"), raw.canary)?;
             let runtime = self.runtime(&key("runtime"), raw.runtime.as_ref(), default_runtime)?;
+            if runtime.runs_images()
+                && let Some(service) = services.iter().find(|s| s.image.is_none())
+            {
+                let (at, span) = match &raw.runtime {
+                    Some(r) => (key("runtime"), r.span()),
+                    None => (key("name"), raw.name.span()),
+                };
+                return Err(self.error(
+                    at,
+                    span,
+                    format!(
+                        "environment `{name}` runs containers ({runtime}), but service `{}` has no `image`; give it one (a Dockerfile relative to {})",
+                        service.name, service.path
+                    ),
+                ));
+            }
             let mut vars = BTreeMap::new();
             for (var, value) in raw.vars {
                 if !is_env_var_name(&var) {

@@ -69,6 +69,8 @@ pub mod label {
     pub const RELEASE: &str = "hifi.release";
     /// The service.
     pub const SERVICE: &str = "hifi.service";
+    /// Which of the slot's instances of the service it is, from 0.
+    pub const REPLICA: &str = "hifi.replica";
     /// The log file its output is appended to.
     pub const LOG: &str = "hifi.log";
 }
@@ -158,6 +160,7 @@ impl DockerRuntime {
                 (label::ENV, &spec.env),
                 (label::SLOT, spec.slot.as_str()),
                 (label::SERVICE, &spec.service),
+                (label::REPLICA, &spec.replica.to_string()),
             ],
             // Not "created": a concurrent start of a replica may be between
             // its create and its start.
@@ -284,6 +287,10 @@ impl DockerRuntime {
             env: labels.get(label::ENV)?.clone(),
             slot: labels.get(label::SLOT)?.parse::<Slot>().ok()?,
             service: labels.get(label::SERVICE)?.clone(),
+            // Containers started before replicas carry no such label.
+            replica: labels
+                .get(label::REPLICA)
+                .map_or(Some(0), |r| r.parse().ok())?,
             release: labels.get(label::RELEASE)?.parse::<ReleaseId>().ok()?,
             runtime: RuntimeKind::Docker,
         })
@@ -438,6 +445,7 @@ impl Runtime for DockerRuntime {
             (label::SLOT.to_owned(), spec.slot.as_str().to_owned()),
             (label::RELEASE.to_owned(), spec.release.as_str().to_owned()),
             (label::SERVICE.to_owned(), spec.service.clone()),
+            (label::REPLICA.to_owned(), spec.replica.to_string()),
             (
                 label::LOG.to_owned(),
                 spec.log.to_string_lossy().into_owned(),
@@ -498,6 +506,7 @@ impl Runtime for DockerRuntime {
             env: spec.env.clone(),
             slot: spec.slot,
             service: spec.service.clone(),
+            replica: spec.replica,
             release: spec.release.clone(),
             runtime: RuntimeKind::Docker,
         })

@@ -14,6 +14,7 @@
 mod id;
 pub(crate) mod logfile;
 pub(crate) mod procfs;
+mod workdir;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
@@ -447,12 +448,29 @@ fn exit_status(status: std::io::Result<ExitStatus>) -> InstanceStatus {
 
 impl Runtime for LocalRuntime {
     async fn start(&self, spec: &InstanceSpec) -> Result<Instance> {
-        let Program::Command { command, workdir } = &spec.program else {
+        let Program::Command {
+            command,
+            workdir,
+            artifact,
+        } = &spec.program
+        else {
             return Err(Error::Unsupported {
                 instance: spec.describe(),
                 what: spec.program.describe(),
             });
         };
+        if let Some(artifact) = artifact {
+            let (from, to) = (artifact.clone(), workdir.clone());
+            tokio::task::spawn_blocking(move || workdir::link_copy(&from, &to))
+                .await
+                .map_err(std::io::Error::other)
+                .and_then(|done| done)
+                .map_err(|source| Error::LinkedWorkdir {
+                    instance: spec.describe(),
+                    workdir: workdir.clone(),
+                    source,
+                })?;
+        }
         let port = choose_port(spec.port, &spec.reserved_ports)?;
         let name = spec.describe();
         let process = ProcessSpec {
@@ -479,6 +497,7 @@ impl Runtime for LocalRuntime {
             env: spec.env.clone(),
             slot: spec.slot,
             service: spec.service.clone(),
+            replica: spec.replica,
             release: spec.release.clone(),
             runtime: RuntimeKind::Local,
         };

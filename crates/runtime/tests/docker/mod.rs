@@ -216,6 +216,8 @@ impl Project {
             env: "dev".into(),
             slot: Slot::Green,
             service: service.into(),
+            replica: 0,
+            replicas: 1,
             release: ReleaseId::compute("r1", &[]),
             runtime: RuntimeKind::Docker,
             program: Program::Image {

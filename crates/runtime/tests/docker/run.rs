@@ -284,6 +284,7 @@ async fn ids_of_other_runtimes_are_not_managed() {
         env: spec.env.clone(),
         slot: spec.slot,
         service: spec.service.clone(),
+        replica: 0,
         release: spec.release.clone(),
         runtime: RuntimeKind::Docker,
     };
@@ -298,6 +299,7 @@ async fn ids_of_other_runtimes_are_not_managed() {
     command.program = hifi_runtime::Program::Command {
         command: "true".into(),
         workdir: p.dir.path().to_path_buf(),
+        artifact: None,
     };
     assert!(matches!(
         rt.start(&command).await.unwrap_err(),
