@@ -150,6 +150,7 @@ mod client;
 mod compiled;
 mod control;
 mod error;
+mod h1;
 mod health;
 mod listener;
 mod metrics;
@@ -176,7 +177,15 @@ pub use control::{DrainAnswer, DrainRequest, Inflight};
 pub use error::{Error, Result};
 pub use health::BackendReport;
 pub use metrics::{Stats, StatsQuery};
-pub use table::{CandidateSpec, ServiceSpec, SlotSpec, TableSpec};
+pub use table::{CandidateSpec, Protocol, ServiceSpec, SlotSpec, TableSpec};
+
+/// The pure parsers of the HTTP/1 path, exposed for fuzzing
+/// (`fuzz/`); not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::h1::chunked::{ChunkedDecoder, Step, decode_all};
+    pub use crate::h1::head::{HeadError, Limits, RequestHead, parse as parse_head};
+}
 
 use crate::balancer::IdGen;
 use crate::control::Control;
@@ -236,6 +245,30 @@ pub struct ProxyOptions {
     /// never crosses threads (default: the number of CPUs). 0 serves
     /// connections on the caller's runtime instead.
     pub workers: usize,
+    /// Time a client has to send a complete request head (default 10 s),
+    /// counted from accept for its first request and from the first byte
+    /// for later ones; then 408 (or a silent close if it sent nothing).
+    /// A connection that never sends a byte is closed after it, so idle
+    /// connections cannot pile up and exhaust the descriptors.
+    pub header_read_timeout: Duration,
+    /// Time a keep-alive client connection may sit idle between requests
+    /// (default 60 s).
+    pub keepalive_timeout: Duration,
+    /// Time a request body may go without a byte from the client (default
+    /// 30 s); then 408 and close, counted as `client_closed`, not against
+    /// the backend. `upstream_timeout` starts once the body is sent.
+    pub body_read_timeout: Duration,
+    /// Most open client connections per listener (default 4096): beyond it
+    /// the listener stops accepting until one closes (the kernel's backlog
+    /// holds the rest), so one environment's flood cannot take every
+    /// descriptor of the process. Keep it below `ulimit -n` divided by the
+    /// number of listeners you expect to be busy at once.
+    pub max_connections_per_listener: usize,
+    /// Longest line in a request head (request line: 414; field line: 431),
+    /// default 16 KiB.
+    pub max_header_line: usize,
+    /// Largest request head (431), default 64 KiB.
+    pub max_head_bytes: usize,
 }
 
 impl ProxyOptions {
@@ -252,6 +285,12 @@ impl ProxyOptions {
             pool_idle_timeout: Duration::from_secs(4),
             shutdown_grace: Duration::from_secs(10),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            header_read_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections_per_listener: 4096,
+            max_header_line: 16 * 1024,
+            max_head_bytes: 64 * 1024,
         }
     }
 }
@@ -328,6 +367,18 @@ pub async fn serve(opts: ProxyOptions, shutdown: impl Future<Output = ()>) -> Re
     };
     let shared = Arc::new(RequestShared {
         upstream_timeout: opts.upstream_timeout,
+        connect_timeout: opts.connect_timeout,
+        pool_idle_timeout: opts.pool_idle_timeout,
+        limits: h1::ConnLimits {
+            header_read_timeout: opts.header_read_timeout,
+            keepalive_timeout: opts.keepalive_timeout,
+            body_read_timeout: opts.body_read_timeout,
+            head: h1::head::Limits {
+                max_head: opts.max_head_bytes.max(1024),
+                max_line: opts.max_header_line.max(256),
+            },
+        },
+        max_connections: opts.max_connections_per_listener.max(1),
         ids: IdGen::new(),
         shutdown: token.clone(),
         workers,

@@ -153,6 +153,9 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                 slot: wanted.slot.to_string(),
                 service: None,
                 since_ms: since.max(0) as u64,
+                // Not wired from the config yet: abandoned requests count
+                // only in latency.
+                slow_ms: None,
             };
             let stats = self.shared.proxy.stats(&query).await?;
             observed.window = Some(hifi_core::rollout::Window {

@@ -57,15 +57,10 @@ pub(super) async fn forward(
         RetryTemplate::for_request(&up_req)
     };
 
+    let timeout = slot.timeout.unwrap_or(shared.upstream_timeout);
     match slot
         .upstream
-        .send(
-            backend.addr,
-            &backend.pool,
-            up_req,
-            retry,
-            shared.upstream_timeout,
-        )
+        .send(backend.addr, &backend.pool, up_req, retry, timeout)
         .await
     {
         Ok((resp, lease)) => {
@@ -86,7 +81,7 @@ pub(super) async fn forward(
             slot.state
                 .metrics
                 .finished(Class::ProxyError, start.elapsed());
-            failed(failure, &slot, backend.addr, shared.upstream_timeout)
+            failed(failure, &slot, backend.addr, timeout)
         }
     }
 }
