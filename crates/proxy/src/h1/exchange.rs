@@ -142,6 +142,25 @@ pub(super) async fn forward(
         return answer(c, 503, msg.as_bytes(), c.head.keep_alive && !has_body).await;
     };
     let info = request_info(c);
+    if info.body == BodyKind::Chunked
+        && let Err(e) = check_chunks(&c.buf[c.head.len..])
+    {
+        // The part of the body at hand is already malformed: refused before
+        // any backend sees the request. (A body that breaks later reaches
+        // the backend unfinished, without its last chunk, and the backend
+        // connection is dropped: it cannot be taken for a whole request.)
+        c.buf.advance(c.head.len);
+        return failed(
+            c,
+            &slot,
+            backend.addr,
+            Fail::BadChunk(e.0),
+            &info,
+            std::time::Duration::ZERO,
+            start,
+        )
+        .await;
+    }
     // The head for the backend, then the request head leaves the buffer.
     let mut out = std::mem::take(&mut c.out);
     out.clear();
@@ -341,7 +360,7 @@ fn write_request_head(
         BodyKind::None => {}
         BodyKind::Length(n) => {
             out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(n.to_string().as_bytes());
+            push_decimal(out, n);
             out.extend_from_slice(b"\r\n");
         }
         BodyKind::Chunked => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
@@ -476,7 +495,8 @@ async fn exchange_head(
     let mut watch_client = true;
     loop {
         if !bc.buf.is_empty() {
-            match parse_response(&bc.buf, info) {
+            c.out.clear();
+            match parse_response(&bc.buf, info, &mut c.out) {
                 Ok(Some((len, mut resp))) => {
                     if (100..200).contains(&resp.status) && resp.status != 101 {
                         // Interim answers (100, 103) go to HTTP/1.1 clients as they are.
@@ -496,9 +516,7 @@ async fn exchange_head(
                         resp.reusable = false;
                     }
                     let mut bc = bc;
-                    // The response head for the client, built in `c.out`.
-                    c.out.clear();
-                    write_response_head(&mut c.out, &bc.buf[..len], info, &resp);
+                    // The response head for the client is in `c.out`.
                     bc.buf.advance(len);
                     return Ok((bc, resp));
                 }
@@ -545,6 +563,16 @@ async fn exchange_head(
     }
 }
 
+/// Check the chunked body bytes at hand.
+fn check_chunks(mut body: &[u8]) -> Result<(), super::chunked::ChunkError> {
+    let mut d = ChunkedDecoder::new();
+    while !body.is_empty() && !d.is_done() {
+        let (Step::Data(n) | Step::Framing(n)) = d.step(body)?;
+        body = &body[n..];
+    }
+    Ok(())
+}
+
 /// Read more of the client's body within the body timeout.
 async fn read_body(c: &mut Client, timeout: std::time::Duration) -> Result<(), Fail> {
     if c.buf.capacity() - c.buf.len() < 1024 {
@@ -557,8 +585,13 @@ async fn read_body(c: &mut Client, timeout: std::time::Duration) -> Result<(), F
     }
 }
 
-/// Parse the response head at the start of `buf`: `None` when incomplete.
-fn parse_response(buf: &[u8], info: &ReqInfo) -> Result<Option<(usize, RespInfo)>, &'static str> {
+/// Parse the response head at the start of `buf` (`None` when incomplete)
+/// and, for a final answer, write the client's head into `out`.
+fn parse_response(
+    buf: &[u8],
+    info: &ReqInfo,
+    out: &mut Vec<u8>,
+) -> Result<Option<(usize, RespInfo)>, &'static str> {
     let mut raw = [httparse::EMPTY_HEADER; MAX_FIELDS];
     let mut r = httparse::Response::new(&mut raw);
     let len = match r.parse(buf) {
@@ -634,28 +667,45 @@ fn parse_response(buf: &[u8], info: &ReqInfo) -> Result<Option<(usize, RespInfo)
     };
     let chunk_to_client =
         info.minor == 1 && matches!(body, RespBody::Chunked | RespBody::UntilClose);
-    Ok(Some((
-        len,
-        RespInfo {
-            status,
-            body,
-            reusable: !close && body != RespBody::UntilClose && status != 101,
-            ws_accept,
-            chunk_to_client,
-            sse,
-        },
-    )))
+    let resp = RespInfo {
+        status,
+        body,
+        reusable: !close && body != RespBody::UntilClose && status != 101,
+        ws_accept,
+        chunk_to_client,
+        sse,
+    };
+    if status >= 200 || status == 101 {
+        write_response_head(out, &r, info, &resp);
+    }
+    Ok(Some((len, resp)))
+}
+
+/// `n` in decimal, without the formatting machinery.
+pub(super) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
 }
 
 /// The response head for the client: the backend's status line and fields
 /// less the hop-by-hop ones, `x-hifi-slot`, the sticky cookie and framing.
-fn write_response_head(out: &mut Vec<u8>, buf: &[u8], info: &ReqInfo, resp: &RespInfo) {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut r = httparse::Response::new(&mut raw);
-    // Parsed successfully just before.
-    let _ = r.parse(buf);
+fn write_response_head(
+    out: &mut Vec<u8>,
+    r: &httparse::Response<'_, '_>,
+    info: &ReqInfo,
+    resp: &RespInfo,
+) {
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(resp.status.to_string().as_bytes());
+    push_decimal(out, u64::from(resp.status));
     out.push(b' ');
     out.extend_from_slice(r.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -688,7 +738,7 @@ fn write_response_head(out: &mut Vec<u8>, buf: &[u8], info: &ReqInfo, resp: &Res
     match resp.body {
         RespBody::Length(n) => {
             out.extend_from_slice(b"content-length: ");
-            out.extend_from_slice(n.to_string().as_bytes());
+            push_decimal(out, n);
             out.extend_from_slice(b"\r\n");
         }
         RespBody::Chunked | RespBody::UntilClose if resp.chunk_to_client => {
