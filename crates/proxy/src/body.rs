@@ -78,6 +78,16 @@ pub(crate) struct UpstreamBody {
     drain: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// The backend connection, back to its pool when this body is dropped.
     _lease: Option<Lease>,
+    /// A gRPC answer: a non-zero `grpc-status` in its trailers is an error
+    /// of the slot.
+    grpc: bool,
+}
+
+/// Whether gRPC metadata carries a failure (`grpc-status` other than 0).
+pub(crate) fn grpc_failed(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// The error a drained streaming body ends with.
@@ -92,12 +102,18 @@ impl ProxyBody {
     }
 
     /// A backend's body counted as in flight until it ends.
-    pub(crate) fn upstream(inner: Incoming, guard: InflightGuard, lease: Option<Lease>) -> Self {
+    pub(crate) fn upstream(
+        inner: Incoming,
+        guard: InflightGuard,
+        lease: Option<Lease>,
+        grpc: bool,
+    ) -> Self {
         ProxyBody::Upstream(UpstreamBody {
             inner,
             guard,
             drain: None,
             _lease: lease,
+            grpc,
         })
     }
 }
@@ -142,6 +158,11 @@ impl Body for ProxyBody {
 }
 
 impl UpstreamBody {
+    /// Count a non-zero `grpc-status` in the trailers as an error.
+    pub(crate) fn watch_grpc(&mut self, grpc: bool) {
+        self.grpc = grpc;
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let Some(drain) = &mut self.drain
             && drain.as_mut().poll(cx).is_ready()
@@ -149,7 +170,16 @@ impl UpstreamBody {
             return Poll::Ready(Some(Err(Box::new(Drained))));
         }
         match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(frame) => Poll::Ready(frame.map(|r| r.map_err(Into::into))),
+            Poll::Ready(frame) => {
+                if self.grpc
+                    && let Some(Ok(f)) = &frame
+                    && let Some(trailers) = f.trailers_ref()
+                    && grpc_failed(trailers)
+                {
+                    self.guard.state().metrics.grpc_error();
+                }
+                Poll::Ready(frame.map(|r| r.map_err(Into::into)))
+            }
             Poll::Pending => {
                 if self.drain.is_none() {
                     // First wait: this is a streaming (or slow) body; from now

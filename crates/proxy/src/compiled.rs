@@ -20,7 +20,7 @@ use crate::health::{BackendHealth, HealthRegistry};
 use crate::router::Router;
 use crate::table::{Protocol, UserKey, ValidService, ValidSlot, ValidTable};
 use crate::tracking::{SlotRegistry, SlotState};
-use crate::upstream::{Pool, Upstream, UpstreamConfig};
+use crate::upstream::{H2Pool, Pool, Upstream, UpstreamConfig};
 
 /// The live table of one environment, shared by its listeners.
 #[derive(Debug)]
@@ -134,6 +134,8 @@ pub(crate) struct Backend {
     pub(crate) pool: Arc<Pool>,
     /// Idle connections of the HTTP/1 path, dropped with the slot.
     pub(crate) raw: RawPool,
+    /// HTTP/2 connections, for h2c and gRPC backends.
+    pub(crate) h2: H2Pool,
 }
 
 impl CompiledSlot {
@@ -199,9 +201,14 @@ impl Compiler<'_> {
                         .iter()
                         .map(|a| Backend {
                             addr: *a,
-                            health: self.health.get_or_create(*a, &s.health),
+                            health: self.health.get_or_create(
+                                *a,
+                                &s.health,
+                                s.protocol != Protocol::Http1,
+                            ),
                             pool: Arc::new(Pool::new(self.upstream.shards)),
                             raw: RawPool::new(self.upstream.shards),
+                            h2: H2Pool::new(self.upstream.shards),
                         })
                         .collect(),
                     protocol: s.protocol,

@@ -33,6 +33,9 @@ use crate::metrics::unix_now;
 pub(crate) struct BackendHealth {
     pub(crate) addr: SocketAddr,
     pub(crate) path: String,
+    /// Probed over HTTP/2 with prior knowledge (h2c and gRPC backends),
+    /// where any answer below 500 means the backend is up.
+    pub(crate) h2: bool,
     healthy: AtomicBool,
     failures: AtomicU32,
     last_check_ms: AtomicU64,
@@ -40,10 +43,11 @@ pub(crate) struct BackendHealth {
 }
 
 impl BackendHealth {
-    fn new(addr: SocketAddr, path: &str) -> Self {
+    fn new(addr: SocketAddr, path: &str, h2: bool) -> Self {
         BackendHealth {
             addr,
             path: path.to_owned(),
+            h2,
             healthy: AtomicBool::new(true),
             failures: AtomicU32::new(0),
             last_check_ms: AtomicU64::new(0),
@@ -125,7 +129,7 @@ pub struct BackendReport {
     pub last_error: Option<String>,
 }
 
-type HealthKey = (SocketAddr, String);
+type HealthKey = (SocketAddr, String, bool);
 
 /// All backends being probed.
 #[derive(Debug, Default)]
@@ -139,10 +143,15 @@ impl HealthRegistry {
     }
 
     /// The health record of a backend, created (healthy) on first use.
-    pub(crate) fn get_or_create(&self, addr: SocketAddr, path: &str) -> Arc<BackendHealth> {
+    pub(crate) fn get_or_create(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        h2: bool,
+    ) -> Arc<BackendHealth> {
         self.lock()
-            .entry((addr, path.to_owned()))
-            .or_insert_with(|| Arc::new(BackendHealth::new(addr, path)))
+            .entry((addr, path.to_owned(), h2))
+            .or_insert_with(|| Arc::new(BackendHealth::new(addr, path, h2)))
             .clone()
     }
 
@@ -180,6 +189,11 @@ pub(crate) async fn run_checker(
         // backend closing its idle connection (which would be a false failure).
         .pool_idle_timeout(Duration::from_secs(2))
         .pool_max_idle_per_host(1)
+        .build(connector.clone());
+    let h2_client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(2))
+        .http2_only(true)
         .build(connector);
     let mut ticker = tokio::time::interval(config.interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -190,7 +204,11 @@ pub(crate) async fn run_checker(
         }
         let mut probes = JoinSet::new();
         for backend in registry.snapshot() {
-            let client = client.clone();
+            let client = if backend.h2 {
+                h2_client.clone()
+            } else {
+                client.clone()
+            };
             probes.spawn(async move {
                 let outcome = probe(&client, &backend, config.timeout).await;
                 backend.record(outcome, config.unhealthy_threshold);
@@ -229,7 +247,7 @@ async fn probe(
     })
     .await
     .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))??;
-    if answer.is_success() {
+    if answer.is_success() || (backend.h2 && answer.as_u16() < 500) {
         Ok(())
     } else {
         Err(format!("answered {answer}"))

@@ -257,6 +257,12 @@ impl SlotMetrics {
         self.second().errors.fetch_add(1, Relaxed);
     }
 
+    /// A non-zero `grpc-status` ended a response counted already as
+    /// answered: an error of the slot.
+    pub(crate) fn grpc_error(&self) {
+        self.second().errors.fetch_add(1, Relaxed);
+    }
+
     /// Lifetime latency; returns the histogram bucket.
     #[inline]
     fn record_latency(&self, latency: Duration) -> usize {

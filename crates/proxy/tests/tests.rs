@@ -11,6 +11,7 @@ mod canary;
 mod drain;
 mod errors;
 mod framing;
+mod grpc;
 mod health;
 mod limits;
 mod metrics;
