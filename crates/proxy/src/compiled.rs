@@ -201,11 +201,7 @@ impl Compiler<'_> {
                         .iter()
                         .map(|a| Backend {
                             addr: *a,
-                            health: self.health.get_or_create(
-                                *a,
-                                &s.health,
-                                s.protocol != Protocol::Http1,
-                            ),
+                            health: self.health.get_or_create(*a, &s.health, s.protocol),
                             pool: Arc::new(Pool::new(self.upstream.shards)),
                             raw: RawPool::new(self.upstream.shards),
                             h2: H2Pool::new(self.upstream.shards),
