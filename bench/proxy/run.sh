@@ -38,7 +38,10 @@ SWITCHES=${SWITCHES:-100}
 BODY_DURATION=${BODY_DURATION:-5s}
 WS_SECS=${WS_SECS:-5}
 BLUE=19101 GREEN=19102 WSB=19103 HIFI=18080 HIFI_INTERNAL=18090 NGINX=18081 HAPROXY=18082
-BEFORE=18083 BEFORE_INTERNAL=18093 PINGORA_PORT=18084
+BEFORE=18083 BEFORE_INTERNAL=18093 PINGORA_PORT=18084 ONE=18085 ONE_INTERNAL=18095
+# ONE_WORKER=1 (default) adds a "hifi-1w" row: the same proxy with one worker
+# thread (on 2 cores shared with wrk and the backend, often the better choice).
+ONE_WORKER=${ONE_WORKER:-1}
 BASELINE=${BASELINE:-}
 PINGORA=${PINGORA:-}
 
@@ -183,6 +186,18 @@ if [ -n "$BASELINE" ]; then
   wait_port $BEFORE
   PATHS=("direct:$BLUE" "hifi-before:$BEFORE" "hifi:$HIFI" "nginx:$NGINX" "haproxy:$HAPROXY")
 fi
+ONE_PID=
+if [ "$ONE_WORKER" = 1 ]; then
+  "$BIN/bench-proxy" --state-dir "$WORK/one-state" --admin "$WORK/one.sock" --workers 1 &
+  ONE_PID=$!
+  PIDS+=("$ONE_PID")
+  for _ in $(seq 1 100); do [ -S "$WORK/one.sock" ] && break; sleep 0.1; done
+  printf '{"env":"bench","listen":"127.0.0.1:%s","services":[{"name":"app","route":"/","internal_listen":"127.0.0.1:%s","active":{"slot":"blue","backends":["127.0.0.1:%s"]}}]}' \
+    "$ONE" "$ONE_INTERNAL" "$BLUE" >"$WORK/table-one.json"
+  curl -fsS --unix-socket "$WORK/one.sock" -X PUT --data-binary @"$WORK/table-one.json" http://hifi/tables/bench >/dev/null
+  wait_port $ONE
+  PATHS+=("hifi-1w:$ONE")
+fi
 PINGORA_PID=
 if [ -n "$PINGORA" ]; then
   "$PINGORA" 127.0.0.1:$PINGORA_PORT 127.0.0.1:$BLUE "$HIFI_WORKERS" >"$WORK/pingora.log" 2>&1 &
@@ -231,6 +246,7 @@ pids_of() { # name -> the proxy's process ids
     hifi) echo "$HIFI_PID" ;;
     hifi-before) echo "$BEFORE_PID" ;;
     pingora) echo "$PINGORA_PID" ;;
+    hifi-1w) echo "$ONE_PID" ;;
     nginx) cat "$WORK/nginx-proxy.pid" ;;
     haproxy) cat "$WORK/haproxy.pid" ;;
     *) ;;

@@ -176,3 +176,33 @@ async fn a_backend_reset_is_the_backends_failure() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_client_giving_up_is_counted_as_abandoned() {
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let (proxy, _blue, port) = setup().await;
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("h2 handshake");
+    let driver = tokio::spawn(conn);
+    let r = http::Request::get(format!("http://shop.test:{port}/hang"))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let answer = tokio::time::timeout(Duration::from_millis(300), send.send_request(r)).await;
+    assert!(answer.is_err(), "the backend hangs");
+    drop(send);
+    driver.abort();
+    eventually("the abandoned HTTP/2 request", || async {
+        stats(&proxy, "blue", None).await.abandoned == 1
+    })
+    .await;
+    let s = stats(&proxy, "blue", Some(100)).await;
+    assert_eq!((s.requests, s.errors, s.abandoned_slow), (1, 1, 1), "{s:?}");
+}

@@ -377,9 +377,19 @@ async fn connection(
     backend: &Backend,
     conn: &ConnCtx,
     fresh: bool,
+    probe: bool,
 ) -> Result<(BackendConn, bool), Fail> {
     let shared = &conn.listener.shared;
-    if !fresh && let Some(bc) = backend.raw.checkout(shared.pool_idle_timeout) {
+    while !fresh && let Some(bc) = backend.raw.checkout(shared.pool_idle_timeout) {
+        // A request that cannot be retried first checks that the backend
+        // has not closed the idle connection (PRIOR-ART pitfall 1): a
+        // non-blocking read must find nothing to read, not the end.
+        if probe {
+            match bc.stream.try_read(&mut [0u8; 1]) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                _ => continue,
+            }
+        }
         return Ok((bc, true));
     }
     let stream = match tokio::time::timeout(
@@ -419,7 +429,7 @@ async fn exchange_head(
     head_len: usize,
     fresh: bool,
 ) -> Result<(BackendConn, RespInfo), (Fail, bool)> {
-    let (mut bc, _pooled) = connection(backend, conn, fresh)
+    let (mut bc, _pooled) = connection(backend, conn, fresh, !info.retryable)
         .await
         .map_err(|f| (f, false))?;
     let limits = conn.listener.shared.limits;

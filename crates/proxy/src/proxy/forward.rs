@@ -19,7 +19,7 @@ use crate::body::{ProxyBody, ReqBody, grpc_failed};
 use crate::compiled::{Backend, CompiledSlot};
 use crate::metrics::Class;
 use crate::table::Protocol;
-use crate::tracking::InflightGuard;
+use crate::tracking::{InflightGuard, SlotState};
 use crate::upstream::{Failure, Lease, RetryTemplate};
 
 use super::headers::{X_HIFI_SLOT, prepare_headers, strip_hop_by_hop};
@@ -37,7 +37,15 @@ pub(super) async fn forward(
 ) -> Response<ProxyBody> {
     let shared = &conn.listener.shared;
     let guard = InflightGuard::new(slot.state.clone());
+    // Counts the request as abandoned if hyper drops this future (the client
+    // reset its stream or connection) before a response was produced.
+    let mut waiting = Waiting {
+        state: &slot.state,
+        start,
+        answered: false,
+    };
     let Some(backend) = slot.pick() else {
+        waiting.answered = true;
         slot.state
             .metrics
             .finished(Class::ProxyError, start.elapsed());
@@ -52,7 +60,9 @@ pub(super) async fn forward(
 
     let timeout = slot.timeout.unwrap_or(shared.upstream_timeout);
     if slot.protocol != Protocol::Http1 {
-        return forward_h2(conn, &slot, backend, set_cookie, req, start, guard, timeout).await;
+        let r = forward_h2(conn, &slot, backend, set_cookie, req, start, guard, timeout).await;
+        waiting.answered = true;
+        return r;
     }
     let client_upgrade = upgrade::client_side(&mut req);
     let up_req = backend_request(req, conn, &slot, client_upgrade.is_some());
@@ -62,11 +72,12 @@ pub(super) async fn forward(
         RetryTemplate::for_request(&up_req)
     };
 
-    match slot
+    let sent = slot
         .upstream
         .send(backend.addr, &backend.pool, up_req, retry, timeout)
-        .await
-    {
+        .await;
+    waiting.answered = true;
+    match sent {
         Ok((resp, lease)) => {
             slot.state
                 .metrics
@@ -86,6 +97,21 @@ pub(super) async fn forward(
                 .metrics
                 .finished(Class::ProxyError, start.elapsed());
             failed(failure, &slot, backend.addr, timeout)
+        }
+    }
+}
+
+/// A request waiting for its response; see `forward`.
+struct Waiting<'a> {
+    state: &'a SlotState,
+    start: Instant,
+    answered: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.state.metrics.abandoned(self.start.elapsed());
         }
     }
 }
