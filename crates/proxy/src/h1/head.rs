@@ -474,7 +474,10 @@ pub fn parse(buf: &[u8], limits: Limits, head: &mut RequestHead) -> Result<(), H
     }
     match (&h.host, &h.authority) {
         (None, _) if minor == 1 => return Err(bad("HTTP/1.1 request without Host")),
-        (Some(host), Some(auth)) if !buf[host.clone()].eq_ignore_ascii_case(&buf[auth.clone()]) => {
+        (Some(host), Some(auth))
+            if !host_part(&buf[host.clone()])
+                .eq_ignore_ascii_case(host_part(&buf[auth.clone()])) =>
+        {
             return Err(bad("Host differs from the request target's authority"));
         }
         _ => {}
@@ -502,6 +505,17 @@ pub fn parse(buf: &[u8], limits: Limits, head: &mut RequestHead) -> Result<(), H
         }
     }
     Ok(())
+}
+
+/// The host of an authority or `Host` value, without its port.
+fn host_part(a: &[u8]) -> &[u8] {
+    if a.first() == Some(&b'[') {
+        return a.split(|c| *c == b']').next().unwrap_or(a);
+    }
+    match a.iter().rposition(|c| *c == b':') {
+        Some(i) => &a[..i],
+        None => a,
+    }
 }
 
 fn strip_scheme(t: &[u8]) -> Option<&[u8]> {
@@ -556,6 +570,8 @@ mod tests {
         assert_eq!(h.body, BodyKind::Chunked);
         let h = parse_str(b"GET http://a:80/x HTTP/1.1\r\nHost: a:80\r\n\r\n").expect("absolute");
         assert_eq!(h.origin, 15..17);
+        // The same host with or without its port agrees.
+        parse_str(b"GET http://A:80/x HTTP/1.1\r\nHost: a\r\n\r\n").expect("same host");
         let h = parse_str(b"GET / HTTP/1.0\r\n\r\n").expect("1.0 without host");
         assert!(!h.keep_alive);
         assert_eq!(status(b"GET / HTTP/1.1\r\nHost: a\r\n"), 0);
