@@ -28,6 +28,10 @@ use super::head::{self, HeadError, RequestHead};
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
+/// How long an idle connection waits for its next request before it also
+/// watches for its listener closing.
+const STOP_CHECK: Duration = Duration::from_secs(1);
+
 /// A client connection's buffers, kept across its requests.
 pub(crate) struct Client {
     pub(crate) stream: TcpStream,
@@ -55,13 +59,27 @@ async fn read_more(
     if c.buf.capacity() - c.buf.len() < 1024 {
         c.buf.reserve(8192);
     }
-    let read = tokio::time::timeout_at(deadline, c.stream.read_buf(&mut c.buf));
     let r = match stop {
-        Some(stop) => tokio::select! {
-            r = read => r,
-            _ = stop.cancelled() => return Read::Stopped,
-        },
-        None => read.await,
+        Some(stop) => {
+            // The stop token is shared by every connection of the listener
+            // and waiting on it takes its lock: a busy connection whose next
+            // request comes within a second never touches it, so workers do
+            // not contend on it (or stall when the holder is preempted).
+            let soon = deadline.min(tokio::time::Instant::now() + STOP_CHECK);
+            match tokio::time::timeout_at(soon, c.stream.read_buf(&mut c.buf)).await {
+                Ok(r) => Ok(r),
+                Err(_) if soon == deadline => return Read::Timeout,
+                Err(_) if stop.is_cancelled() => return Read::Stopped,
+                Err(_) => {
+                    let read = tokio::time::timeout_at(deadline, c.stream.read_buf(&mut c.buf));
+                    tokio::select! {
+                        r = read => r,
+                        _ = stop.cancelled() => return Read::Stopped,
+                    }
+                }
+            }
+        }
+        None => tokio::time::timeout_at(deadline, c.stream.read_buf(&mut c.buf)).await,
     };
     match r {
         Ok(Ok(0)) | Ok(Err(_)) => Read::Eof,
