@@ -206,3 +206,59 @@ async fn an_http2_client_giving_up_is_counted_as_abandoned() {
     let s = stats(&proxy, "blue", Some(100)).await;
     assert_eq!((s.requests, s.errors, s.abandoned_slow), (1, 1, 1), "{s:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_refusing_an_upload_is_answered_without_the_rest_of_the_body() {
+    use tokio::net::TcpListener;
+
+    let proxy = TestProxy::start().await;
+    // Answers 413 as soon as it has the head, and closes.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let backend = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if seen.starts_with(b"GET /healthz") {
+                    let _ = s
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
+                let _ = s
+                    .write_all(b"HTTP/1.1 413 Payload Too Large\r\ncontent-length: 4\r\nconnection: close\r\n\r\nbig!")
+                    .await;
+            });
+        }
+    });
+    let port = free_port();
+    let mut s = service("catalog", "/", free_port(), slot("blue", &[]));
+    s.active.backends = vec![backend.to_string()];
+    proxy.put(&table("prod", port, vec![s])).await;
+    let mut c = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    c.write_all(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 100000000\r\n\r\n")
+        .await
+        .expect("write");
+    c.write_all(&[b'x'; 16 * 1024]).await.expect("write");
+    // The client never sends the rest: the answer comes anyway, and the
+    // connection closes after it.
+    let mut out = Vec::new();
+    let _ = bounded("answer", c.read_to_end(&mut out)).await;
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(
+        text.contains("connection: close") && text.ends_with("big!"),
+        "{text}"
+    );
+    let s = stats(&proxy, "blue", None).await;
+    assert_eq!((s.requests, s.errors, s.client_closed), (1, 0, 0), "{s:?}");
+}

@@ -18,6 +18,13 @@
 //!
 //! An idempotent request without a body whose connection fails before any
 //! response byte is retried once on a fresh connection (PRIOR-ART pitfall 1).
+//!
+//! The request body is sent before the response is read, except that a
+//! backend answering (or closing) while the body is still coming (a 413 or
+//! 401 to an upload) is heard at once: the rest of the body is not read and
+//! the client connection closes after the answer. A backend that streams its
+//! answer while it still reads a body larger than the socket buffers is not
+//! served (full duplex is not implemented); it stalls until the timeouts.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,6 +96,9 @@ struct RespInfo {
     chunk_to_client: bool,
     /// `text/event-stream`.
     sse: bool,
+    /// The backend answered before the client's whole body was read: the
+    /// client connection closes after the answer.
+    client_body_unread: bool,
 }
 
 /// Why a step of the exchange failed.
@@ -200,6 +210,12 @@ pub(super) async fn forward(
         c.out.extend_from_slice(cookie.as_bytes());
         c.out.extend_from_slice(b"\r\n");
     }
+    let raw_until_close =
+        matches!(resp.body, RespBody::Chunked | RespBody::UntilClose) && !resp.chunk_to_client;
+    if resp.client_body_unread && info.keep_alive && !raw_until_close {
+        // The rest of the body is not read: this connection ends here.
+        c.out.extend_from_slice(b"connection: close\r\n");
+    }
 
     if resp.status == 101 {
         // Only a WebSocket upgrade is asked for (others never reach a
@@ -237,7 +253,7 @@ pub(super) async fn forward(
             }
             let raw_until_close = matches!(resp.body, RespBody::Chunked | RespBody::UntilClose)
                 && !resp.chunk_to_client;
-            if info.keep_alive && !raw_until_close {
+            if info.keep_alive && !raw_until_close && !resp.client_body_unread {
                 Next::KeepAlive
             } else {
                 Next::Close
@@ -437,6 +453,9 @@ async fn exchange_head(
     if let Err(e) = bc.stream.write_all(&c.out).await {
         return Err((Fail::Exchange(format!("write: {e}")), true));
     }
+    // Set when the backend answered (or gave up) before the whole body was
+    // sent: the rest of the body is not read, and the client connection
+    // closes after the answer.
     let mut backend_write_failed = false;
     match info.body {
         BodyKind::None => {}
@@ -448,14 +467,18 @@ async fn exchange_head(
                 let _ = c.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").await;
             }
             while left > 0 {
-                if c.buf.is_empty() {
-                    read_body(c, limits.body_read_timeout)
+                if c.buf.is_empty()
+                    && read_body_or_answer(c, &mut bc, limits.body_read_timeout)
                         .await
-                        .map_err(|f| (f, false))?;
+                        .map_err(|f| (f, false))?
+                {
+                    backend_write_failed = true;
+                    break;
                 }
                 let k = (left.min(c.buf.len() as u64)) as usize;
-                if !backend_write_failed && bc.stream.write_all(&c.buf[..k]).await.is_err() {
+                if bc.stream.write_all(&c.buf[..k]).await.is_err() {
                     backend_write_failed = true;
+                    break;
                 }
                 c.buf.advance(k);
                 left -= k as u64;
@@ -467,10 +490,13 @@ async fn exchange_head(
             }
             let mut dec = ChunkedDecoder::new();
             while !dec.is_done() {
-                if c.buf.is_empty() {
-                    read_body(c, limits.body_read_timeout)
+                if c.buf.is_empty()
+                    && read_body_or_answer(c, &mut bc, limits.body_read_timeout)
                         .await
-                        .map_err(|f| (f, false))?;
+                        .map_err(|f| (f, false))?
+                {
+                    backend_write_failed = true;
+                    break;
                 }
                 c.out.clear();
                 let mut used = 0;
@@ -490,11 +516,9 @@ async fn exchange_head(
                     c.out.extend_from_slice(b"0\r\n\r\n");
                 }
                 c.buf.advance(used);
-                if !backend_write_failed
-                    && !c.out.is_empty()
-                    && bc.stream.write_all(&c.out).await.is_err()
-                {
+                if !c.out.is_empty() && bc.stream.write_all(&c.out).await.is_err() {
                     backend_write_failed = true;
+                    break;
                 }
             }
         }
@@ -524,6 +548,7 @@ async fn exchange_head(
                     }
                     if backend_write_failed {
                         resp.reusable = false;
+                        resp.client_body_unread = true;
                     }
                     let mut bc = bc;
                     // The response head for the client is in `c.out`.
@@ -583,15 +608,37 @@ fn check_chunks(mut body: &[u8]) -> Result<(), super::chunked::ChunkError> {
     Ok(())
 }
 
-/// Read more of the client's body within the body timeout.
-async fn read_body(c: &mut Client, timeout: std::time::Duration) -> Result<(), Fail> {
+/// Read more of the client's body within the body timeout, unless the
+/// backend speaks first: `Ok(true)` when it answered (the bytes are in
+/// `bc.buf`) or closed before the body was sent, as a backend refusing an
+/// upload does (413, 401); the rest of the body is then not forwarded.
+async fn read_body_or_answer(
+    c: &mut Client,
+    bc: &mut BackendConn,
+    timeout: std::time::Duration,
+) -> Result<bool, Fail> {
     if c.buf.capacity() - c.buf.len() < 1024 {
         c.buf.reserve(16 * 1024);
     }
-    match tokio::time::timeout(timeout, c.stream.read_buf(&mut c.buf)).await {
-        Ok(Ok(0)) | Ok(Err(_)) => Err(Fail::ClientGone { waiting: false }),
-        Ok(Ok(_)) => Ok(()),
-        Err(_) => Err(Fail::ClientStalled),
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        tokio::select! {
+            biased;
+            r = bc.stream.readable() => match r {
+                Ok(()) => match bc.stream.try_read_buf(&mut bc.buf) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                    _ => return Ok(true),
+                },
+                Err(_) => return Ok(true),
+            },
+            r = tokio::time::timeout_at(deadline, c.stream.read_buf(&mut c.buf)) => {
+                return match r {
+                    Ok(Ok(0)) | Ok(Err(_)) => Err(Fail::ClientGone { waiting: false }),
+                    Ok(Ok(_)) => Ok(false),
+                    Err(_) => Err(Fail::ClientStalled),
+                };
+            }
+        }
     }
 }
 
@@ -684,6 +731,7 @@ fn parse_response(
         ws_accept,
         chunk_to_client,
         sse,
+        client_body_unread: false,
     };
     if status >= 200 || status == 101 {
         write_response_head(out, &r, info, &resp);
