@@ -32,6 +32,9 @@ pub(crate) enum ReqBody {
     Incoming(Incoming),
     /// No body (also used for the retry of a bodiless request).
     Empty,
+    /// A body read whole (an HTTP/1.1 client's request to an HTTP/2
+    /// backend).
+    Full(Option<Bytes>),
 }
 
 impl Body for ReqBody {
@@ -45,6 +48,7 @@ impl Body for ReqBody {
         match self.get_mut() {
             ReqBody::Incoming(b) => Pin::new(b).poll_frame(cx),
             ReqBody::Empty => Poll::Ready(None),
+            ReqBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
@@ -52,6 +56,7 @@ impl Body for ReqBody {
         match self {
             ReqBody::Incoming(b) => b.is_end_stream(),
             ReqBody::Empty => true,
+            ReqBody::Full(b) => b.is_none(),
         }
     }
 
@@ -59,6 +64,7 @@ impl Body for ReqBody {
         match self {
             ReqBody::Incoming(b) => b.size_hint(),
             ReqBody::Empty => SizeHint::with_exact(0),
+            ReqBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }
 }

@@ -123,8 +123,9 @@
 //! explicit framing, on the client connection's own task. A connection that
 //! opens with the HTTP/2 preface (h2c, prior knowledge) is served by hyper.
 //! Services with `protocol` `h2c` or `grpc` are reached over HTTP/2 (one
-//! multiplexed connection per backend and worker) by HTTP/2 clients; an
-//! HTTP/1.1 client of such a service gets 505. Only `websocket` is ever
+//! multiplexed connection per backend and worker); an HTTP/1.1 client's
+//! request to them is translated (its body read whole, at most 8 MiB, else
+//! 413; the answer's trailers dropped). Only `websocket` is ever
 //! upgraded: other `Upgrade` requests (`h2c`) reach backends as plain
 //! requests, without the upgrade fields.
 //!
@@ -189,8 +190,8 @@
 //! no route, no healthy backend, no candidate), 502 (backend refused or
 //! closed the connection, or answered something that is not HTTP), 504 (no
 //! response headers within the timeout), 403 (preview token), 408 (head or
-//! body too slow), 505 (an HTTP/1.1 request to an HTTP/2 service), and the
-//! framing answers above.
+//! body too slow), 413 (a body over 8 MiB for an HTTP/2 backend from an
+//! HTTP/1.1 client), and the framing answers above.
 //!
 //! # Drain deadline
 //!
@@ -228,6 +229,7 @@
 //!     answers, keep-alive, the hand-over of h2c connections to hyper;
 //!   - `h1/exchange.rs` — one request forwarded: backend connection, bodies,
 //!     the response, outcome attribution;
+//!   - `h1/bridge.rs` — HTTP/1.1 clients of h2c and gRPC backends;
 //!   - `h1/pool.rs` — idle backend connections, one shard per worker;
 //!   - `h1/tunnel.rs` — upgraded connections and WebSocket close frames.
 //! - `body` — streamed request/response bodies of the HTTP/2 path and their

@@ -1,6 +1,6 @@
 //! Services whose backends speak HTTP/2 (`protocol = "h2c"` or `"grpc"`):
-//! HTTP/2 clients reach them through the proxy, and a gRPC answer with a
-//! non-zero `grpc-status` counts in the slot's errors. (A real `grpcio`
+//! HTTP/2 and HTTP/1.1 clients reach them through the proxy, and a gRPC
+//! answer with a non-zero `grpc-status` counts in the slot's errors. (A real `grpcio`
 //! client and server: `bench/proxy/checks.sh`.)
 
 use std::convert::Infallible;
@@ -169,7 +169,16 @@ async fn h2c_backends_serve_http2_clients_and_stay_healthy() {
     let health = proxy.admin.health("prod").await.expect("health");
     assert!(health.iter().all(|b| b.healthy), "{health:?}");
     assert_eq!(get_h2(port, "/y").await.status, 200);
-    // An HTTP/1.1 client is told to use HTTP/2 for this service.
-    let r = get(port, "/x").await;
-    assert_eq!(r.status, 505);
+    // HTTP/1.1 clients are served too, over HTTP/2 to the backend.
+    let mut conn = Conn::open(port).await;
+    for _ in 0..3 {
+        let r = conn.get("/h1").await;
+        assert_eq!((r.status, r.body.as_str()), (200, "h2 /h1"));
+        assert_eq!(r.header("x-hifi-slot"), "blue");
+    }
+    let post = req("POST", "/upload")
+        .body(Full::new(Bytes::from("payload")))
+        .expect("req");
+    let r = bounded("POST", conn.send(post)).await.expect("response");
+    assert_eq!((r.status, r.body.as_str()), (200, "h2 /upload"));
 }

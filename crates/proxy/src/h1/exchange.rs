@@ -133,15 +133,6 @@ pub(super) async fn forward(
     let guard = InflightGuard::new(slot.state.clone());
     let metrics = &slot.state.metrics;
     let has_body = c.head.body != BodyKind::None;
-    if slot.protocol != Protocol::Http1 {
-        metrics.finished(Class::ProxyError, start.elapsed());
-        c.buf.advance(c.head.len);
-        let msg = format!(
-            "hifi: service {} in {} speaks HTTP/2 to its backends; send the request over HTTP/2 (h2c)",
-            slot.state.service, slot.state.env
-        );
-        return answer(c, 505, msg.as_bytes(), false).await;
-    }
     let Some(backend) = slot.pick() else {
         metrics.finished(Class::ProxyError, start.elapsed());
         c.buf.advance(c.head.len);
@@ -151,6 +142,11 @@ pub(super) async fn forward(
         );
         return answer(c, 503, msg.as_bytes(), c.head.keep_alive && !has_body).await;
     };
+    if slot.protocol != Protocol::Http1 {
+        let r = super::bridge::forward(c, conn, &slot, backend, set_cookie, start).await;
+        drop(guard);
+        return r;
+    }
     let info = request_info(c);
     if info.body == BodyKind::Chunked
         && let Err(e) = check_chunks(&c.buf[c.head.len..])

@@ -13,17 +13,19 @@
 //! already read in one write. Bodies stream both ways with explicit framing
 //! (`Content-Length`, chunked re-encoded by the strict `chunked` decoder,
 //! until-close). A connection that opens with the HTTP/2 preface is handed
-//! to hyper (`conn::serve` → the `proxy` module), which also serves every
-//! service whose backends speak h2c or gRPC.
+//! to hyper (`conn::serve` → the `proxy` module). Services whose backends
+//! speak h2c or gRPC are reached over HTTP/2 (`bridge`).
 //!
 //! - `head` — request heads: parsing and strict validation (pure).
 //! - `chunked` — the strict chunked decoder (pure).
 //! - `conn` — the client connection: heads, timeouts, answers, keep-alive.
 //! - `exchange` — one request forwarded: backend connection, bodies, the
 //!   response, outcome attribution.
+//! - `bridge` — HTTP/1.1 clients of HTTP/2 (h2c, gRPC) backends.
 //! - `pool` — idle backend connections, one shard per worker.
 //! - `tunnel` — upgraded (WebSocket) connections and their close frames.
 
+mod bridge;
 pub mod chunked;
 pub(crate) mod conn;
 mod exchange;
