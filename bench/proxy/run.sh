@@ -15,9 +15,14 @@
 #      time until keep-alive clients see the new slot and failed requests, for
 #      hifi (admin table update), nginx (config rewrite + reload) and HAProxy
 #      (runtime API over its unix socket);
-#   3. hifi's resident memory at 256 connections (wrk -c256).
+#   3. hifi's resident memory at 256 connections (wrk -c256);
+#   4. responses of 1 KiB and 64 KiB (one round of BODY_DURATION per path);
+#   5. WebSocket echo throughput (bench-ws: 16 connections, 128-byte
+#      messages, each waiting for its echo) against a bench-ws echo backend.
 # BASELINE=path/to/older/bench-proxy adds a "hifi-before" row: that binary,
 # same options, measured in the same rounds (before/after from one run).
+# PINGORA=path/to/a pingora-proxy binary taking `LISTEN UPSTREAM THREADS`
+# (bench/proxy/pingora/) adds a "pingora" row to the throughput and body rows.
 # Prints a table and writes it, with the command, into bench/RESULTS.md ("## Proxy").
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -30,9 +35,15 @@ DURATION=${DURATION:-10s}
 HIFI_WORKERS=${HIFI_WORKERS:-2}
 ROUNDS=${ROUNDS:-3}
 SWITCHES=${SWITCHES:-100}
-BLUE=19101 GREEN=19102 HIFI=18080 HIFI_INTERNAL=18090 NGINX=18081 HAPROXY=18082
-BEFORE=18083 BEFORE_INTERNAL=18093
+BODY_DURATION=${BODY_DURATION:-5s}
+WS_SECS=${WS_SECS:-5}
+BLUE=19101 GREEN=19102 WSB=19103 HIFI=18080 HIFI_INTERNAL=18090 NGINX=18081 HAPROXY=18082
+BEFORE=18083 BEFORE_INTERNAL=18093 PINGORA_PORT=18084 ONE=18085 ONE_INTERNAL=18095
+# ONE_WORKER=1 (default) adds a "hifi-1w" row: the same proxy with one worker
+# thread (on 2 cores shared with wrk and the backend, often the better choice).
+ONE_WORKER=${ONE_WORKER:-1}
 BASELINE=${BASELINE:-}
+PINGORA=${PINGORA:-}
 
 need=()
 for tool in nginx haproxy wrk; do command -v "$tool" >/dev/null || need+=("$tool"); done
@@ -43,7 +54,7 @@ fi
 
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 # SKIP_BUILD=1 uses binaries already built into $CARGO_TARGET_DIR.
-[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p hifi-proxy --example bench-proxy --example bench-switch
+[ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p hifi-proxy --example bench-proxy --example bench-switch --example bench-ws
 BIN=$CARGO_TARGET_DIR/release/examples
 
 WORK=$(mktemp -d /tmp/hifi-proxy-bench.XXXXXX)
@@ -64,6 +75,11 @@ wait_port() { # bounded wait for a listening port
 }
 
 # ---- backend: nginx return 200 ----------------------------------------------
+head -c 1024 /dev/zero | tr '\0' 'a' >"$WORK/1k"
+head -c 65536 /dev/zero | tr '\0' 'a' >"$WORK/64k"
+# nginx's workers run as an unprivileged user: let them read the files.
+chmod 755 "$WORK"
+chmod 644 "$WORK/1k" "$WORK/64k"
 cat >"$WORK/backend.conf" <<CONF
 worker_processes 2;
 pid $WORK/backend.pid;
@@ -72,12 +88,17 @@ events { worker_connections 4096; }
 http {
   access_log off;
   keepalive_requests 10000000;
-  server { listen 127.0.0.1:$BLUE;  location / { return 200 "blue\n"; } }
+  server { listen 127.0.0.1:$BLUE;  location / { return 200 "blue\n"; }
+    location = /1k { default_type application/octet-stream; alias $WORK/1k; }
+    location = /64k { default_type application/octet-stream; alias $WORK/64k; } }
   server { listen 127.0.0.1:$GREEN; location / { return 200 "green\n"; } }
 }
 CONF
 nginx -c "$WORK/backend.conf"
 wait_port $BLUE
+"$BIN/bench-ws" server --listen 127.0.0.1:$WSB &
+PIDS+=($!)
+wait_port $WSB
 
 # ---- nginx as proxy -----------------------------------------------------------
 echo "upstream app { server 127.0.0.1:$BLUE; keepalive 64; }" >"$WORK/upstream.conf"
@@ -90,12 +111,19 @@ http {
   access_log off;
   keepalive_requests 10000000;
   include $WORK/upstream.conf;
+  upstream ws { server 127.0.0.1:$WSB; }
   server {
     listen 127.0.0.1:$NGINX;
     location / {
       proxy_pass http://app;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
+    }
+    location /ws {
+      proxy_pass http://ws;
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade \$http_upgrade;
+      proxy_set_header Connection "upgrade";
     }
   }
 }
@@ -116,9 +144,14 @@ defaults
   timeout server 60s
   option http-keep-alive
   http-reuse always
+  timeout tunnel 60s
 frontend fe
   bind 127.0.0.1:$HAPROXY
+  acl is_ws path_beg /ws
+  use_backend ws if is_ws
   default_backend be
+backend ws
+  server ws 127.0.0.1:$WSB
 backend be
   server blue 127.0.0.1:$BLUE
   server green 127.0.0.1:$GREEN disabled
@@ -131,9 +164,10 @@ wait_port $HAPROXY
 HIFI_PID=$!
 PIDS+=("$HIFI_PID")
 for _ in $(seq 1 100); do [ -S "$WORK/hifi.sock" ] && break; sleep 0.1; done
+WS_SERVICE=$(printf '{"name":"ws","route":"/ws","internal_listen":"127.0.0.1:%s","active":{"slot":"blue","backends":["127.0.0.1:%s"]}}' "$((HIFI_INTERNAL + 1))" "$WSB")
 table() { # slot port
-  printf '{"env":"bench","listen":"127.0.0.1:%s","services":[{"name":"app","route":"/","internal_listen":"127.0.0.1:%s","active":{"slot":"%s","backends":["127.0.0.1:%s"]}}]}' \
-    "$HIFI" "$HIFI_INTERNAL" "$1" "$2"
+  printf '{"env":"bench","listen":"127.0.0.1:%s","services":[{"name":"app","route":"/","internal_listen":"127.0.0.1:%s","active":{"slot":"%s","backends":["127.0.0.1:%s"]}},%s]}' \
+    "$HIFI" "$HIFI_INTERNAL" "$1" "$2" "$WS_SERVICE"
 }
 table blue $BLUE >"$WORK/table-blue.json"
 table green $GREEN >"$WORK/table-green.json"
@@ -146,11 +180,31 @@ if [ -n "$BASELINE" ]; then
   BEFORE_PID=$!
   PIDS+=("$BEFORE_PID")
   for _ in $(seq 1 100); do [ -S "$WORK/before.sock" ] && break; sleep 0.1; done
-  printf '{"env":"bench","listen":"127.0.0.1:%s","services":[{"name":"app","route":"/","internal_listen":"127.0.0.1:%s","active":{"slot":"blue","backends":["127.0.0.1:%s"]}}]}' \
-    "$BEFORE" "$BEFORE_INTERNAL" "$BLUE" >"$WORK/table-before.json"
+  printf '{"env":"bench","listen":"127.0.0.1:%s","services":[{"name":"app","route":"/","internal_listen":"127.0.0.1:%s","active":{"slot":"blue","backends":["127.0.0.1:%s"]}},{"name":"ws","route":"/ws","internal_listen":"127.0.0.1:%s","active":{"slot":"blue","backends":["127.0.0.1:%s"]}}]}' \
+    "$BEFORE" "$BEFORE_INTERNAL" "$BLUE" "$((BEFORE_INTERNAL + 1))" "$WSB" >"$WORK/table-before.json"
   curl -fsS --unix-socket "$WORK/before.sock" -X PUT --data-binary @"$WORK/table-before.json" http://hifi/tables/bench >/dev/null
   wait_port $BEFORE
   PATHS=("direct:$BLUE" "hifi-before:$BEFORE" "hifi:$HIFI" "nginx:$NGINX" "haproxy:$HAPROXY")
+fi
+ONE_PID=
+if [ "$ONE_WORKER" = 1 ]; then
+  "$BIN/bench-proxy" --state-dir "$WORK/one-state" --admin "$WORK/one.sock" --workers 1 &
+  ONE_PID=$!
+  PIDS+=("$ONE_PID")
+  for _ in $(seq 1 100); do [ -S "$WORK/one.sock" ] && break; sleep 0.1; done
+  printf '{"env":"bench","listen":"127.0.0.1:%s","services":[{"name":"app","route":"/","internal_listen":"127.0.0.1:%s","active":{"slot":"blue","backends":["127.0.0.1:%s"]}}]}' \
+    "$ONE" "$ONE_INTERNAL" "$BLUE" >"$WORK/table-one.json"
+  curl -fsS --unix-socket "$WORK/one.sock" -X PUT --data-binary @"$WORK/table-one.json" http://hifi/tables/bench >/dev/null
+  wait_port $ONE
+  PATHS+=("hifi-1w:$ONE")
+fi
+PINGORA_PID=
+if [ -n "$PINGORA" ]; then
+  "$PINGORA" 127.0.0.1:$PINGORA_PORT 127.0.0.1:$BLUE "$HIFI_WORKERS" >"$WORK/pingora.log" 2>&1 &
+  PINGORA_PID=$!
+  PIDS+=("$PINGORA_PID")
+  wait_port $PINGORA_PORT
+  PATHS+=("pingora:$PINGORA_PORT")
 fi
 
 # ---- 1. throughput ----------------------------------------------------------------
@@ -191,6 +245,8 @@ pids_of() { # name -> the proxy's process ids
   case $1 in
     hifi) echo "$HIFI_PID" ;;
     hifi-before) echo "$BEFORE_PID" ;;
+    pingora) echo "$PINGORA_PID" ;;
+    hifi-1w) echo "$ONE_PID" ;;
     nginx) cat "$WORK/nginx-proxy.pid" ;;
     haproxy) cat "$WORK/haproxy.pid" ;;
     *) ;;
@@ -231,8 +287,30 @@ RSS_LOAD=$(rss VmRSS)
 wait "$WRK256"
 RSS_HWM=$(rss VmHWM)
 
+# ---- 4. bodies of 1 KiB and 64 KiB ---------------------------------------------------------
+for size in 1k 64k; do
+  for target in "${PATHS[@]}"; do
+    name=${target%%:*} port=${target##*:}
+    wrk -t1 -c64 -d"$BODY_DURATION" --latency "http://127.0.0.1:$port/$size" >"$WORK/body-$name-$size.txt" 2>&1
+    echo "body $size $name: $(one "$WORK/body-$name-$size.txt")" >&2
+  done
+done
+body_cell() { # name size -> "req/s (p99)"
+  read -r rps _ p99 errs <<<"$(one "$WORK/body-$1-$2.txt")"
+  if [ "${errs:-0}" = 0 ]; then echo "$rps (p99 ${p99}ms)"; else echo "$rps (p99 ${p99}ms, $errs errors)"; fi
+}
+
+# ---- 5. WebSocket echo throughput -----------------------------------------------------------
+WS_PATHS=("direct:$WSB" "hifi:$HIFI" "nginx:$NGINX" "haproxy:$HAPROXY")
+[ -n "$BASELINE" ] && WS_PATHS=("direct:$WSB" "hifi-before:$BEFORE" "hifi:$HIFI" "nginx:$NGINX" "haproxy:$HAPROXY")
+for target in "${WS_PATHS[@]}"; do
+  name=${target%%:*} port=${target##*:}
+  "$BIN/bench-ws" client --target "127.0.0.1:$port" --conns 16 --secs "$WS_SECS" --size 128 >"$WORK/ws-$name.txt" 2>&1 || true
+  echo "ws $name: $(cat "$WORK/ws-$name.txt")" >&2
+done
+
 # ---- report -------------------------------------------------------------------------------
-CMD="bash bench/proxy/run.sh   # DURATION=$DURATION ROUNDS=$ROUNDS HIFI_WORKERS=$HIFI_WORKERS SWITCHES=$SWITCHES${BASELINE:+ BASELINE=<bench-proxy of the commit before the change>}"
+CMD="bash bench/proxy/run.sh   # DURATION=$DURATION ROUNDS=$ROUNDS HIFI_WORKERS=$HIFI_WORKERS SWITCHES=$SWITCHES${BASELINE:+ BASELINE=<bench-proxy of main before the HTTP/1 path>}${PINGORA:+ PINGORA=<bench/proxy/pingora build>}"
 {
   echo "## Proxy"
   echo
@@ -255,6 +333,24 @@ CMD="bash bench/proxy/run.sh   # DURATION=$DURATION ROUNDS=$ROUNDS HIFI_WORKERS=
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   for n in hifi nginx haproxy; do
     echo "| $n | $(kv $n command_ms_p50) ms | $(kv $n visible_first_ms_p50) ms | $(kv $n visible_first_ms_max) ms | $(kv $n visible_all_ms_p50) ms | $(kv $n visible_all_ms_max) ms | $(kv $n failed) | $(kv $n reconnects) |"
+  done
+  echo
+  echo "Bodies: \`wrk -t1 -c64 -d$BODY_DURATION\` for a 1 KiB and a 64 KiB file from the nginx backend, one round per path: req/s (p99)."
+  echo
+  echo "| path | 1 KiB | 64 KiB |"
+  echo "|---|---:|---:|"
+  for target in "${PATHS[@]}"; do
+    n=${target%%:*}
+    echo "| $n | $(body_cell "$n" 1k) | $(body_cell "$n" 64k) |"
+  done
+  echo
+  echo "WebSocket echo: bench-ws, 16 connections, 128-byte binary messages, each waiting for its echo, ${WS_SECS}s per path."
+  echo
+  echo "| path | messages/s | errors |"
+  echo "|---|---:|---:|"
+  for target in "${WS_PATHS[@]}"; do
+    n=${target%%:*}
+    echo "| $n | $(sed -n 's/.*msgs_per_sec=\([0-9]*\).*/\1/p' "$WORK/ws-$n.txt") | $(sed -n 's/.*errors=\([0-9]*\).*/\1/p' "$WORK/ws-$n.txt") |"
   done
   echo
   echo "hifi memory (wrk -c256): VmRSS idle $((RSS_IDLE / 1024)) MB, under load $((RSS_LOAD / 1024)) MB, peak (VmHWM) $((RSS_HWM / 1024)) MB; $(awk '/^Requests\/sec/ {print $2}' "$WORK/wrk-hifi-256.txt") req/s at 256 connections."

@@ -125,6 +125,9 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
             },
             candidate,
             standby,
+            // Not wired from the config yet: the proxy's defaults.
+            protocol: Default::default(),
+            request_timeout_ms: None,
         });
     }
     if services.is_empty() {

@@ -9,7 +9,7 @@
 //! | GET | `/tables/{env}` | | the table, or 404 |
 //! | DELETE | `/tables/{env}` | | `{"env": "prod", "removed": true}`, or 404 |
 //! | GET | `/health` | `env=E` | `[`[`BackendReport`](crate::BackendReport)`, …]` |
-//! | GET | `/stats` | `env=E&slot=S[&service=X][&since_ms=T]` | [`Stats`](crate::Stats) |
+//! | GET | `/stats` | `env=E&slot=S[&service=X][&since_ms=T][&slow_ms=L]` | [`Stats`](crate::Stats) |
 //! | GET | `/inflight` | `env=E&slot=S[&service=X]` | [`Inflight`](crate::Inflight) |
 //! | POST | `/drain` | a [`DrainRequest`](crate::DrainRequest) | [`DrainAnswer`](crate::DrainAnswer) |
 //! | GET | `/metrics` | | Prometheus text |
@@ -222,7 +222,8 @@ async fn get_health(control: &Control, q: &[(&str, &str)]) -> Handled {
     Ok(json(StatusCode::OK, &report))
 }
 
-/// `GET /stats?env=E&slot=S[&service=X][&since_ms=T]`: windowed statistics.
+/// `GET /stats?env=E&slot=S[&service=X][&since_ms=T][&slow_ms=L]`: windowed
+/// statistics.
 fn get_stats(control: &Control, q: &[(&str, &str)]) -> Handled {
     let (env, slot) = env_and_slot(q)?;
     let since_ms = match param(q, "since_ms").map(str::parse::<u64>) {
@@ -230,11 +231,17 @@ fn get_stats(control: &Control, q: &[(&str, &str)]) -> Handled {
         Some(Ok(v)) => v,
         Some(Err(_)) => return Err(Refusal::bad("since_ms must be unix milliseconds")),
     };
+    let slow_ms = match param(q, "slow_ms").map(str::parse::<u64>) {
+        None => None,
+        Some(Ok(v)) => Some(v),
+        Some(Err(_)) => return Err(Refusal::bad("slow_ms must be milliseconds")),
+    };
     let query = StatsQuery {
         env: env.to_owned(),
         slot: slot.to_owned(),
         service: param(q, "service").map(str::to_owned),
         since_ms,
+        slow_ms,
     };
     Ok(json(StatusCode::OK, &control.stats(&query)))
 }

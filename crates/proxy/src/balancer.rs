@@ -44,10 +44,55 @@ pub fn bucket(key: &[u8]) -> u32 {
     (fnv1a(key) % BUCKETS) as u32
 }
 
+/// Read access to a request's header fields, whatever holds them: hyper's
+/// `HeaderMap` on the HTTP/2 path, the parsed head on the HTTP/1 path.
+/// Names are given in lower case.
+pub(crate) trait Headers {
+    /// The first value of field `name`.
+    fn first(&self, name: &str) -> Option<&[u8]>;
+    /// Every value of field `name`, in order.
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a;
+}
+
+impl Headers for HeaderMap {
+    fn first(&self, name: &str) -> Option<&[u8]> {
+        self.get(name).map(HeaderValue::as_bytes)
+    }
+
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.get_all(name).into_iter().map(HeaderValue::as_bytes)
+    }
+}
+
+/// Equality of two secrets in time that does not depend on where they
+/// differ (only on their lengths), so the preview token cannot be guessed
+/// byte by byte from response times.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a
+        .iter()
+        .zip(b)
+        .fold(0u8, |acc, (x, y)| acc | std::hint::black_box(x ^ y));
+    diff == 0
+}
+
+/// Whether the request carries the table's preview token (true when the
+/// table has none).
+pub(crate) fn preview_token_ok(env: &CompiledTable, headers: &impl Headers) -> bool {
+    match &env.preview_token {
+        None => true,
+        Some(token) => headers
+            .first(PREVIEW_TOKEN_HEADER)
+            .is_some_and(|got| constant_time_eq(got, token.as_bytes())),
+    }
+}
+
 /// The value of cookie `name` in the request's `Cookie` header(s).
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]> {
-    for value in headers.get_all(header::COOKIE) {
-        for pair in value.as_bytes().split(|b| *b == b';') {
+pub(crate) fn cookie<'a, H: Headers + ?Sized>(headers: &'a H, name: &str) -> Option<&'a [u8]> {
+    for value in headers.all(header::COOKIE.as_str()) {
+        for pair in value.split(|b| *b == b';') {
             let pair = pair.trim_ascii();
             if let Some(rest) = pair.strip_prefix(name.as_bytes())
                 && let Some(v) = rest.strip_prefix(b"=")
@@ -67,13 +112,10 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a [u8]>
 
 /// The user key of a request: the configured cookie or header, else the
 /// `hifi-user` cookie.
-pub(crate) fn user_key<'a>(key: &UserKey, headers: &'a HeaderMap) -> Option<&'a [u8]> {
+pub(crate) fn user_key<'a, H: Headers + ?Sized>(key: &UserKey, headers: &'a H) -> Option<&'a [u8]> {
     let configured = match key {
         UserKey::Cookie(name) => cookie(headers, name),
-        UserKey::Header(name) => headers
-            .get(name)
-            .map(HeaderValue::as_bytes)
-            .filter(|v| !v.is_empty()),
+        UserKey::Header(name) => headers.first(name.as_str()).filter(|v| !v.is_empty()),
     };
     configured.or_else(|| cookie(headers, FALLBACK_COOKIE))
 }
@@ -125,17 +167,13 @@ pub(crate) enum Choice {
 pub(crate) fn choose(
     env: &CompiledTable,
     svc: &CompiledService,
-    headers: &HeaderMap,
+    headers: &impl Headers,
     public: bool,
     ids: &IdGen,
 ) -> Choice {
-    if let Some(asked) = headers.get(SLOT_HEADER).map(HeaderValue::as_bytes) {
+    if let Some(asked) = headers.first(SLOT_HEADER) {
         if asked.eq_ignore_ascii_case(b"candidate") {
-            if public
-                && let Some(token) = &env.preview_token
-                && headers.get(PREVIEW_TOKEN_HEADER).map(HeaderValue::as_bytes)
-                    != Some(token.as_bytes())
-            {
+            if public && !preview_token_ok(env, headers) {
                 return Choice::Forbidden;
             }
             return match &svc.candidate {
@@ -198,6 +236,14 @@ mod tests {
         assert_eq!(cookie(&h, "hifi"), None);
         let key = UserKey::Header(http::HeaderName::from_static("x-user"));
         assert_eq!(user_key(&key, &h), Some(&b"xyz"[..]));
+    }
+
+    #[test]
+    fn secrets_compare_whole() {
+        assert!(constant_time_eq(b"s3cret", b"s3cret"));
+        assert!(!constant_time_eq(b"s3cret", b"s3creT"));
+        assert!(!constant_time_eq(b"s3cret", b"s3cre"));
+        assert!(!constant_time_eq(b"", b"x"));
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub(crate) enum ReqBody {
     Incoming(Incoming),
     /// No body (also used for the retry of a bodiless request).
     Empty,
+    /// A body read whole (an HTTP/1.1 client's request to an HTTP/2
+    /// backend).
+    Full(Option<Bytes>),
 }
 
 impl Body for ReqBody {
@@ -45,6 +48,7 @@ impl Body for ReqBody {
         match self.get_mut() {
             ReqBody::Incoming(b) => Pin::new(b).poll_frame(cx),
             ReqBody::Empty => Poll::Ready(None),
+            ReqBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
         }
     }
 
@@ -52,6 +56,7 @@ impl Body for ReqBody {
         match self {
             ReqBody::Incoming(b) => b.is_end_stream(),
             ReqBody::Empty => true,
+            ReqBody::Full(b) => b.is_none(),
         }
     }
 
@@ -59,6 +64,7 @@ impl Body for ReqBody {
         match self {
             ReqBody::Incoming(b) => b.size_hint(),
             ReqBody::Empty => SizeHint::with_exact(0),
+            ReqBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }
 }
@@ -78,6 +84,16 @@ pub(crate) struct UpstreamBody {
     drain: Option<Pin<Box<WaitForCancellationFutureOwned>>>,
     /// The backend connection, back to its pool when this body is dropped.
     _lease: Option<Lease>,
+    /// A gRPC answer: a non-zero `grpc-status` in its trailers is an error
+    /// of the slot.
+    grpc: bool,
+}
+
+/// Whether gRPC metadata carries a failure (`grpc-status` other than 0).
+pub(crate) fn grpc_failed(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("grpc-status")
+        .is_some_and(|v| v.as_bytes() != b"0")
 }
 
 /// The error a drained streaming body ends with.
@@ -92,12 +108,18 @@ impl ProxyBody {
     }
 
     /// A backend's body counted as in flight until it ends.
-    pub(crate) fn upstream(inner: Incoming, guard: InflightGuard, lease: Option<Lease>) -> Self {
+    pub(crate) fn upstream(
+        inner: Incoming,
+        guard: InflightGuard,
+        lease: Option<Lease>,
+        grpc: bool,
+    ) -> Self {
         ProxyBody::Upstream(UpstreamBody {
             inner,
             guard,
             drain: None,
             _lease: lease,
+            grpc,
         })
     }
 }
@@ -142,6 +164,11 @@ impl Body for ProxyBody {
 }
 
 impl UpstreamBody {
+    /// Count a non-zero `grpc-status` in the trailers as an error.
+    pub(crate) fn watch_grpc(&mut self, grpc: bool) {
+        self.grpc = grpc;
+    }
+
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if let Some(drain) = &mut self.drain
             && drain.as_mut().poll(cx).is_ready()
@@ -149,7 +176,16 @@ impl UpstreamBody {
             return Poll::Ready(Some(Err(Box::new(Drained))));
         }
         match Pin::new(&mut self.inner).poll_frame(cx) {
-            Poll::Ready(frame) => Poll::Ready(frame.map(|r| r.map_err(Into::into))),
+            Poll::Ready(frame) => {
+                if self.grpc
+                    && let Some(Ok(f)) = &frame
+                    && let Some(trailers) = f.trailers_ref()
+                    && grpc_failed(trailers)
+                {
+                    self.guard.state().metrics.grpc_error();
+                }
+                Poll::Ready(frame.map(|r| r.map_err(Into::into)))
+            }
             Poll::Pending => {
                 if self.drain.is_none() {
                     // First wait: this is a streaming (or slow) body; from now

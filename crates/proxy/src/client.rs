@@ -139,6 +139,9 @@ impl AdminClient {
             path.push_str("&service=");
             path.push_str(s);
         }
+        if let Some(ms) = q.slow_ms {
+            path.push_str(&format!("&slow_ms={ms}"));
+        }
         self.call(Method::GET, &path, None).await
     }
 

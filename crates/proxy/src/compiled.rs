@@ -15,11 +15,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use arc_swap::ArcSwapOption;
 use http::HeaderValue;
 
+use crate::h1::pool::RawPool;
 use crate::health::{BackendHealth, HealthRegistry};
 use crate::router::Router;
-use crate::table::{UserKey, ValidSlot, ValidTable};
+use crate::table::{Protocol, UserKey, ValidService, ValidSlot, ValidTable};
 use crate::tracking::{SlotRegistry, SlotState};
-use crate::upstream::{Pool, Upstream, UpstreamConfig};
+use crate::upstream::{H2Pool, Pool, Upstream, UpstreamConfig};
 
 /// The live table of one environment, shared by its listeners.
 #[derive(Debug)]
@@ -28,6 +29,8 @@ pub(crate) struct EnvCell {
     pub(crate) table: ArcSwapOption<CompiledTable>,
     /// Requests that matched no route (or arrived without a table).
     pub(crate) unrouted: AtomicU64,
+    /// Requests refused before routing because their head was malformed.
+    pub(crate) bad_requests: AtomicU64,
 }
 
 impl EnvCell {
@@ -36,6 +39,7 @@ impl EnvCell {
             name: name.to_owned(),
             table: ArcSwapOption::empty(),
             unrouted: AtomicU64::new(0),
+            bad_requests: AtomicU64::new(0),
         }
     }
 }
@@ -48,6 +52,9 @@ pub(crate) struct CompiledTable {
     pub(crate) preview_listen: Option<SocketAddr>,
     pub(crate) user_key: UserKey,
     pub(crate) preview_token: Option<String>,
+    /// The preview listener asks for the token too: it is bound to an
+    /// address other hosts can reach (not loopback).
+    pub(crate) preview_needs_token: bool,
     pub(crate) router: Router,
     pub(crate) services: Vec<CompiledService>,
 }
@@ -108,6 +115,10 @@ pub(crate) struct CompiledSlot {
     pub(crate) header: HeaderValue,
     pub(crate) state: Arc<SlotState>,
     pub(crate) backends: Vec<Backend>,
+    /// What the backends speak.
+    pub(crate) protocol: Protocol,
+    /// The service's own response-header timeout, if it has one.
+    pub(crate) timeout: Option<std::time::Duration>,
     health_path: String,
     next: AtomicUsize,
     pub(crate) upstream: Upstream,
@@ -118,8 +129,13 @@ pub(crate) struct CompiledSlot {
 pub(crate) struct Backend {
     pub(crate) addr: SocketAddr,
     pub(crate) health: Arc<BackendHealth>,
-    /// Idle connections to this backend, dropped with the slot.
+    /// Idle connections to this backend (hyper's, for HTTP/2 clients),
+    /// dropped with the slot.
     pub(crate) pool: Arc<Pool>,
+    /// Idle connections of the HTTP/1 path, dropped with the slot.
+    pub(crate) raw: RawPool,
+    /// HTTP/2 connections, for h2c and gRPC backends.
+    pub(crate) h2: H2Pool,
 }
 
 impl CompiledSlot {
@@ -133,9 +149,11 @@ impl CompiledSlot {
             .find(|b| b.health.is_healthy())
     }
 
-    fn same_as(&self, slot: &ValidSlot, health: &str) -> bool {
+    fn same_as(&self, slot: &ValidSlot, svc: &ValidService) -> bool {
         self.name == slot.name
-            && self.health_path == health
+            && self.health_path == svc.health
+            && self.protocol == svc.protocol
+            && self.timeout == svc.request_timeout
             && self.backends.len() == slot.backends.len()
             && self
                 .backends
@@ -168,7 +186,7 @@ impl Compiler<'_> {
                     std::iter::once(&o.active)
                         .chain(o.candidate.as_ref().map(|(c, _)| c))
                         .chain(o.standby.as_ref())
-                        .find(|r| r.same_as(v, &s.health))
+                        .find(|r| r.same_as(v, s))
                 }) {
                     return reuse.clone();
                 }
@@ -183,10 +201,14 @@ impl Compiler<'_> {
                         .iter()
                         .map(|a| Backend {
                             addr: *a,
-                            health: self.health.get_or_create(*a, &s.health),
+                            health: self.health.get_or_create(*a, &s.health, s.protocol),
                             pool: Arc::new(Pool::new(self.upstream.shards)),
+                            raw: RawPool::new(self.upstream.shards),
+                            h2: H2Pool::new(self.upstream.shards),
                         })
                         .collect(),
+                    protocol: s.protocol,
+                    timeout: s.request_timeout,
                     health_path: s.health.clone(),
                     next: AtomicUsize::new(0),
                     upstream: Upstream::new(self.upstream),
@@ -212,6 +234,8 @@ impl Compiler<'_> {
             preview_listen: valid.preview_listen,
             user_key: valid.user_key.clone(),
             preview_token: valid.spec.preview_token.clone(),
+            preview_needs_token: valid.spec.preview_token.is_some()
+                && valid.preview_listen.is_some_and(|a| !a.ip().is_loopback()),
             router,
             services,
             valid,

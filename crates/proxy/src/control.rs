@@ -389,6 +389,10 @@ impl Control {
                 name.clone(),
                 cell.unrouted.load(std::sync::atomic::Ordering::Relaxed),
             ));
+            scrape.bad_requests.push((
+                name.clone(),
+                cell.bad_requests.load(std::sync::atomic::Ordering::Relaxed),
+            ));
             if let Some(t) = cell.table.load_full() {
                 for (s, r, _) in t.slots() {
                     for b in &r.backends {
@@ -422,6 +426,7 @@ impl Control {
             for (_, slot, _) in t.slots() {
                 for b in &slot.backends {
                     b.pool.sweep(now, self.upstream.pool_idle_timeout);
+                    b.raw.sweep(now, self.upstream.pool_idle_timeout);
                 }
             }
         }

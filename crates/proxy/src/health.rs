@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Uri, header};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -27,12 +27,18 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::unix_now;
+use crate::table::Protocol;
 
 /// Health of one backend process.
 #[derive(Debug)]
 pub(crate) struct BackendHealth {
     pub(crate) addr: SocketAddr,
     pub(crate) path: String,
+    /// How it is probed: HTTP/1.1 `GET` (2xx passes); for h2c, an HTTP/2
+    /// `GET` (any answer below 500 passes); for gRPC, an HTTP/2 gRPC call
+    /// with an empty message (`grpc-status` 0 passes, and so does 12,
+    /// UNIMPLEMENTED: the server is up but has no such method).
+    pub(crate) protocol: Protocol,
     healthy: AtomicBool,
     failures: AtomicU32,
     last_check_ms: AtomicU64,
@@ -40,10 +46,11 @@ pub(crate) struct BackendHealth {
 }
 
 impl BackendHealth {
-    fn new(addr: SocketAddr, path: &str) -> Self {
+    fn new(addr: SocketAddr, path: &str, protocol: Protocol) -> Self {
         BackendHealth {
             addr,
             path: path.to_owned(),
+            protocol,
             healthy: AtomicBool::new(true),
             failures: AtomicU32::new(0),
             last_check_ms: AtomicU64::new(0),
@@ -125,7 +132,7 @@ pub struct BackendReport {
     pub last_error: Option<String>,
 }
 
-type HealthKey = (SocketAddr, String);
+type HealthKey = (SocketAddr, String, Protocol);
 
 /// All backends being probed.
 #[derive(Debug, Default)]
@@ -139,10 +146,15 @@ impl HealthRegistry {
     }
 
     /// The health record of a backend, created (healthy) on first use.
-    pub(crate) fn get_or_create(&self, addr: SocketAddr, path: &str) -> Arc<BackendHealth> {
+    pub(crate) fn get_or_create(
+        &self,
+        addr: SocketAddr,
+        path: &str,
+        protocol: Protocol,
+    ) -> Arc<BackendHealth> {
         self.lock()
-            .entry((addr, path.to_owned()))
-            .or_insert_with(|| Arc::new(BackendHealth::new(addr, path)))
+            .entry((addr, path.to_owned(), protocol))
+            .or_insert_with(|| Arc::new(BackendHealth::new(addr, path, protocol)))
             .clone()
     }
 
@@ -174,12 +186,17 @@ pub(crate) async fn run_checker(
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
     connector.set_connect_timeout(Some(config.timeout));
-    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new())
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         // Shorter than any sane backend keep-alive, so a probe never races a
         // backend closing its idle connection (which would be a false failure).
         .pool_idle_timeout(Duration::from_secs(2))
         .pool_max_idle_per_host(1)
+        .build(connector.clone());
+    let h2_client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(Duration::from_secs(2))
+        .http2_only(true)
         .build(connector);
     let mut ticker = tokio::time::interval(config.interval.max(Duration::from_millis(10)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -190,7 +207,11 @@ pub(crate) async fn run_checker(
         }
         let mut probes = JoinSet::new();
         for backend in registry.snapshot() {
-            let client = client.clone();
+            let client = if backend.protocol != Protocol::Http1 {
+                h2_client.clone()
+            } else {
+                client.clone()
+            };
             probes.spawn(async move {
                 let outcome = probe(&client, &backend, config.timeout).await;
                 backend.record(outcome, config.unhealthy_threshold);
@@ -204,18 +225,32 @@ pub(crate) async fn run_checker(
 }
 
 async fn probe(
-    client: &Client<HttpConnector, Empty<Bytes>>,
+    client: &Client<HttpConnector, Full<Bytes>>,
     backend: &BackendHealth,
     timeout: Duration,
 ) -> Result<(), String> {
     let uri: Uri = format!("http://{}{}", backend.addr, backend.path)
         .parse()
         .map_err(|e| format!("bad health URI: {e}"))?;
-    let req = Request::get(uri)
-        .header(header::USER_AGENT, "hifi-proxy-health")
-        .body(Empty::new())
+    let grpc = backend.protocol == Protocol::Grpc;
+    let mut req = if grpc {
+        // A gRPC call with an empty message (5-byte frame header only).
+        Request::post(uri)
+            .header(header::CONTENT_TYPE, "application/grpc")
+            .header(header::TE, "trailers")
+    } else {
+        Request::get(uri)
+    };
+    req = req.header(header::USER_AGENT, "hifi-proxy-health");
+    let body = if grpc {
+        Full::new(Bytes::from_static(&[0, 0, 0, 0, 0]))
+    } else {
+        Full::new(Bytes::new())
+    };
+    let req = req
+        .body(body)
         .map_err(|e| format!("bad health request: {e}"))?;
-    let answer = tokio::time::timeout(timeout, async {
+    let (answer, grpc_status) = tokio::time::timeout(timeout, async {
         let resp = client.request(req).await.map_err(|e| {
             let cause = std::error::Error::source(&e)
                 .map(|s| format!(": {s}"))
@@ -223,15 +258,35 @@ async fn probe(
             format!("{e}{cause}")
         })?;
         let status = resp.status();
-        // Read the body so the connection can be reused for the next probe.
-        let _ = resp.into_body().collect().await;
-        Ok::<_, String>(status)
+        let mut grpc_status = resp.headers().get("grpc-status").cloned();
+        // Read the body so the connection can be reused for the next probe
+        // (and, for gRPC, to see the trailers).
+        if let Ok(collected) = resp.into_body().collect().await
+            && let Some(t) = collected.trailers()
+            && let Some(g) = t.get("grpc-status")
+        {
+            grpc_status = Some(g.clone());
+        }
+        Ok::<_, String>((status, grpc_status))
     })
     .await
     .map_err(|_| format!("no answer within {} ms", timeout.as_millis()))??;
-    if answer.is_success() {
+    let passed = match backend.protocol {
+        Protocol::Http1 => answer.is_success(),
+        Protocol::H2c => answer.as_u16() < 500,
+        Protocol::Grpc => {
+            answer.is_success()
+                && grpc_status
+                    .as_ref()
+                    .is_none_or(|g| g.as_bytes() == b"0" || g.as_bytes() == b"12")
+        }
+    };
+    if passed {
         Ok(())
     } else {
-        Err(format!("answered {answer}"))
+        Err(match grpc_status {
+            Some(g) if grpc => format!("answered {answer} with grpc-status {g:?}"),
+            _ => format!("answered {answer}"),
+        })
     }
 }

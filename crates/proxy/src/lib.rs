@@ -20,12 +20,17 @@
 //!       "internal_listen": "127.0.0.1:18501", "health": "/healthz",
 //!       "active":    { "slot": "blue",  "backends": ["127.0.0.1:4001"] },
 //!       "candidate": { "slot": "green", "backends": ["127.0.0.1:4002"], "weight": 10.0 },
-//!       "standby":   null } ] }
+//!       "standby":   null,
+//!       "protocol": "http1", "request_timeout_ms": null } ] }
 //! ```
 //!
 //! `user_key` defaults to `cookie:hifi-user`, `health` to `/healthz`,
-//! `preview_token`, `preview_listen`, `host`, `candidate` and `standby` to
-//! null. Addresses are `IP:PORT` with a fixed port. Refused: unknown fields,
+//! `protocol` to `http1` (else `h2c` or `grpc`: what the backends speak),
+//! `preview_token`, `preview_listen`, `host`, `candidate`, `standby` and
+//! `request_timeout_ms` (the service's own response-header timeout,
+//! overriding [`ProxyOptions::upstream_timeout`]) to null. `protocol` and
+//! `request_timeout_ms` are left out of stored and returned tables when
+//! they have their default, so older readers see the same JSON. Addresses are `IP:PORT` with a fixed port. Refused: unknown fields,
 //! a `user_key` that [`hifi_core::UserKey`] does not read (`cookie:NAME` or
 //! `header:NAME`, NAME of ASCII letters, digits, `-` and `_`), a weight
 //! outside 0–100, an empty backend list, an unparsable address, two services
@@ -51,7 +56,11 @@
 //! - The public listener routes by the longest `route` prefix on path-segment
 //!   boundaries (`/cat` does not match `/catalog`; `/` catches all); a route
 //!   with a `host` only matches that host and wins over one without at equal
-//!   length. The path is forwarded unchanged. No route: 503.
+//!   length. Routing reads the normal form of the path (escapes of
+//!   unreserved characters decoded, `//` merged, `.` and `..` segments
+//!   removed), so `/catalog/../admin` and `/catalog/%2e%2e/admin` route as
+//!   `/admin`: no `..` escapes a route prefix. The path is forwarded as
+//!   received. No route: 503.
 //! - Each service's `internal_listen` is a stable address for its peers
 //!   (`HIFI_URL_<SERVICE>`); a request there carrying `x-hifi-slot: <name>`
 //!   of one of the service's slots (active, candidate or standby) stays on
@@ -73,8 +82,12 @@
 //!   else 403. Other `x-hifi-slot` values from the public side are ignored.
 //! - The optional `preview_listen` routes like the public listener but sends
 //!   every request to the candidate (the active slot where a service has no
-//!   candidate), with no token: it is where a smoke check reaches a release
-//!   before any user does, so bind it to loopback.
+//!   candidate): it is where a smoke check reaches a release before any user
+//!   does. Bound to loopback, only local processes reach it and it asks no
+//!   token; bound to any other address (`0.0.0.0:…`), it asks for the
+//!   `preview_token` too when the table has one (else 403). The token is
+//!   compared in constant time, and the tables in `state_dir` are written
+//!   0600 (their directory 0700) since they hold it.
 //! - Every request to a backend carries `x-hifi-slot: <slot name>`,
 //!   `x-forwarded-for`, `x-forwarded-proto`, `x-forwarded-host`; hop-by-hop
 //!   headers and the preview token are removed. Responses carry
@@ -102,13 +115,94 @@
 //! health-checked, and starting them unhealthy would delay every switch by a
 //! probe interval. No healthy backend: 503.
 //!
+//! # Protocols
+//!
+//! HTTP/1.1 clients are served by a purpose-built forwarding path (`h1`):
+//! heads are parsed with `httparse` and validated strictly, written to
+//! pooled backend connections as bytes, and bodies stream both ways with
+//! explicit framing, on the client connection's own task. A connection that
+//! opens with the HTTP/2 preface (h2c, prior knowledge) is served by hyper.
+//! Services with `protocol` `h2c` or `grpc` are reached over HTTP/2 (one
+//! multiplexed connection per backend and worker); an HTTP/1.1 client's
+//! request to them is translated (its body read whole, at most 8 MiB, else
+//! 413; the answer's trailers dropped). Only `websocket` is ever
+//! upgraded: other `Upgrade` requests (`h2c`) reach backends as plain
+//! requests, without the upgrade fields.
+//!
+//! Framing follows RFC 9112 strictly, so the proxy and a backend can never
+//! disagree on where a request ends (no request smuggling): `Transfer-Encoding`
+//! with `Content-Length`, in HTTP/1.0, or whose codings are not exactly
+//! `chunked` (400; other codings 501); `Content-Length` not plain digits or
+//! repeated with different values (400); obs-fold, bare CR or LF, NUL or
+//! other control characters, whitespace before a field's colon (400);
+//! chunk sizes that are not hex or overflow, chunk data not followed by
+//! CRLF (400); two `Host` fields, no `Host` in HTTP/1.1, an absolute-form
+//! target whose authority differs from `Host` (400); `CONNECT` (405); a head
+//! line over `max_header_line` (431, 414 for the request line) or a head
+//! over `max_head_bytes` (431); versions other than 1.0/1.1 (505). Every such
+//! answer closes the connection. A chunked body whose bytes at hand are
+//! malformed is refused before any backend sees it; one that breaks later
+//! reaches the backend without its last chunk, and the backend connection
+//! is dropped. Empty lines before a request are ignored; after a request
+//! with `Connection: close`, pipelined requests are neither run nor
+//! answered.
+//!
+//! # Limits and timeouts
+//!
+//! One proxy process serves every environment, so no client may hold it:
+//! a request head must arrive within `header_read_timeout` (10 s; counted
+//! from accept for a connection's first request, so a connection that never
+//! sends a byte is closed then; 408 when part of a head came), a keep-alive
+//! connection may idle `keepalive_timeout` (60 s) between requests, a
+//! request body may go `body_read_timeout` (30 s) without a byte (then 408,
+//! counted as the client's, not the backend's), and each listener serves at
+//! most `max_connections_per_listener` (4096) connections at once (beyond
+//! it, it stops accepting until one closes). The backend has
+//! `upstream_timeout` (60 s), or the service's `request_timeout_ms`, to send
+//! its response headers, counted once the request is fully sent (then 504).
+//! All in [`ProxyOptions`].
+//!
+//! # Outcome attribution
+//!
+//! Every request's end is attributed, like nginx's 499 and Envoy's
+//! downstream resets; only the backend's side counts in [`Stats::errors`]:
+//!
+//! | ending | counted in |
+//! |---|---|
+//! | backend answered | `requests`; 5xx also in `errors` |
+//! | backend refused, reset, timed out before answering; no healthy backend (502/503/504) | `requests`, `errors` |
+//! | backend broke off its response body; gRPC `grpc-status` not 0 | `errors` |
+//! | client went away or stalled while sending its body | `requests`, `client_closed` |
+//! | client sent a chunked body that cannot be framed (400) | `requests`, `bad_requests` |
+//! | client went away waiting for the response headers | `requests`, `abandoned`, latency (time waited); `errors` and `abandoned_slow` when longer than the query's `slow_ms` |
+//! | client went away while the response was sent | `client_closed` |
+//!
+//! So a canary is not failed by clients that abandon uploads, and a release
+//! that hangs fails its step (with `slow_ms`) even though its users give up
+//! before the proxy's timeout. Prometheus: `hifi_proxy_outcomes_total`
+//! with an `outcome` label (`backend_answered`, `backend_failed`,
+//! `client_closed`, `bad_request`, `abandoned`), and
+//! `hifi_proxy_bad_requests_total{env}` for heads refused before routing.
+//!
 //! # Errors seen by clients
 //!
 //! Short plain-text bodies naming service and environment: 503 (no table,
 //! no route, no healthy backend, no candidate), 502 (backend refused or
-//! closed the connection), 504 (no response headers within
-//! `upstream_timeout`), 403 (preview token). Malformed requests get 400 from
-//! hyper.
+//! closed the connection, or answered something that is not HTTP), 504 (no
+//! response headers within the timeout), 403 (preview token), 408 (head or
+//! body too slow), 413 (a body over 8 MiB for an HTTP/2 backend from an
+//! HTTP/1.1 client), and the framing answers above.
+//!
+//! # Drain deadline
+//!
+//! At a slot's drain deadline ([`DrainRequest`]), a WebSocket (the request
+//! carried `Sec-WebSocket-Key` and the backend accepted it) gets a close
+//! frame with 1001 (going away) on both sides, after the frame in progress,
+//! so clients reconnect instead of seeing 1006; other upgraded connections
+//! are cut. An event stream (`text/event-stream`, asked for with `Accept:
+//! text/event-stream`) ends cleanly with the chunked terminator and the
+//! client's connection stays open for the reconnect; other streaming bodies
+//! are cut, so a truncated download can never look complete.
 //!
 //! # Layout
 //!
@@ -117,20 +211,34 @@
 //! - `router` — longest-prefix routing on segment boundaries.
 //! - `balancer` — slot choice (sticky bucket, tester override, internal
 //!   pinning) and round-robin backend choice.
-//! - `proxy` — the request path (`handle`), split into:
+//! - `proxy` — the request path of HTTP/2 clients (`handle`), split into:
 //!   - `proxy/decide.rs` — which service and slot a request goes to, or the
 //!     proxy's own answer (no table, no route, preview token, no candidate):
-//!     a pure function of the request and the compiled table;
+//!     a pure function of the request and the compiled table, used by the
+//!     HTTP/1 path too;
 //!   - `proxy/forward.rs` — backend choice, the request sent to the backend,
 //!     its response or the 502/503/504 answer, and the slot's metrics;
 //!   - `proxy/headers.rs` — hop-by-hop removal, `x-hifi-slot` and the
 //!     `x-forwarded-*` headers;
 //!   - `proxy/upgrade.rs` — upgraded (WebSocket) connections and their
 //!     tunnel.
-//! - `body` — streamed request/response bodies and their drain hook.
-//! - `upstream` — backend connection pools (one shard per worker thread),
+//! - `h1` — the HTTP/1.1 forwarding path:
+//!   - `h1/head.rs` — request heads: parsing and strict validation (pure);
+//!   - `h1/chunked.rs` — the strict chunked decoder (pure);
+//!   - `h1/conn.rs` — a client connection: heads, timeouts, the proxy's own
+//!     answers, keep-alive, the hand-over of h2c connections to hyper;
+//!   - `h1/exchange.rs` — one request forwarded: backend connection, bodies,
+//!     the response, outcome attribution;
+//!   - `h1/bridge.rs` — HTTP/1.1 clients of h2c and gRPC backends;
+//!   - `h1/pool.rs` — idle backend connections, one shard per worker;
+//!   - `h1/tunnel.rs` — upgraded connections and WebSocket close frames.
+//! - `body` — streamed request/response bodies of the HTTP/2 path and their
+//!   drain hook.
+//! - `upstream` — hyper's backend connections for HTTP/2 clients (HTTP/1.1
+//!   pools, one shard per worker thread; HTTP/2 for h2c/gRPC backends),
 //!   pool hygiene and retry.
-//! - `health` — active health checks.
+//! - `health` — active health checks (HTTP/1.1, or HTTP/2 and gRPC-shaped
+//!   for h2c and gRPC backends).
 //! - `metrics` — per-slot counters, latency histogram, windowed statistics
 //!   and the Prometheus exposition.
 //! - `tracking` — in-flight requests, upgraded connections and drain tokens
@@ -150,6 +258,7 @@ mod client;
 mod compiled;
 mod control;
 mod error;
+mod h1;
 mod health;
 mod listener;
 mod metrics;
@@ -176,7 +285,15 @@ pub use control::{DrainAnswer, DrainRequest, Inflight};
 pub use error::{Error, Result};
 pub use health::BackendReport;
 pub use metrics::{Stats, StatsQuery};
-pub use table::{CandidateSpec, ServiceSpec, SlotSpec, TableSpec};
+pub use table::{CandidateSpec, Protocol, ServiceSpec, SlotSpec, TableSpec};
+
+/// The pure parsers of the HTTP/1 path, exposed for fuzzing
+/// (`fuzz/`); not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::h1::chunked::{ChunkedDecoder, Step, decode_all};
+    pub use crate::h1::head::{HeadError, Limits, RequestHead, parse as parse_head};
+}
 
 use crate::balancer::IdGen;
 use crate::control::Control;
@@ -236,6 +353,30 @@ pub struct ProxyOptions {
     /// never crosses threads (default: the number of CPUs). 0 serves
     /// connections on the caller's runtime instead.
     pub workers: usize,
+    /// Time a client has to send a complete request head (default 10 s),
+    /// counted from accept for its first request and from the first byte
+    /// for later ones; then 408 (or a silent close if it sent nothing).
+    /// A connection that never sends a byte is closed after it, so idle
+    /// connections cannot pile up and exhaust the descriptors.
+    pub header_read_timeout: Duration,
+    /// Time a keep-alive client connection may sit idle between requests
+    /// (default 60 s).
+    pub keepalive_timeout: Duration,
+    /// Time a request body may go without a byte from the client (default
+    /// 30 s); then 408 and close, counted as `client_closed`, not against
+    /// the backend. `upstream_timeout` starts once the body is sent.
+    pub body_read_timeout: Duration,
+    /// Most open client connections per listener (default 4096): beyond it
+    /// the listener stops accepting until one closes (the kernel's backlog
+    /// holds the rest), so one environment's flood cannot take every
+    /// descriptor of the process. Keep it below `ulimit -n` divided by the
+    /// number of listeners you expect to be busy at once.
+    pub max_connections_per_listener: usize,
+    /// Longest line in a request head (request line: 414; field line: 431),
+    /// default 16 KiB.
+    pub max_header_line: usize,
+    /// Largest request head (431), default 64 KiB.
+    pub max_head_bytes: usize,
 }
 
 impl ProxyOptions {
@@ -252,6 +393,12 @@ impl ProxyOptions {
             pool_idle_timeout: Duration::from_secs(4),
             shutdown_grace: Duration::from_secs(10),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            header_read_timeout: Duration::from_secs(10),
+            keepalive_timeout: Duration::from_secs(60),
+            body_read_timeout: Duration::from_secs(30),
+            max_connections_per_listener: 4096,
+            max_header_line: 16 * 1024,
+            max_head_bytes: 64 * 1024,
         }
     }
 }
@@ -328,6 +475,18 @@ pub async fn serve(opts: ProxyOptions, shutdown: impl Future<Output = ()>) -> Re
     };
     let shared = Arc::new(RequestShared {
         upstream_timeout: opts.upstream_timeout,
+        connect_timeout: opts.connect_timeout,
+        pool_idle_timeout: opts.pool_idle_timeout,
+        limits: h1::ConnLimits {
+            header_read_timeout: opts.header_read_timeout,
+            keepalive_timeout: opts.keepalive_timeout,
+            body_read_timeout: opts.body_read_timeout,
+            head: h1::head::Limits {
+                max_head: opts.max_head_bytes.max(1024),
+                max_line: opts.max_header_line.max(256),
+            },
+        },
+        max_connections: opts.max_connections_per_listener.max(1),
         ids: IdGen::new(),
         shutdown: token.clone(),
         workers,

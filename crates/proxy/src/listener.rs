@@ -1,6 +1,8 @@
 //! Public and internal listeners: accept loops and client connections.
 //!
-//! Clients speak HTTP/1.1 or h2c (hyper-util's `auto` server). A listener
+//! Clients speak HTTP/1.1 (the `h1` path) or h2c (handed to hyper by `h1`).
+//! Each listener serves at most `max_connections_per_listener` connections
+//! at once: beyond it, it stops accepting until one closes. A listener
 //! belongs to an environment and an address, not to a role: whether a
 //! request is public or internal is read from the current table on every
 //! request, so a table update that keeps an address never closes its
@@ -13,15 +15,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::error::{Error, Result};
-use crate::proxy::{self, ConnCtx, ListenerCtx};
+use crate::h1;
+use crate::proxy::{ConnCtx, ListenerCtx};
 
 /// A running listener; dropping it does not stop it, [`ListenerHandle::close`] does.
 #[derive(Debug)]
@@ -57,15 +58,16 @@ pub(crate) fn start(
     let handle = ListenerHandle { stop: stop.clone() };
     let conn_tracker = tracker.clone();
     tracker.spawn(async move {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            // Slow-loris guard; generous so that slow clients still work.
-            .header_read_timeout(Duration::from_secs(30))
-            .pipeline_flush(true);
-        let builder = Arc::new(builder);
+        let slots = Arc::new(Semaphore::new(ctx.shared.max_connections));
         loop {
+            // At the cap, stop accepting until a connection closes.
+            let permit = tokio::select! {
+                _ = stop.cancelled() => break,
+                p = slots.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
             let (stream, peer) = tokio::select! {
                 _ = stop.cancelled() => break,
                 r = listener.accept() => match r {
@@ -81,7 +83,6 @@ pub(crate) fn start(
             };
             let _ = stream.set_nodelay(true);
             let conn = Arc::new(ConnCtx::new(ctx.clone(), peer));
-            let builder = builder.clone();
             let stop = stop.clone();
             match ctx.shared.workers.pick() {
                 // Hand the socket to a worker: it is registered with that
@@ -90,7 +91,10 @@ pub(crate) fn start(
                     Ok(std) => {
                         worker.spawn(conn_tracker.track_future(async move {
                             match TcpStream::from_std(std) {
-                                Ok(stream) => serve_conn(stream, peer, conn, &builder, stop).await,
+                                Ok(stream) => {
+                                    let _permit = permit;
+                                    h1::conn::serve(stream, conn, stop).await;
+                                }
                                 Err(e) => {
                                     tracing::warn!(%peer, error = %e, "cannot hand a connection to a worker");
                                 }
@@ -101,7 +105,8 @@ pub(crate) fn start(
                 },
                 None => {
                     conn_tracker.spawn(async move {
-                        serve_conn(stream, peer, conn, &builder, stop).await;
+                        let _permit = permit;
+                        h1::conn::serve(stream, conn, stop).await;
                     });
                 }
             }
@@ -109,29 +114,4 @@ pub(crate) fn start(
         tracing::debug!(addr = %ctx.addr, "listener closed");
     });
     handle
-}
-
-/// Serve one client connection until it ends or `stop` asks it to finish.
-async fn serve_conn(
-    stream: TcpStream,
-    peer: SocketAddr,
-    conn: Arc<ConnCtx>,
-    builder: &auto::Builder<TokioExecutor>,
-    stop: CancellationToken,
-) {
-    let svc = service_fn(move |req| proxy::handle(conn.clone(), req));
-    let served = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-    tokio::pin!(served);
-    let result = tokio::select! {
-        r = served.as_mut() => r,
-        _ = stop.cancelled() => {
-            served.as_mut().graceful_shutdown();
-            served.await
-        }
-    };
-    if let Err(e) = result {
-        // Malformed requests and clients going away end here; hyper has
-        // already answered 400 where it could.
-        tracing::debug!(%peer, error = %e, "client connection ended with an error");
-    }
 }

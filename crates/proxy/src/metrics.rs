@@ -46,6 +46,34 @@ pub(crate) enum Class {
 
 const CLASS_LABELS: [&str; 6] = ["1xx", "2xx", "3xx", "4xx", "5xx", "proxy_error"];
 
+/// How a request ended, as counted in `hifi_proxy_outcomes_total`: only the
+/// backend's side (`backend_failed`, and 5xx among `backend_answered`) is
+/// held against the slot; the client's side is counted apart, like nginx's
+/// 499 and Envoy's downstream resets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The backend answered (any status).
+    BackendAnswered = 0,
+    /// The backend refused, reset, timed out or broke off its answer, or
+    /// the slot had no healthy backend.
+    BackendFailed = 1,
+    /// The client went away while sending its request or before the
+    /// response was fully sent.
+    ClientClosed = 2,
+    /// The client's request could not be framed (broken chunked body).
+    BadRequest = 3,
+    /// The client went away while waiting for the response headers.
+    Abandoned = 4,
+}
+
+const OUTCOME_LABELS: [&str; 5] = [
+    "backend_answered",
+    "backend_failed",
+    "client_closed",
+    "bad_request",
+    "abandoned",
+];
+
 impl Class {
     /// The class of a backend's status code.
     pub(crate) fn of(status: u16) -> Class {
@@ -92,7 +120,13 @@ struct Second {
     stamp: AtomicU64,
     requests: AtomicU32,
     errors: AtomicU32,
+    client_closed: AtomicU32,
+    bad_requests: AtomicU32,
+    abandoned: AtomicU32,
     hist: [AtomicU32; BUCKETS],
+    /// Elapsed time of the abandoned requests, so a query can count those
+    /// beyond its own `slow_ms`.
+    abandoned_hist: [AtomicU32; BUCKETS],
 }
 
 impl Second {
@@ -101,14 +135,21 @@ impl Second {
             stamp: AtomicU64::new(0),
             requests: AtomicU32::new(0),
             errors: AtomicU32::new(0),
+            client_closed: AtomicU32::new(0),
+            bad_requests: AtomicU32::new(0),
+            abandoned: AtomicU32::new(0),
             hist: std::array::from_fn(|_| AtomicU32::new(0)),
+            abandoned_hist: std::array::from_fn(|_| AtomicU32::new(0)),
         }
     }
 
     fn clear(&self) {
         self.requests.store(0, Relaxed);
         self.errors.store(0, Relaxed);
-        for h in &self.hist {
+        self.client_closed.store(0, Relaxed);
+        self.bad_requests.store(0, Relaxed);
+        self.abandoned.store(0, Relaxed);
+        for h in self.hist.iter().chain(&self.abandoned_hist) {
             h.store(0, Relaxed);
         }
     }
@@ -118,6 +159,7 @@ impl Second {
 pub(crate) struct SlotMetrics {
     requests: AtomicU64,
     classes: [AtomicU64; 6],
+    outcomes: [AtomicU64; 5],
     hist: [AtomicU64; BUCKETS],
     latency_sum_us: AtomicU64,
     ring: Box<[Second]>,
@@ -143,6 +185,7 @@ impl SlotMetrics {
         SlotMetrics {
             requests: AtomicU64::new(0),
             classes: std::array::from_fn(|_| AtomicU64::new(0)),
+            outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
             hist: std::array::from_fn(|_| AtomicU64::new(0)),
             latency_sum_us: AtomicU64::new(0),
             ring: (0..WINDOW_SECS).map(|_| Second::new()).collect(),
@@ -158,12 +201,82 @@ impl SlotMetrics {
     /// A response (headers) was produced for a request routed to this slot.
     #[inline]
     pub(crate) fn finished(&self, class: Class, latency: Duration) {
+        let b = self.record_latency(latency);
+        self.classes[class as usize].fetch_add(1, Relaxed);
+        let outcome = if class == Class::ProxyError {
+            Outcome::BackendFailed
+        } else {
+            Outcome::BackendAnswered
+        };
+        self.outcomes[outcome as usize].fetch_add(1, Relaxed);
+        let slot = self.second();
+        slot.requests.fetch_add(1, Relaxed);
+        if class.is_error() {
+            slot.errors.fetch_add(1, Relaxed);
+        }
+        slot.hist[b].fetch_add(1, Relaxed);
+    }
+
+    /// The client went away while waiting for the response headers, after
+    /// `elapsed`: a request with that latency, an error only for queries
+    /// whose `slow_ms` it exceeds.
+    pub(crate) fn abandoned(&self, elapsed: Duration) {
+        let b = self.record_latency(elapsed);
+        self.outcomes[Outcome::Abandoned as usize].fetch_add(1, Relaxed);
+        let slot = self.second();
+        slot.requests.fetch_add(1, Relaxed);
+        slot.abandoned.fetch_add(1, Relaxed);
+        slot.hist[b].fetch_add(1, Relaxed);
+        slot.abandoned_hist[b].fetch_add(1, Relaxed);
+    }
+
+    /// The client went away while sending its request (`answered` false:
+    /// it counts as a request of its own) or while its response was being
+    /// sent (`answered` true: the response was counted already).
+    pub(crate) fn client_closed(&self, answered: bool) {
+        self.outcomes[Outcome::ClientClosed as usize].fetch_add(1, Relaxed);
+        let slot = self.second();
+        if !answered {
+            slot.requests.fetch_add(1, Relaxed);
+        }
+        slot.client_closed.fetch_add(1, Relaxed);
+    }
+
+    /// The client's request body could not be framed (the proxy answered 400).
+    pub(crate) fn bad_request(&self) {
+        self.outcomes[Outcome::BadRequest as usize].fetch_add(1, Relaxed);
+        let slot = self.second();
+        slot.requests.fetch_add(1, Relaxed);
+        slot.bad_requests.fetch_add(1, Relaxed);
+    }
+
+    /// The backend broke off a response whose headers were counted already
+    /// (reset or closed mid-body): an error of the slot.
+    pub(crate) fn failed_midway(&self) {
+        self.outcomes[Outcome::BackendFailed as usize].fetch_add(1, Relaxed);
+        self.second().errors.fetch_add(1, Relaxed);
+    }
+
+    /// A non-zero `grpc-status` ended a response counted already as
+    /// answered: an error of the slot.
+    pub(crate) fn grpc_error(&self) {
+        self.second().errors.fetch_add(1, Relaxed);
+    }
+
+    /// Lifetime latency; returns the histogram bucket.
+    #[inline]
+    fn record_latency(&self, latency: Duration) -> usize {
         let us = latency.as_micros().min(u64::MAX as u128) as u64;
         let b = bucket_index(us);
-        self.classes[class as usize].fetch_add(1, Relaxed);
         self.hist[b].fetch_add(1, Relaxed);
         self.latency_sum_us.fetch_add(us, Relaxed);
+        b
+    }
 
+    /// The ring's bucket for the current second, claimed (and cleared if
+    /// stale) on the way.
+    #[inline]
+    fn second(&self) -> &Second {
         let sec = unix_now().as_secs();
         let slot = &self.ring[(sec % WINDOW_SECS) as usize];
         let stamp = slot.stamp.load(Relaxed);
@@ -181,11 +294,7 @@ impl SlotMetrics {
                 slot.clear();
             }
         }
-        slot.requests.fetch_add(1, Relaxed);
-        if class.is_error() {
-            slot.errors.fetch_add(1, Relaxed);
-        }
-        slot.hist[b].fetch_add(1, Relaxed);
+        slot
     }
 
     /// Clear the buckets of the next seconds so the hot path finds them empty.
@@ -208,7 +317,13 @@ impl SlotMetrics {
             if stamp != 0 && stamp >= since_sec && stamp <= now_sec {
                 acc.requests += u64::from(s.requests.load(Relaxed));
                 acc.errors += u64::from(s.errors.load(Relaxed));
+                acc.client_closed += u64::from(s.client_closed.load(Relaxed));
+                acc.bad_requests += u64::from(s.bad_requests.load(Relaxed));
+                acc.abandoned += u64::from(s.abandoned.load(Relaxed));
                 for (a, h) in acc.hist.iter_mut().zip(s.hist.iter()) {
+                    *a += u64::from(h.load(Relaxed));
+                }
+                for (a, h) in acc.abandoned_hist.iter_mut().zip(s.abandoned_hist.iter()) {
                     *a += u64::from(h.load(Relaxed));
                 }
             }
@@ -238,6 +353,7 @@ impl SlotMetrics {
         LifetimeSample {
             requests: self.requests.load(Relaxed),
             classes: std::array::from_fn(|i| self.classes[i].load(Relaxed)),
+            outcomes: std::array::from_fn(|i| self.outcomes[i].load(Relaxed)),
             buckets,
             count,
             sum_seconds: self.latency_sum_us.load(Relaxed) as f64 / 1e6,
@@ -250,6 +366,7 @@ impl SlotMetrics {
 pub(crate) struct LifetimeSample {
     requests: u64,
     classes: [u64; 6],
+    outcomes: [u64; 5],
     /// (upper bound in seconds, count in this bucket only).
     buckets: Vec<(f64, u64)>,
     count: u64,
@@ -260,7 +377,11 @@ pub(crate) struct LifetimeSample {
 pub(crate) struct Window {
     requests: u64,
     errors: u64,
+    client_closed: u64,
+    bad_requests: u64,
+    abandoned: u64,
     hist: [u64; BUCKETS],
+    abandoned_hist: [u64; BUCKETS],
 }
 
 impl Window {
@@ -268,8 +389,26 @@ impl Window {
         Window {
             requests: 0,
             errors: 0,
+            client_closed: 0,
+            bad_requests: 0,
+            abandoned: 0,
             hist: [0; BUCKETS],
+            abandoned_hist: [0; BUCKETS],
         }
+    }
+
+    /// Abandoned requests whose elapsed time certainly exceeded `slow_ms`:
+    /// those in histogram buckets whose lower bound is at or above it (a
+    /// bucket straddling `slow_ms` is not counted, so an abandonment is
+    /// never held against the slot for less than `slow_ms`).
+    fn abandoned_beyond(&self, slow_ms: u64) -> u64 {
+        let slow_us = slow_ms.saturating_mul(1000);
+        self.abandoned_hist
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i > 0 && bucket_upper_us(i - 1) >= slow_us)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     fn quantile_ms(&self, q: f64) -> Option<f64> {
@@ -296,20 +435,26 @@ impl Window {
     }
 
     pub(crate) fn into_stats(self, query: &StatsQuery) -> Stats {
+        let abandoned_slow = query.slow_ms.map_or(0, |ms| self.abandoned_beyond(ms));
+        let errors = self.errors + abandoned_slow;
         Stats {
             env: query.env.clone(),
             slot: query.slot.clone(),
             service: query.service.clone(),
             since_ms: query.since_ms,
             requests: self.requests,
-            errors: self.errors,
+            errors,
             error_ratio: if self.requests == 0 {
                 0.0
             } else {
-                self.errors as f64 / self.requests as f64
+                errors as f64 / self.requests as f64
             },
             p50_ms: self.quantile_ms(0.50),
             p99_ms: self.quantile_ms(0.99),
+            client_closed: self.client_closed,
+            bad_requests: self.bad_requests,
+            abandoned: self.abandoned,
+            abandoned_slow,
         }
     }
 }
@@ -329,6 +474,13 @@ pub struct StatsQuery {
     /// included whole. Only the last 15 minutes are kept.
     #[serde(default)]
     pub since_ms: u64,
+    /// Latency limit for abandoned requests, milliseconds: a request whose
+    /// client gave up waiting for the response headers after more than this
+    /// counts in `errors` (and in `abandoned_slow`), so a hanging release
+    /// fails its canary step even when its users time out first. Without
+    /// it, abandoned requests count only in the latency and in `abandoned`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_ms: Option<u64>,
 }
 
 /// The answer to a [`StatsQuery`].
@@ -342,9 +494,13 @@ pub struct Stats {
     pub service: Option<String>,
     /// The query's start.
     pub since_ms: u64,
-    /// Responses produced (by the backend or by the proxy) in the window.
+    /// Requests that ended in the window: answered by the backend or by the
+    /// proxy (502/503/504), abandoned by their client, or ended by their
+    /// client (`client_closed` before an answer, `bad_requests`).
     pub requests: u64,
-    /// Backend 5xx plus proxy errors (502/503/504) in the window.
+    /// Backend 5xx plus backend failures (502/503/504 made by the proxy, a
+    /// response body broken off by the backend, a non-zero `grpc-status`),
+    /// plus `abandoned_slow`. Client-side endings never count here.
     pub errors: u64,
     /// `errors / requests`, 0 when there were no requests.
     pub error_ratio: f64,
@@ -352,6 +508,22 @@ pub struct Stats {
     pub p50_ms: Option<f64>,
     /// 99th percentile time to response headers, milliseconds.
     pub p99_ms: Option<f64>,
+    /// Requests whose client went away while sending the request or before
+    /// the response was fully sent (nginx's 499); not errors of the slot.
+    #[serde(default)]
+    pub client_closed: u64,
+    /// Requests whose client sent a body the proxy could not frame (it
+    /// answered 400); not errors of the slot.
+    #[serde(default)]
+    pub bad_requests: u64,
+    /// Requests whose client gave up waiting for the response headers; their
+    /// elapsed time is in the latency quantiles.
+    #[serde(default)]
+    pub abandoned: u64,
+    /// Abandoned requests beyond the query's `slow_ms` (0 without it);
+    /// included in `errors`.
+    #[serde(default)]
+    pub abandoned_slow: u64,
 }
 
 /// One slot's series for a scrape.
@@ -384,6 +556,8 @@ pub(crate) struct Scrape {
     /// Requests per environment that matched no route (or arrived while the
     /// table was being removed).
     pub(crate) unrouted: Vec<(String, u64)>,
+    /// Requests per environment refused before routing (malformed head).
+    pub(crate) bad_requests: Vec<(String, u64)>,
 }
 
 impl Scrape {
@@ -429,6 +603,19 @@ impl Collector for Scrape {
             for (class, n) in CLASS_LABELS.iter().zip(s.lifetime.classes) {
                 let [a, b, c] = labels(s);
                 let set = [a, b, c, ("class", *class)];
+                ConstCounter::new(n).encode(e.encode_family(&set)?)?;
+            }
+        }
+        let mut e = encoder.encode_descriptor(
+            "hifi_proxy_outcomes",
+            "How requests ended: backend_answered, backend_failed (counted against the slot), client_closed, bad_request, abandoned (the client's side).",
+            None,
+            MetricType::Counter,
+        )?;
+        for s in &self.slots {
+            for (outcome, n) in OUTCOME_LABELS.iter().zip(s.lifetime.outcomes) {
+                let [a, b, c] = labels(s);
+                let set = [a, b, c, ("outcome", *outcome)];
                 ConstCounter::new(n).encode(e.encode_family(&set)?)?;
             }
         }
@@ -489,6 +676,15 @@ impl Collector for Scrape {
         for (env, n) in &self.unrouted {
             ConstCounter::new(*n).encode(e.encode_family(&[("env", env.as_str())])?)?;
         }
+        let mut e = encoder.encode_descriptor(
+            "hifi_proxy_bad_requests",
+            "Requests refused before routing: a malformed or ambiguous head (400, 405, 414, 431, 501, 505).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (env, n) in &self.bad_requests {
+            ConstCounter::new(*n).encode(e.encode_family(&[("env", env.as_str())])?)?;
+        }
         Ok(())
     }
 }
@@ -524,6 +720,7 @@ mod tests {
             slot: "s".into(),
             service: None,
             since_ms: 0,
+            slow_ms: None,
         };
         let s = w.into_stats(&q);
         assert_eq!((s.requests, s.errors), (100, 1));
@@ -531,5 +728,40 @@ mod tests {
         assert!((1.0..1.2).contains(&p50), "{p50}");
         let p99 = s.p99_ms.expect("p99");
         assert!((1.0..1.2).contains(&p99), "{p99}");
+    }
+
+    #[test]
+    fn abandoned_requests_are_errors_only_beyond_slow_ms() {
+        let m = SlotMetrics::new();
+        m.finished(Class::Success, Duration::from_millis(5));
+        m.abandoned(Duration::from_millis(2_000));
+        m.abandoned(Duration::from_millis(10));
+        m.client_closed(false);
+        m.client_closed(true);
+        m.bad_request();
+        let now = unix_now().as_secs();
+        let stats = |slow_ms| {
+            let mut w = Window::new();
+            m.window_into(now - 5, now, &mut w);
+            w.into_stats(&StatsQuery {
+                env: "e".into(),
+                slot: "s".into(),
+                service: None,
+                since_ms: 0,
+                slow_ms,
+            })
+        };
+        let s = stats(None);
+        assert_eq!(
+            (s.requests, s.errors, s.abandoned, s.abandoned_slow),
+            (5, 0, 2, 0)
+        );
+        assert_eq!((s.client_closed, s.bad_requests), (2, 1));
+        let s = stats(Some(1_000));
+        assert_eq!((s.errors, s.abandoned_slow), (1, 1));
+        assert!((s.error_ratio - 0.2).abs() < 1e-9, "{s:?}");
+        // 2 s sits in a bucket that straddles 1.9 s: not counted.
+        assert_eq!(stats(Some(1_900)).abandoned_slow, 0);
+        assert_eq!(stats(Some(5)).abandoned_slow, 2);
     }
 }

@@ -40,7 +40,18 @@ pub(crate) fn save(dir: &Path, spec: &TableSpec) -> Result<()> {
         message: e.to_string(),
     })?;
     bytes.push(b'\n');
-    let mut f = fs::File::create(&tmp).map_err(io("create", &tmp))?;
+    // Tables may hold the preview token: readable by the proxy's user only.
+    let mut f = {
+        use std::os::unix::fs::OpenOptionsExt;
+        fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(io("create", &tmp))?
+    };
+    restrict(&tmp, 0o600)?;
     f.write_all(&bytes).map_err(io("write", &tmp))?;
     f.sync_all().map_err(io("sync", &tmp))?;
     drop(f);
@@ -58,8 +69,17 @@ pub(crate) fn delete(dir: &Path, env: &str) -> Result<()> {
     }
 }
 
-/// Every stored table, sorted by environment name.
+/// Set `path`'s mode (a file left by an older version may be 0644).
+fn restrict(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).map_err(io("restrict", path))
+}
+
+/// Every stored table, sorted by environment name. The directory and the
+/// tables are made private to the proxy's user (0700 / 0600) on the way,
+/// since tables may hold the preview token.
 pub(crate) fn load_all(dir: &Path) -> Result<Vec<TableSpec>> {
+    restrict(dir, 0o700)?;
     let mut tables = Vec::new();
     for entry in fs::read_dir(dir).map_err(io("read directory", dir))? {
         let entry = entry.map_err(io("read directory", dir))?;
@@ -76,6 +96,7 @@ pub(crate) fn load_all(dir: &Path) -> Result<Vec<TableSpec>> {
         else {
             continue;
         };
+        restrict(&path, 0o600)?;
         let bytes = fs::read(&path).map_err(io("read", &path))?;
         let spec = TableSpec::from_json(&bytes).map_err(|e| Error::CorruptState {
             path: path.clone(),
@@ -91,4 +112,37 @@ pub(crate) fn load_all(dir: &Path) -> Result<Vec<TableSpec>> {
     }
     tables.sort_by(|a, b| a.env.cmp(&b.env));
     Ok(tables)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    #[test]
+    fn tables_are_private_to_the_proxy_user() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = TableSpec::from_json(
+            br#"{"env":"prod","listen":"127.0.0.1:8500","preview_token":"s3cret","services":[]}"#,
+        )
+        .expect("table");
+        // A table left world-readable by an older version is fixed on load.
+        fs::write(
+            dir.path().join("old.json"),
+            br#"{"env":"old","listen":"127.0.0.1:8501","services":[]}"#,
+        )
+        .expect("write");
+        fs::set_permissions(
+            dir.path().join("old.json"),
+            fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        save(dir.path(), &spec).expect("save");
+        let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("prod.json")), 0o600);
+        assert_eq!(load_all(dir.path()).expect("load").len(), 2);
+        assert_eq!(mode(&dir.path().join("old.json")), 0o600);
+        assert_eq!(mode(dir.path()), 0o700);
+    }
 }

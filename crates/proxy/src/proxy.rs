@@ -15,7 +15,7 @@
 //! the client, nor the preview token; they do see `x-hifi-slot`,
 //! `x-forwarded-for`, `x-forwarded-proto` and `x-forwarded-host`.
 
-mod decide;
+pub(crate) mod decide;
 mod forward;
 mod headers;
 mod upgrade;
@@ -51,6 +51,11 @@ pub(crate) struct ListenerCtx {
 #[derive(Debug)]
 pub(crate) struct RequestShared {
     pub(crate) upstream_timeout: Duration,
+    pub(crate) connect_timeout: Duration,
+    pub(crate) pool_idle_timeout: Duration,
+    pub(crate) limits: crate::h1::ConnLimits,
+    /// Most open client connections per listener.
+    pub(crate) max_connections: usize,
     pub(crate) ids: IdGen,
     pub(crate) shutdown: CancellationToken,
     pub(crate) workers: Workers,

@@ -53,6 +53,82 @@ fn prefix_matches(prefix: &str, path: &str) -> bool {
     }
 }
 
+/// The form of a request path that routing sees: `%XX` escapes of
+/// unreserved characters decoded (`%2e` is `.`), repeated slashes merged and
+/// dot segments removed (RFC 3986 §5.2.4), so `/catalog/../admin` routes as
+/// `/admin` and cannot reach a service through another's prefix. Escapes of
+/// reserved characters (`%2F`) stay as they are. The request is forwarded
+/// with its path as received. Borrows when nothing needs changing (the
+/// common case).
+pub(crate) fn normalise_path(path: &str) -> std::borrow::Cow<'_, str> {
+    use std::borrow::Cow;
+    let b = path.as_bytes();
+    let needs = b.contains(&b'%')
+        || b.windows(2).any(|w| w == b"//" || w == b"/.")
+        || !path.starts_with('/');
+    if !needs {
+        return Cow::Borrowed(path);
+    }
+    // Decode escapes of unreserved characters only.
+    let mut decoded = Vec::with_capacity(b.len() + 1);
+    if !path.starts_with('/') {
+        decoded.push(b'/');
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2]))
+        {
+            let c = h * 16 + l;
+            if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'~') {
+                decoded.push(c);
+                i += 3;
+                continue;
+            }
+        }
+        decoded.push(b[i]);
+        i += 1;
+    }
+    let mut out: Vec<&[u8]> = Vec::new();
+    let segments: Vec<&[u8]> = decoded.split(|c| *c == b'/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    let mut trailing = false;
+    for (n, seg) in segments.iter().enumerate() {
+        match *seg {
+            b"" => trailing = n == last,
+            b"." => trailing = n == last,
+            b".." => {
+                out.pop();
+                trailing = n == last;
+            }
+            s => {
+                out.push(s);
+                trailing = false;
+            }
+        }
+    }
+    let mut s = Vec::with_capacity(decoded.len());
+    for seg in &out {
+        s.push(b'/');
+        s.extend_from_slice(seg);
+    }
+    if s.is_empty() || trailing {
+        s.push(b'/');
+    }
+    // Only ASCII bytes were decoded, so the result is as valid UTF-8 as the input.
+    Cow::Owned(String::from_utf8_lossy(&s).into_owned())
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
 /// The host part of a `Host` header or authority, without port.
 pub(crate) fn host_without_port(host: &str) -> &str {
     if host.starts_with('[') {
@@ -82,6 +158,27 @@ mod tests {
         assert_eq!(r.route(None, "/catalogue"), Some(0));
         let no_catch_all = Router::new([("/api", None, 0)]);
         assert_eq!(no_catch_all.route(None, "/apix"), None);
+    }
+
+    #[test]
+    fn paths_are_routed_in_normal_form() {
+        for (raw, want) in [
+            ("/catalog/items", "/catalog/items"),
+            ("/catalog/../admin", "/admin"),
+            ("/catalog/%2e%2e/admin", "/admin"),
+            ("/catalog/%2E%2E/admin", "/admin"),
+            ("//catalog//x", "/catalog/x"),
+            ("/a/./b/", "/a/b/"),
+            ("/../../etc", "/etc"),
+            ("/a/..", "/"),
+            ("/a%2Fb", "/a%2Fb"),
+            ("/%7euser", "/~user"),
+            ("*", "/*"),
+        ] {
+            assert_eq!(normalise_path(raw), want, "{raw}");
+        }
+        let r = Router::new([("/", None, 0), ("/catalog", None, 1)]);
+        assert_eq!(r.route(None, &normalise_path("/catalog/../admin")), Some(0));
     }
 
     #[test]

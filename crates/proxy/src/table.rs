@@ -79,6 +79,38 @@ pub struct ServiceSpec {
     /// `x-hifi-slot` on the internal listener.
     #[serde(default)]
     pub standby: Option<SlotSpec>,
+    /// What the backends speak: `http1` (default), `h2c` (HTTP/2 without
+    /// TLS, prior knowledge) or `grpc` (h2c, and a non-zero `grpc-status`
+    /// counts as an error of the slot). Omitted from the JSON when `http1`.
+    #[serde(default, skip_serializing_if = "Protocol::is_http1")]
+    pub protocol: Protocol,
+    /// Time the backend has to send response headers, in milliseconds,
+    /// counted once the request (body included) has been sent; overrides
+    /// [`ProxyOptions::upstream_timeout`](crate::ProxyOptions) for this
+    /// service. 0 or absent: the proxy-wide default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout_ms: Option<u64>,
+}
+
+/// The protocol a service's backends speak.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// HTTP/1.1 (the default).
+    #[default]
+    Http1,
+    /// HTTP/2 over cleartext TCP with prior knowledge.
+    H2c,
+    /// gRPC: HTTP/2 over cleartext TCP; `grpc-status` other than 0 in the
+    /// trailers (or a trailers-only answer) counts as an error.
+    Grpc,
+}
+
+impl Protocol {
+    /// Whether this is the default, HTTP/1.1.
+    pub fn is_http1(&self) -> bool {
+        *self == Protocol::Http1
+    }
 }
 
 /// A slot: a name (`blue`, `green`, …) and its backends.
@@ -162,6 +194,10 @@ pub struct ValidService {
     pub candidate: Option<(ValidSlot, u32)>,
     /// Standby slot.
     pub standby: Option<ValidSlot>,
+    /// Protocol of the backends.
+    pub protocol: Protocol,
+    /// Per-service response-header timeout, if set.
+    pub request_timeout: Option<std::time::Duration>,
 }
 
 /// A slot whose backends are parsed.
@@ -397,6 +433,11 @@ impl TableSpec {
                 active,
                 candidate,
                 standby,
+                protocol: s.protocol,
+                request_timeout: s
+                    .request_timeout_ms
+                    .filter(|ms| *ms > 0)
+                    .map(std::time::Duration::from_millis),
             });
         }
         Ok(ValidTable {

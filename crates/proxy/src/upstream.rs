@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 
 use crate::body::ReqBody;
@@ -210,6 +210,32 @@ impl Drop for Lease {
     }
 }
 
+/// One multiplexed HTTP/2 connection per backend and worker, for services
+/// whose backends speak h2c or gRPC.
+pub(crate) struct H2Pool {
+    shards: Box<[Mutex<Option<http2::SendRequest<ReqBody>>>]>,
+}
+
+impl std::fmt::Debug for H2Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Pool").finish_non_exhaustive()
+    }
+}
+
+impl H2Pool {
+    pub(crate) fn new(shards: usize) -> Self {
+        H2Pool {
+            shards: (0..shards.max(1)).map(|_| Mutex::new(None)).collect(),
+        }
+    }
+
+    fn slot(&self) -> MutexGuard<'_, Option<http2::SendRequest<ReqBody>>> {
+        self.shards[current_shard() % self.shards.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 /// A slot's client.
 #[derive(Debug)]
 pub(crate) struct Upstream {
@@ -219,6 +245,62 @@ pub(crate) struct Upstream {
 impl Upstream {
     pub(crate) fn new(cfg: &UpstreamConfig) -> Self {
         Upstream { cfg: *cfg }
+    }
+
+    /// Send `req` over this worker's HTTP/2 connection to `addr` (opened
+    /// when there is none or it has closed), within `timeout`.
+    pub(crate) async fn send_h2(
+        &self,
+        addr: SocketAddr,
+        pool: &H2Pool,
+        req: Request<ReqBody>,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, Failure> {
+        let attempt = async {
+            let existing = pool.slot().clone().filter(|s| !s.is_closed());
+            let mut sender = match existing {
+                Some(s) => s,
+                None => {
+                    let stream = match tokio::time::timeout(
+                        self.cfg.connect_timeout,
+                        TcpStream::connect(addr),
+                    )
+                    .await
+                    {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            return Err(Failure::Connect(format!("tcp connect error: {e}")));
+                        }
+                        Err(_) => return Err(Failure::Connect("connect timed out".into())),
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+                        .timer(TokioTimer::new())
+                        .handshake(TokioIo::new(stream))
+                        .await
+                        .map_err(|e| Failure::Connect(describe(&e)))?;
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(backend = %addr, error = %describe(&e), "h2 backend connection ended");
+                        }
+                    });
+                    *pool.slot() = Some(sender.clone());
+                    sender
+                }
+            };
+            sender
+                .ready()
+                .await
+                .map_err(|e| Failure::Exchange(describe(&e)))?;
+            sender
+                .send_request(req)
+                .await
+                .map_err(|e| Failure::Exchange(describe(&e)))
+        };
+        match tokio::time::timeout(timeout, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Timeout),
+        }
     }
 
     /// Open a new connection to `addr` and start driving it.

@@ -64,6 +64,7 @@ async fn stats_count_requests_and_errors_in_the_window() {
         slot: slot.into(),
         service: Some("catalog".into()),
         since_ms,
+        slow_ms: None,
     };
     let recent = proxy
         .admin

@@ -6,11 +6,16 @@
 mod util;
 
 mod admin;
+mod attribution;
 mod canary;
 mod drain;
 mod errors;
+mod framing;
+mod grpc;
 mod health;
+mod limits;
 mod metrics;
 mod protocol;
 mod restart;
 mod switching;
+mod websocket;

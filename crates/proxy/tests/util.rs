@@ -473,6 +473,8 @@ pub fn service(name: &str, route: &str, internal_port: u16, active: SlotSpec) ->
         active,
         candidate: None,
         standby: None,
+        protocol: Default::default(),
+        request_timeout_ms: None,
     }
 }
 

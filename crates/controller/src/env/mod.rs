@@ -180,6 +180,9 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             slot: slot.to_string(),
             service: None,
             since_ms,
+            // A user who gave up on a request after waiting longer than a
+            // canary's p99 may be was failed by the slot, not impatient.
+            slow_ms: Some(env.canary.max_p99_ms),
         };
         let stats = self.shared.proxy.stats(&query).await?;
         Ok(hifi_core::rollout::Window {
@@ -330,13 +333,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             reserved_ports: &reserved,
             artifacts: &artifacts,
         };
-        Ok(builder.spec(
-            service,
-            replica,
-            placement.slot,
-            &placement.release,
-            port,
-        ))
+        Ok(builder.spec(service, replica, placement.slot, &placement.release, port))
     }
 
     /// The instances of this environment as they are now.

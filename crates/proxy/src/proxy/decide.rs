@@ -14,16 +14,16 @@ use std::sync::atomic::Ordering::Relaxed;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 
-use crate::balancer::{self, Choice, IdGen, PREVIEW_TOKEN_HEADER};
+use crate::balancer::{self, Choice, Headers, IdGen, PREVIEW_TOKEN_HEADER};
 use crate::body::ProxyBody;
 use crate::compiled::{CompiledService, CompiledSlot, CompiledTable};
-use crate::router::host_without_port;
+use crate::router::{host_without_port, normalise_path};
 
 use super::{ListenerCtx, plain};
 
 /// The outcome of [`decide`].
 #[derive(Debug)]
-pub(super) enum Decision<'t> {
+pub(crate) enum Decision<'t> {
     /// Forward to this slot; set this cookie on the response.
     Forward(Arc<CompiledSlot>, Option<HeaderValue>),
     /// Answer without a backend.
@@ -32,7 +32,7 @@ pub(super) enum Decision<'t> {
 
 /// Why the proxy answers a request itself.
 #[derive(Debug)]
-pub(super) enum Refusal<'t> {
+pub(crate) enum Refusal<'t> {
     /// The environment has no table (503).
     NoTable,
     /// No route for the request on the public or preview listener (503).
@@ -45,21 +45,46 @@ pub(super) enum Refusal<'t> {
     NoCandidate(&'t CompiledService),
 }
 
-/// The host a request names (`Host`, else the URI's authority), without port.
-fn request_host<B>(req: &Request<B>) -> Option<&str> {
-    req.headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .map(host_without_port)
+/// What deciding needs of a request, whichever path parsed it: hyper's
+/// `Request` (HTTP/2 clients) or the HTTP/1 path's parsed head.
+pub(crate) trait RequestView: Headers {
+    /// The host the request names (`Host`, else the URI's authority), with
+    /// its port if it has one.
+    fn host(&self) -> Option<&str>;
+    /// The path as received (no query).
+    fn path(&self) -> &str;
+}
+
+impl<B> Headers for Request<B> {
+    fn first(&self, name: &str) -> Option<&[u8]> {
+        self.headers().first(name)
+    }
+
+    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.headers().all(name)
+    }
+}
+
+impl<B> RequestView for Request<B> {
+    fn host(&self) -> Option<&str> {
+        self.headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| self.uri().authority().map(|a| a.as_str()))
+    }
+
+    fn path(&self) -> &str {
+        self.uri().path()
+    }
 }
 
 /// Decide where a request that arrived on the listener configured as `addr`
-/// goes, given the environment's current `table`.
-pub(super) fn decide<'t, B>(
+/// goes, given the environment's current `table`. Public requests are routed
+/// on the normal form of their path (`router::normalise_path`).
+pub(crate) fn decide<'t>(
     table: Option<&'t CompiledTable>,
     addr: SocketAddr,
-    req: &Request<B>,
+    req: &impl RequestView,
     ids: &IdGen,
 ) -> Decision<'t> {
     let Some(table) = table else {
@@ -70,7 +95,10 @@ pub(super) fn decide<'t, B>(
     let svc = if public {
         table
             .router
-            .route(request_host(req), req.uri().path())
+            .route(
+                req.host().map(host_without_port),
+                &normalise_path(req.path()),
+            )
             .map(|i| &table.services[i])
     } else {
         table.internal_service(addr)
@@ -83,11 +111,16 @@ pub(super) fn decide<'t, B>(
         });
     };
     let choice = if preview {
-        // The preview listener is the tester override without a token.
-        let slot = svc.candidate.as_ref().map_or(&svc.active, |(c, _)| c);
-        Choice::Slot(slot.clone(), None)
+        // The preview listener is the tester override; it asks for the token
+        // only when it is bound where other hosts can reach it.
+        if table.preview_needs_token && !balancer::preview_token_ok(table, req) {
+            Choice::Forbidden
+        } else {
+            let slot = svc.candidate.as_ref().map_or(&svc.active, |(c, _)| c);
+            Choice::Slot(slot.clone(), None)
+        }
     } else {
-        balancer::choose(table, svc, req.headers(), public, ids)
+        balancer::choose(table, svc, req, public, ids)
     };
     match choice {
         Choice::Slot(slot, cookie) => Decision::Forward(slot, cookie),
@@ -100,6 +133,14 @@ pub(super) fn decide<'t, B>(
 /// request's). Requests nothing routes count as unrouted for the environment.
 #[cold]
 pub(super) fn refuse(ctx: &ListenerCtx, why: Refusal<'_>, path: &str) -> Response<ProxyBody> {
+    let (status, msg) = refusal(ctx, why, path);
+    plain(status, msg)
+}
+
+/// The status and message of the proxy's own answer to a request it does
+/// not forward; counts the request as unrouted when nothing routes it.
+#[cold]
+pub(crate) fn refusal(ctx: &ListenerCtx, why: Refusal<'_>, path: &str) -> (StatusCode, String) {
     let env = &ctx.env.name;
     let (status, msg, unrouted) = match why {
         Refusal::NoTable => (
@@ -131,7 +172,7 @@ pub(super) fn refuse(ctx: &ListenerCtx, why: Refusal<'_>, path: &str) -> Respons
     if unrouted {
         ctx.env.unrouted.fetch_add(1, Relaxed);
     }
-    plain(status, msg)
+    (status, msg)
 }
 
 #[cfg(test)]

@@ -15,10 +15,11 @@ use hyper::body::{Body as _, Incoming};
 use hyper::upgrade::OnUpgrade;
 use tokio_util::sync::CancellationToken;
 
-use crate::body::{ProxyBody, ReqBody};
-use crate::compiled::CompiledSlot;
+use crate::body::{ProxyBody, ReqBody, grpc_failed};
+use crate::compiled::{Backend, CompiledSlot};
 use crate::metrics::Class;
-use crate::tracking::InflightGuard;
+use crate::table::Protocol;
+use crate::tracking::{InflightGuard, SlotState};
 use crate::upstream::{Failure, Lease, RetryTemplate};
 
 use super::headers::{X_HIFI_SLOT, prepare_headers, strip_hop_by_hop};
@@ -36,7 +37,15 @@ pub(super) async fn forward(
 ) -> Response<ProxyBody> {
     let shared = &conn.listener.shared;
     let guard = InflightGuard::new(slot.state.clone());
+    // Counts the request as abandoned if hyper drops this future (the client
+    // reset its stream or connection) before a response was produced.
+    let mut waiting = Waiting {
+        state: &slot.state,
+        start,
+        answered: false,
+    };
     let Some(backend) = slot.pick() else {
+        waiting.answered = true;
         slot.state
             .metrics
             .finished(Class::ProxyError, start.elapsed());
@@ -49,6 +58,12 @@ pub(super) async fn forward(
         );
     };
 
+    let timeout = slot.timeout.unwrap_or(shared.upstream_timeout);
+    if slot.protocol != Protocol::Http1 {
+        let r = forward_h2(conn, &slot, backend, set_cookie, req, start, guard, timeout).await;
+        waiting.answered = true;
+        return r;
+    }
     let client_upgrade = upgrade::client_side(&mut req);
     let up_req = backend_request(req, conn, &slot, client_upgrade.is_some());
     let retry = if client_upgrade.is_some() {
@@ -57,24 +72,19 @@ pub(super) async fn forward(
         RetryTemplate::for_request(&up_req)
     };
 
-    match slot
+    let sent = slot
         .upstream
-        .send(
-            backend.addr,
-            &backend.pool,
-            up_req,
-            retry,
-            shared.upstream_timeout,
-        )
-        .await
-    {
+        .send(backend.addr, &backend.pool, up_req, retry, timeout)
+        .await;
+    waiting.answered = true;
+    match sent {
         Ok((resp, lease)) => {
             slot.state
                 .metrics
                 .finished(Class::of(resp.status().as_u16()), start.elapsed());
             respond(
                 resp,
-                lease,
+                Some(lease),
                 guard,
                 client_upgrade,
                 &slot,
@@ -86,7 +96,101 @@ pub(super) async fn forward(
             slot.state
                 .metrics
                 .finished(Class::ProxyError, start.elapsed());
-            failed(failure, &slot, backend.addr, shared.upstream_timeout)
+            failed(failure, &slot, backend.addr, timeout)
+        }
+    }
+}
+
+/// A request waiting for its response; see `forward`.
+struct Waiting<'a> {
+    state: &'a SlotState,
+    start: Instant,
+    answered: bool,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.state.metrics.abandoned(self.start.elapsed());
+        }
+    }
+}
+
+/// Forward to a backend that speaks HTTP/2 (h2c or gRPC): the request goes
+/// over the worker's multiplexed connection to that backend with an
+/// absolute URI and `te: trailers` kept (gRPC servers ask for it); a gRPC
+/// answer whose `grpc-status` (in a trailers-only answer, or in the
+/// trailers) is not 0 counts as an error of the slot.
+#[allow(clippy::too_many_arguments)]
+async fn forward_h2(
+    conn: &ConnCtx,
+    slot: &CompiledSlot,
+    backend: &Backend,
+    set_cookie: Option<HeaderValue>,
+    req: Request<Incoming>,
+    start: Instant,
+    guard: InflightGuard,
+    timeout: Duration,
+) -> Response<ProxyBody> {
+    let shared = &conn.listener.shared;
+    let te_trailers = req
+        .headers()
+        .get(header::TE)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    let mut up = backend_request(req, conn, slot, false);
+    let authority = up
+        .headers_mut()
+        .remove(header::HOST)
+        .and_then(|h| h.to_str().ok().map(str::to_owned))
+        .unwrap_or_else(|| backend.addr.to_string());
+    let pq = up
+        .uri()
+        .path_and_query()
+        .cloned()
+        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    match Uri::builder()
+        .scheme("http")
+        .authority(authority.as_str())
+        .path_and_query(pq)
+        .build()
+    {
+        Ok(uri) => *up.uri_mut() = uri,
+        Err(_) => {
+            slot.state
+                .metrics
+                .finished(Class::ProxyError, start.elapsed());
+            return plain(StatusCode::BAD_REQUEST, "hifi: invalid authority".into());
+        }
+    }
+    *up.version_mut() = Version::HTTP_2;
+    if te_trailers {
+        up.headers_mut()
+            .insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+    let grpc = slot.protocol == Protocol::Grpc;
+    match slot
+        .upstream
+        .send_h2(backend.addr, &backend.h2, up, timeout)
+        .await
+    {
+        Ok(resp) => {
+            let metrics = &slot.state.metrics;
+            metrics.finished(Class::of(resp.status().as_u16()), start.elapsed());
+            if grpc && grpc_failed(resp.headers()) {
+                // A trailers-only answer carrying the failure.
+                metrics.grpc_error();
+            }
+            let mut r = respond(resp, None, guard, None, slot, set_cookie, &shared.shutdown);
+            if let ProxyBody::Upstream(body) = r.body_mut() {
+                body.watch_grpc(grpc);
+            }
+            r
+        }
+        Err(failure) => {
+            slot.state
+                .metrics
+                .finished(Class::ProxyError, start.elapsed());
+            failed(failure, slot, backend.addr, timeout)
         }
     }
 }
@@ -135,7 +239,7 @@ fn backend_request(
 #[inline]
 fn respond(
     mut resp: Response<Incoming>,
-    lease: Lease,
+    lease: Option<Lease>,
     guard: InflightGuard,
     client_upgrade: Option<OnUpgrade>,
     slot: &CompiledSlot,
@@ -150,7 +254,7 @@ fn respond(
         }
         _ => {
             strip_hop_by_hop(resp.headers_mut(), false, false);
-            Some(lease)
+            lease
         }
     };
     let headers = resp.headers_mut();
@@ -158,7 +262,7 @@ fn respond(
     if let Some(c) = set_cookie {
         headers.append(header::SET_COOKIE, c);
     }
-    resp.map(|b| ProxyBody::upstream(b, guard, lease))
+    resp.map(|b| ProxyBody::upstream(b, guard, lease, false))
 }
 
 /// The proxy's answer when `backend` of `slot` gave no response: 502 when it

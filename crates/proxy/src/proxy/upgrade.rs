@@ -45,7 +45,7 @@ pub(super) fn client_side(req: &mut Request<Incoming>) -> Option<OnUpgrade> {
 pub(super) fn tunnel(
     client: OnUpgrade,
     resp: &mut Response<Incoming>,
-    lease: Lease,
+    lease: Option<Lease>,
     slot: &CompiledSlot,
     shutdown: CancellationToken,
 ) {
@@ -62,7 +62,9 @@ pub(super) fn tunnel(
         let joined = tokio::try_join!(client, upstream);
         // The backend connection's sender is held until the upgrade is
         // done, then dropped without going back to the pool.
-        lease.discard();
+        if let Some(lease) = lease {
+            lease.discard();
+        }
         let (client, upstream) = match joined {
             Ok(pair) => pair,
             Err(e) => {
