@@ -68,7 +68,7 @@ class Handler(BaseHTTPRequestHandler):
             status, body = 503, b"downstream unavailable"
         else:
             status = {route_status}
-            body = json.dumps({{"version": VERSION, "slot": os.environ["HIFI_SLOT"]}}).encode()
+            body = json.dumps({{"version": VERSION, "slot": os.environ["HIFI_SLOT"], "port": os.environ["PORT"]}}).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -202,12 +202,27 @@ impl Cluster {
 
     /// [`Cluster::new`] with `workflow` lines in `[workflow]`.
     pub fn with_workflow(environments: impl IntoIterator<Item = Env>, workflow: &str) -> Cluster {
+        Cluster::with_service(
+            environments,
+            workflow,
+            Service::new("api").route("/"),
+            &|_| vec![(APP_PATH.to_string(), app("v1", Mode::Ok))],
+        )
+    }
+
+    /// A cluster whose one service is `service` (named `api`, in
+    /// `services/api`), its first version written by `v1` into the
+    /// repository (relative paths and contents; files it writes itself are
+    /// committed too).
+    pub fn with_service(
+        environments: impl IntoIterator<Item = Env>,
+        workflow: &str,
+        service: Service,
+        v1: &dyn Fn(&Path) -> Vec<(String, String)>,
+    ) -> Cluster {
         let project = TestProject::new();
         let mut ports = BTreeMap::new();
-        let mut config = project
-            .toml()
-            .workflow(workflow)
-            .service(Service::new("api").route("/"));
+        let mut config = project.toml().workflow(workflow).service(service);
         for env in environments {
             let port = match env.public_port() {
                 0 => loopback_port(),
@@ -217,10 +232,14 @@ impl Cluster {
             config = config.environment(env.port(port));
         }
         let toml = config.render();
-        project.commit_files(
-            "api v1 and hifi config",
-            &[(APP_PATH, &app("v1", Mode::Ok)), ("hifi.toml", &toml)],
-        );
+        let mut files = v1(project.path());
+        project.git(&["add", "-A"]);
+        files.push(("hifi.toml".to_string(), toml));
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(path, text)| (path.as_str(), text.as_str()))
+            .collect();
+        project.commit_files("api v1 and hifi config", &files);
         let root = project.path().canonicalize().expect("canonical root");
         Cluster {
             project,

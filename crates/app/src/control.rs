@@ -134,7 +134,7 @@ impl Project {
         options.actor = format!("hifi up ({})", std::process::id());
         let tokio = tokio_runtime()?;
         if self.state_is_empty()? {
-            let runtimes = Runtimes::new(layout);
+            let runtimes = Runtimes::with_project(layout, &self.config.name);
             let found = tokio.block_on(crate::state::previous_run(layout, &runtimes));
             if !found.is_empty() {
                 if !reset_state {
@@ -146,7 +146,11 @@ impl Project {
                 self.reset_state(&tokio, &options, &runtimes, &found)?;
             }
         }
-        let controller = Controller::new(options, Runtimes::new(layout), SystemClock)?;
+        let controller = Controller::new(
+            options,
+            Runtimes::with_project(layout, &self.config.name),
+            SystemClock,
+        )?;
         let ready_file = layout.up_ready();
         let db = layout.db();
         let result = tokio.block_on(async move {
@@ -281,7 +285,7 @@ impl Project {
         // we stop what a killed one left running — what the store records,
         // and what the runtime finds by its own records.
         let options = options(&layout, exe);
-        let runtimes = Runtimes::new(&layout);
+        let runtimes = Runtimes::with_project(&layout, &self.config.name);
         let tokio = tokio_runtime()?;
         let recorded = self.store.instances(None)?.len();
         let found = tokio
