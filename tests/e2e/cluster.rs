@@ -33,24 +33,28 @@ pub enum Mode {
     /// Every third request to a path other than `/healthz` answers 503, as
     /// when a downstream service it needs is down.
     Flaky,
+    /// `/healthz` answers at once; every other path only after 30 s.
+    Hangs,
 }
 
 /// The service, python 3 stdlib only: `/healthz` for health, any other path
 /// answers JSON naming its version and the slot hifi started it in.
 pub fn app(version: &str, mode: Mode) -> String {
     let (route_status, health_status, exit) = match mode {
-        Mode::Ok | Mode::Flaky => (200, 200, String::new()),
+        Mode::Ok | Mode::Flaky | Mode::Hangs => (200, 200, String::new()),
         Mode::Buggy => (500, 200, String::new()),
         Mode::Unhealthy => (200, 500, String::new()),
         Mode::Exits(code) => (200, 200, format!("sys.exit({code})\n")),
     };
     let flaky = if mode == Mode::Flaky { "True" } else { "False" };
+    let hang = if mode == Mode::Hangs { 30 } else { 0 };
     format!(
-        r#"import itertools, json, os, sys
+        r#"import itertools, json, os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = "{version}"
 FLAKY = {flaky}
+HANG = {hang}
 COUNT = itertools.count(1)
 {exit}
 
@@ -61,7 +65,14 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def do_POST(self):
+        # An upload: read it whole, then answer as a GET would.
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.do_GET()
+
     def do_GET(self):
+        if self.path != "/healthz" and HANG:
+            time.sleep(HANG)
         if self.path == "/healthz":
             status, body = {health_status}, b"ok"
         elif FLAKY and next(COUNT) % 3 == 0:
