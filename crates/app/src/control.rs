@@ -344,10 +344,32 @@ impl Project {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Its lock is released just before it exits: wait for the exit
+        // itself, so "stopped" means no hifi process is left.
+        let exiting = Instant::now();
+        while !exited(pid) {
+            if exiting.elapsed() > Duration::from_secs(10) {
+                return Err(Error::Io(format!(
+                    "hifi (pid {pid}) released its lock but did not exit within 10 s"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Ok(Some(Stopped {
             message: format!("stopped hifi (pid {pid}) and everything it started"),
         }))
     }
+}
+
+/// Whether process `pid` has exited: it is gone, or a zombie waiting for a
+/// parent that may never reap it.
+fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        // The state follows the command name, which is in parentheses.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_none_or(|state| matches!(state, 'Z' | 'X' | 'x'))
+    })
 }
 
 /// Hands every event recorded from now on to `on_event`: the foreground log
