@@ -117,6 +117,11 @@ fn an_artifact_changed_after_it_was_built_is_never_run_again() {
         .expect("a digest")
         .to_string();
     assert!(digest.starts_with("sha256:"), "{shown}");
+    assert_eq!(
+        c.status("dev")["artifacts"][0]["digest"],
+        digest.as_str(),
+        "status shows what runs"
+    );
 
     let app = artifact_of(&c).join("app.py");
     let mut text = std::fs::read_to_string(&app).expect("the artifact's app.py");
