@@ -455,7 +455,12 @@ impl Drop for Cluster {
 /// verified in prep and approved for prod: ready for `hifi promote prep
 /// prod`. Returns the cluster and the two release ids.
 pub fn canary_ready(settings: &str, version: &str, mode: Mode) -> (Cluster, String, String) {
-    let c = Cluster::new([blue_green("prep"), canary("prod", "prep", settings)]);
+    canary_ready_with(canary("prod", "prep", settings), version, mode)
+}
+
+/// [`canary_ready`] with `prod` as given (promoted from `prep`, one approval).
+pub fn canary_ready_with(prod: Env, version: &str, mode: Mode) -> (Cluster, String, String) {
+    let c = Cluster::new([blue_green("prep"), prod]);
     let v1 = c.compose("prep");
     c.up();
     c.deploy("prep");

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use hifi_testkit::Env;
 
-use super::cluster::{Cluster, Mode, assert_sticky, blue_green, canary, canary_ready, wait_until};
+use super::cluster::{
+    Cluster, Mode, assert_sticky, blue_green, canary, canary_ready, canary_ready_with, wait_until,
+};
 use super::load::Load;
 use super::util::assert_mentions;
 
@@ -245,9 +247,8 @@ fn a_canary_without_traffic_pauses_after_its_extensions_and_says_so() {
     c.hifi(&["canary", "prod", "abort"]).ok();
 }
 
-/// `prep` (blue-green) → `prod` (canary with `canary` lines, one approval)
-/// with v1 live in both and `version` (behaving as `mode`) verified in prep
-/// and approved for prod.
+/// `prep` (blue-green) → `prod` (canary with exactly the `canary` lines,
+/// one approval), ready for `hifi promote prep prod`.
 fn ready(canary_lines: &str, version: &str, mode: Mode) -> Cluster {
     let prod = Env::promote("prod", 0, "prep")
         .strategy("canary")
@@ -255,18 +256,7 @@ fn ready(canary_lines: &str, version: &str, mode: Mode) -> Cluster {
         .soak("1s")
         .drain("2s")
         .canary(canary_lines);
-    let c = Cluster::new([blue_green("prep"), prod]);
-    let v1 = c.compose("prep");
-    c.up();
-    c.deploy("prep");
-    c.wait_verified("prep", &v1);
-    c.hifi(&["approve", "prod"]).ok();
-    c.hifi(&["promote", "prep", "prod", "--wait"]).ok();
-    let v2 = c.release("prep", version, mode);
-    c.deploy("prep");
-    c.wait_verified("prep", &v2);
-    c.hifi(&["approve", "prod"]).ok();
-    c
+    canary_ready_with(prod, version, mode).0
 }
 
 fn wait_step(c: &Cluster) {
