@@ -220,6 +220,19 @@ pub async fn start<R: Runtime>(
     restarts: i64,
 ) -> Result<Running> {
     let instance = runtime.start(spec).await?;
+    record_start(runtime, store, audit, spec, instance, restarts).await
+}
+
+/// Records an instance `runtime` just started from `spec` as starting; one
+/// that cannot be recorded is stopped (unrecorded, it would run unseen).
+pub async fn record_start<R: Runtime>(
+    runtime: &R,
+    store: &mut Store,
+    audit: &Audit,
+    spec: &InstanceSpec,
+    instance: Instance,
+    restarts: i64,
+) -> Result<Running> {
     let running = Running {
         instance,
         health: Health::Starting,

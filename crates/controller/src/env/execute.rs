@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
+use futures_util::future::join_all;
+use futures_util::stream::FuturesUnordered;
 use hifi_core::deployment::DeploymentState;
 use hifi_core::event::EventKind;
 use hifi_core::rollout::Placement;
@@ -380,7 +383,9 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
     ) -> Result<Result<(), String>> {
         let record = self.store.release(release)?;
         let running = self.running().await?;
+        // What runs and still starts, and what must be started.
         let mut waiting = Vec::new();
+        let mut to_start = Vec::new();
         let placement = Placement {
             slot,
             release: release.clone(),
@@ -418,35 +423,79 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                 Ok(spec) => spec,
                 Err(reason) => return Ok(Err(reason)),
             };
-            let audit = self.audit();
-            match instances::start(&self.shared.runtime, &mut self.store, &audit, &spec, 0).await {
-                Ok(started) => waiting.push((service.clone(), replica, started)),
-                Err(e) => return Ok(Err(e.to_string())),
+            to_start.push((service.clone(), replica, spec));
+        }
+
+        // Every instance of the slot starts at once, each recorded the moment
+        // its runtime returns it, so none is ever left running unrecorded.
+        let audit = self.audit();
+        let mut failed = None;
+        {
+            let runtime = &self.shared.runtime;
+            let mut starts: FuturesUnordered<_> = to_start
+                .iter()
+                .map(|(service, replica, spec)| async move {
+                    (service, *replica, spec, runtime.start(spec).await)
+                })
+                .collect();
+            while let Some((service, replica, spec, started)) = starts.next().await {
+                let recorded = match started {
+                    Ok(instance) => {
+                        instances::record_start(runtime, &mut self.store, &audit, spec, instance, 0)
+                            .await
+                    }
+                    Err(e) => Err(e.into()),
+                };
+                match recorded {
+                    Ok(r) => waiting.push((service.clone(), replica, r)),
+                    Err(e) => {
+                        failed.get_or_insert(e.to_string());
+                    }
+                }
+            }
+        }
+        if let Some(reason) = failed {
+            return Ok(Err(reason));
+        }
+
+        // Then they are waited on together: the slot is ready when the
+        // slowest is, not after the sum of them all.
+        let mut checks = Vec::with_capacity(waiting.len());
+        for (service, replica, r) in waiting {
+            let port = Port::Fixed(r.instance.addr.port());
+            match self.spec(config, env, &placement, &service, replica, port)? {
+                Ok(spec) => checks.push((spec, r)),
+                Err(reason) => return Ok(Err(reason)),
             }
         }
         let timeout = self.shared.options.start_timeout;
-        for (service, replica, r) in waiting {
-            let port = Port::Fixed(r.instance.addr.port());
-            let spec = match self.spec(config, env, &placement, &service, replica, port)? {
-                Ok(spec) => spec,
-                Err(reason) => return Ok(Err(reason)),
-            };
-            if let Err(e) = self
-                .shared
-                .runtime
-                .wait_healthy(&spec, &r.instance, timeout)
-                .await
-            {
-                return Ok(Err(e.to_string()));
+        let runtime = &self.shared.runtime;
+        let outcomes = join_all(
+            checks
+                .iter()
+                .map(|(spec, r)| runtime.wait_healthy(spec, &r.instance, timeout)),
+        )
+        .await;
+        let mut failed = None;
+        for ((_, r), outcome) in checks.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => {
+                    let message = format!(
+                        "{} is healthy on {}",
+                        r.instance.describe(),
+                        r.instance.addr
+                    );
+                    self.record_health(r, Health::Healthy, &message)?;
+                }
+                Err(e) => {
+                    failed.get_or_insert(e.to_string());
+                }
             }
-            let message = format!(
-                "{} is healthy on {}",
-                r.instance.describe(),
-                r.instance.addr
-            );
-            self.record_health(r, Health::Healthy, &message)?;
         }
-        Ok(Ok(()))
+        Ok(match failed {
+            Some(reason) => Err(reason),
+            None => Ok(()),
+        })
     }
 
     /// Builds an artifact that is missing (it normally exists since compose;
