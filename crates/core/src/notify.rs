@@ -5,7 +5,54 @@
 
 use std::fmt;
 
+use sha2::{Digest, Sha256};
+
+use crate::config::Notify;
 use crate::event::EventKind;
+
+impl Notify {
+    /// The key its delivery state is kept under: a hash of its url as
+    /// written and its format, so the state follows the webhook across
+    /// restarts and reorderings of `hifi.toml`, and the url (which may
+    /// hold a secret) is never stored.
+    pub fn key(&self) -> String {
+        let digest = Sha256::digest(format!(
+            "hifi-webhook-v1\0{}\0{}",
+            self.url,
+            self.format.as_str()
+        ));
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// How reports name it without revealing a secret: a `${VAR}` url as
+    /// written, else its scheme and host only (a Slack webhook's path is
+    /// its secret).
+    pub fn describe(&self) -> String {
+        let target = if self.url.contains("${") {
+            self.url.clone()
+        } else {
+            redact(&self.url)
+        };
+        format!("{} {target}", self.format.as_str())
+    }
+}
+
+/// `scheme://host[:port]`, without credentials, with `/…` standing for
+/// any path or query.
+pub fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..end];
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let more = if rest[end..].trim_start_matches('/').is_empty() {
+        ""
+    } else {
+        "/…"
+    };
+    format!("{scheme}://{host}{more}")
+}
 
 /// One pattern of `events = [...]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +169,31 @@ mod tests {
                 .contains("not an event pattern")
         );
         assert!("".parse::<EventPattern>().is_err());
+    }
+
+    #[test]
+    fn webhooks_are_named_without_their_secrets() {
+        assert_eq!(
+            redact("https://hooks.slack.com/services/T0/B0/XyZ"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            redact("http://user:pw@127.0.0.1:9000"),
+            "http://127.0.0.1:9000"
+        );
+        let notify = Notify {
+            url: "${SLACK_WEBHOOK_URL}".into(),
+            format: crate::config::NotifyFormat::Slack,
+            events: vec![EventPattern::any()],
+            secret: None,
+        };
+        assert_eq!(notify.describe(), "slack ${SLACK_WEBHOOK_URL}");
+        assert_eq!(notify.key().len(), 16);
+        let json = Notify {
+            format: crate::config::NotifyFormat::Json,
+            ..notify.clone()
+        };
+        assert_ne!(json.key(), notify.key());
     }
 
     #[test]
