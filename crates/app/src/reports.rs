@@ -92,3 +92,28 @@ impl Project {
         Ok(ComposeReport::from((env, composed, steps)))
     }
 }
+
+/// A deployment and its events so far: what `--wait` follows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Progress {
+    /// The deployment as it is now.
+    pub deployment: crate::deploy::Deployment,
+    /// Its events, oldest first (read after the deployment, so they include
+    /// every step up to its state).
+    pub events: Vec<crate::deploy::Event>,
+    /// Whether a control plane runs to carry it on.
+    pub control_plane_running: bool,
+}
+
+impl Project {
+    /// Deployment `id` with its events so far.
+    pub fn progress(&self, actor: &Actor, id: i64) -> Result<Progress> {
+        let deployment = self.deployment(actor, id)?;
+        let events = self.deployment_events(actor, id)?;
+        Ok(Progress {
+            deployment,
+            events,
+            control_plane_running: crate::control::running(self.layout()).is_some(),
+        })
+    }
+}

@@ -231,3 +231,34 @@ impl Project {
             .collect()
     }
 }
+
+/// What the control plane has done, counted: for the team server's
+/// metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Deployments by environment and state (`live`, `failed`, ...).
+    pub deployments: Vec<(String, String, i64)>,
+    /// Judged canary steps by environment and verdict.
+    pub verdicts: Vec<(String, String, i64)>,
+}
+
+impl Project {
+    /// Deployments by outcome and canary verdicts, per environment.
+    pub fn counts(&self, actor: &Actor) -> Result<Counts> {
+        self.authorize(actor, Action::Read)?;
+        Ok(Counts {
+            deployments: self
+                .store
+                .deployment_counts()?
+                .into_iter()
+                .map(|(env, state, n)| (env, state.to_string(), n))
+                .collect(),
+            verdicts: self
+                .store
+                .verdict_counts()?
+                .into_iter()
+                .map(|(env, verdict, n)| (env, verdict.to_string(), n))
+                .collect(),
+        })
+    }
+}

@@ -42,6 +42,7 @@ pub mod ledger;
 pub mod releases;
 pub mod routing;
 mod schema;
+mod stats;
 pub mod tokens;
 pub mod webhooks;
 
