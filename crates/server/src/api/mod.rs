@@ -145,6 +145,11 @@ const ERRORS: [(&str, &str); 10] = [
 /// Completes the generated document: title and version, the bearer
 /// scheme on every operation, and the problem responses each may give.
 fn describe(doc: &mut OpenApi) {
+    // The routes are nested under /api/v1; so are their paths.
+    let paths = std::mem::take(&mut doc.paths.paths);
+    for (path, item) in paths {
+        doc.paths.paths.insert(format!("/api/v1{path}"), item);
+    }
     doc.info.title = "hifi team server".into();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     doc.info.description = Some(

@@ -35,7 +35,7 @@ pub use http::{HttpClient, HttpError};
 pub enum ClientError {
     /// The server refused or failed, and said why.
     #[error("{}", .0.detail)]
-    Problem(Problem),
+    Problem(Box<Problem>),
     /// The server could not be reached, or broke off.
     #[error("{0}")]
     Http(#[from] HttpError),
@@ -111,8 +111,8 @@ impl Client {
             });
         }
         match serde_json::from_slice::<Problem>(&answer.body) {
-            Ok(problem) => Err(ClientError::Problem(problem)),
-            Err(_) => Err(ClientError::Problem(Problem::new(
+            Ok(problem) => Err(ClientError::Problem(Box::new(problem))),
+            Err(_) => Err(ClientError::Problem(Box::new(Problem::new(
                 answer.status,
                 if answer.status == StatusCode::NOT_FOUND {
                     "no_route"
@@ -123,7 +123,7 @@ impl Client {
                     "{} answered {} without saying why; is it a hifi team server?",
                     self.base, answer.status
                 ),
-            ))),
+            )))),
         }
     }
 
