@@ -25,11 +25,14 @@ enum Mode {
     Hang,
 }
 
+/// What a receiver got: each request's headers and body.
+type Received = Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>>;
+
 /// A webhook endpoint on a loopback port, recording what it receives.
 struct Receiver {
     port: u16,
     mode: Arc<Mutex<Mode>>,
-    got: Arc<Mutex<Vec<(HashMap<String, String>, Vec<u8>)>>>,
+    got: Received,
 }
 
 impl Receiver {
@@ -37,7 +40,7 @@ impl Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mode = Arc::new(Mutex::new(mode));
-        let got = Arc::new(Mutex::new(Vec::new()));
+        let got: Received = Arc::new(Mutex::new(Vec::new()));
         let (m, g) = (mode.clone(), got.clone());
         tokio::spawn(async move {
             loop {
@@ -165,12 +168,11 @@ fn add_card(p: &mut Project, id: &str) {
 async fn events_are_delivered_once_in_order_signed_and_filtered() {
     let s = Server::start().await;
     let hook = Receiver::start(Mode::Ok).await;
-    let extra = format!(
-        "\n[[notify]]\nurl = \"${{HOOK_URL}}\"\nevents = [\"card.*\"]\nsecret = \"${{HOOK_SECRET}}\"\n"
-    );
+    let extra =
+        "\n[[notify]]\nurl = \"${HOOK_URL}\"\nevents = [\"card.*\"]\nsecret = \"${HOOK_SECRET}\"\n";
     let n = notifier(
         &s,
-        &extra,
+        extra,
         &[("HOOK_URL", &hook.url()), ("HOOK_SECRET", "s3cret")],
     );
     let mut st = store(&s);
@@ -236,7 +238,7 @@ async fn a_failing_endpoint_is_retried_with_backoff_and_shows_in_the_status() {
     assert_eq!(text["webhooks"][0]["failing"], true);
 
     s.clock.advance(1_000);
-    assert_eq!(n.pass(&mut st, 0).await.unwrap().failed.is_some(), true);
+    assert!(n.pass(&mut st, 0).await.unwrap().failed.is_some());
     // The second retry waits twice as long.
     s.clock.advance(1_000);
     assert!(n.pass(&mut st, 0).await.unwrap().waiting);
