@@ -165,6 +165,11 @@ fn describe(doc: &mut OpenApi) {
         <Problem as utoipa::PartialSchema>::schema(),
     );
     components.schemas.insert(name, schema);
+    // Path parameters' schemas are not collected with the operations.
+    components.schemas.insert(
+        <hifi_app::deploy::CanaryAction as utoipa::ToSchema>::name().to_string(),
+        <hifi_app::deploy::CanaryAction as utoipa::PartialSchema>::schema(),
+    );
     let requirement =
         utoipa::openapi::security::SecurityRequirement::new("token", Vec::<String>::new());
     for item in doc.paths.paths.values_mut() {
