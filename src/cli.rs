@@ -156,6 +156,10 @@ pub enum Command {
         /// Generate the project here (an empty or new directory) instead of a temporary one.
         #[arg(long, value_name = "PATH")]
         dir: Option<PathBuf>,
+        /// Where the shop's services run: python3 processes, or busybox
+        /// containers of the Docker engine on this machine.
+        #[arg(long, value_enum, default_value = "local")]
+        runtime: DemoRuntime,
     },
     /// Run the data plane (the proxy) in the foreground; `hifi up` starts it for you.
     Proxy(ProxyArgs),
@@ -167,6 +171,15 @@ pub struct Wait {
     /// Wait until the deployment is live (exit 0) or failed/aborted (exit 1), showing progress.
     #[arg(long)]
     pub wait: bool,
+}
+
+/// Where `hifi demo` runs the shop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DemoRuntime {
+    /// python3 services as local processes.
+    Local,
+    /// busybox images as Docker containers (needs an engine and Debian's busybox-static).
+    Docker,
 }
 
 /// What `hifi canary` does.

@@ -137,6 +137,10 @@ pub fn run(cli: Cli) -> Result {
         Command::State(command) => state::run(&ctx, command),
         Command::Token(command) => token::run(&ctx, command),
         Command::Proxy(args) => up::proxy(&ctx, args),
-        Command::Demo { once, dir } => crate::demo::run(crate::demo::DemoOptions { once, dir }),
+        Command::Demo { once, dir, runtime } => crate::demo::run(crate::demo::DemoOptions {
+            once,
+            dir,
+            containers: runtime == crate::cli::DemoRuntime::Docker,
+        }),
     }
 }

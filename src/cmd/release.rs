@@ -81,10 +81,24 @@ fn show(ctx: &Ctx, id: &str) -> Result {
         );
     }
     for s in &r.services {
+        // What every start checks: the artifact's digest, the image's id.
+        let short = |digest: &str| digest[..digest.len().min(19)].to_string();
+        let mut checked = Vec::new();
+        if let Some(digest) = &s.digest {
+            checked.push(format!("artifact {}", short(digest)));
+        }
+        if let Some(image) = &s.image_id {
+            checked.push(format!("image {}", short(image)));
+        }
         println!(
-            "  service   {} {}",
+            "  service   {} {}{}",
             s.service,
-            &s.version[..s.version.len().min(12)]
+            &s.version[..s.version.len().min(12)],
+            if checked.is_empty() {
+                String::new()
+            } else {
+                format!("  {}", checked.join("  "))
+            }
         );
     }
     println!("\nComposed");

@@ -24,13 +24,26 @@ pub fn status(ctx: &Ctx, env: Option<&str>) -> Result {
         );
         let r = &s.routing;
         let mut table = Table::new(["", "RELEASE", "SLOT", "TRAFFIC", "INSTANCES"]);
+        // One entry per service: "api healthy", "api 3× healthy", or each
+        // replica when they differ ("api#1 healthy, api#2 starting").
         let instances = |slot: Slot| {
-            let mine: Vec<String> = s
-                .instances
-                .iter()
-                .filter(|i| i.slot == slot)
-                .map(|i| format!("{} {}", i.service, i.health))
-                .collect();
+            let mut mine: Vec<String> = Vec::new();
+            let here: Vec<_> = s.instances.iter().filter(|i| i.slot == slot).collect();
+            let mut services: Vec<&str> = here.iter().map(|i| i.service.as_str()).collect();
+            services.dedup();
+            for service in services {
+                let replicas: Vec<_> = here.iter().filter(|i| i.service == service).collect();
+                let same = replicas.iter().all(|i| i.health == replicas[0].health);
+                match replicas.len() {
+                    1 => mine.push(format!("{service} {}", replicas[0].health)),
+                    n if same => mine.push(format!("{service} {n}× {}", replicas[0].health)),
+                    _ => mine.extend(
+                        replicas
+                            .iter()
+                            .map(|i| format!("{service}#{} {}", i.replica + 1, i.health)),
+                    ),
+                }
+            }
             if mine.is_empty() {
                 "-".to_string()
             } else {

@@ -10,6 +10,7 @@
 //! Whatever happens — a failed step, Ctrl-C half-way — a guard runs
 //! `hifi down`, so no process and no port is left behind.
 
+mod containers;
 mod load;
 mod project;
 
@@ -27,7 +28,7 @@ use hifi_core::deployment::DeploymentState;
 use hifi_core::{ReleaseId, Routing, Verdict};
 
 use self::load::{Load, Tally, get_json};
-use self::project::{CARDS, FIX, Pace, Ports};
+use self::project::{CARDS, FIX, Flavor, Pace, Ports};
 use crate::error::{Failure, Result};
 
 /// Options of `hifi demo`.
@@ -36,6 +37,8 @@ pub struct DemoOptions {
     pub once: bool,
     /// Where to generate the project (default: a new temporary directory).
     pub dir: Option<PathBuf>,
+    /// The shop as busybox containers of the Docker engine.
+    pub containers: bool,
 }
 
 /// Runs the demo.
@@ -72,6 +75,16 @@ pub fn run(options: DemoOptions) -> Result {
             interval: "8s",
         }
     };
+    let flavor = if options.containers {
+        containers::check()?;
+        let engine = hifi_runtime::docker::Engine::from_env();
+        runtime.block_on(engine.ping()).map_err(|e| {
+            Failure::other(format!("the container demo needs a Docker engine: {e}"))
+        })?;
+        Flavor::Containers
+    } else {
+        Flavor::Python
+    };
     let ports = project::pick_ports()?;
     let exe = std::env::current_exe()
         .map_err(|e| Failure::other(format!("cannot find the hifi binary: {e}")))?;
@@ -84,6 +97,7 @@ pub fn run(options: DemoOptions) -> Result {
         runtime,
         interrupted,
         once: options.once,
+        flavor,
         claims: Vec::new(),
         up: false,
         fancy: std::io::stdout().is_terminal(),
@@ -135,6 +149,7 @@ struct Story {
     runtime: tokio::runtime::Runtime,
     interrupted: Arc<AtomicBool>,
     once: bool,
+    flavor: Flavor,
     claims: Vec<Claim>,
     up: bool,
     fancy: bool,
@@ -329,14 +344,19 @@ impl Story {
     fn tell(&mut self, pace: Pace) -> Result {
         let dir = self.hifi.dir.clone();
         self.say("hifi demo — deploying a small shop through dev → uat → staging → prep → prod");
-        project::generate(&dir, &self.ports, pace)?;
+        project::generate(&dir, &self.ports, pace, self.flavor)?;
         self.say(&format!(
             "\nGenerated an example project in {}:",
             dir.display()
         ));
-        self.say(
-            "  three python3 services: gateway (calls catalog and checkout), catalog, checkout",
-        );
+        self.say(match self.flavor {
+            Flavor::Python => {
+                "  three python3 services: gateway (calls catalog and checkout), catalog, checkout"
+            }
+            Flavor::Containers => {
+                "  three services as busybox images, run as Docker containers: gateway (calls catalog and checkout), catalog, checkout"
+            }
+        });
         self.say("  four card branches: PAY-1 and CAT-2 (features), CAT-3 (clashes with CAT-2),");
         self.say("  GW-4 (its routes fail for real users; its health check passes)");
 
@@ -587,7 +607,11 @@ impl Story {
 
     /// What prod's users are charged for an espresso, asked as a user would.
     fn espresso_in_prod(&self) -> Option<f64> {
-        let url = format!("http://127.0.0.1:{}/catalog", self.ports.of("prod"));
+        let url = format!(
+            "http://127.0.0.1:{}{}",
+            self.ports.of("prod"),
+            self.flavor.catalog_route()
+        );
         get_json(&self.runtime, &url)?["prices"]["espresso"].as_f64()
     }
 

@@ -11,7 +11,58 @@ use std::process::Command;
 
 use hifi_core::layout::{CONFIG_FILE, STATE_DIR};
 
+use super::containers;
 use crate::error::{Failure, Result};
+
+/// What the shop's services are made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// python3 programs run as local processes.
+    Python,
+    /// busybox images run as containers of the Docker engine.
+    Containers,
+}
+
+impl Flavor {
+    /// The catalog's public route.
+    pub fn catalog_route(self) -> &'static str {
+        match self {
+            Flavor::Python => "/catalog",
+            Flavor::Containers => containers::CATALOG_ROUTE,
+        }
+    }
+
+    fn checkout_route(self) -> &'static str {
+        match self {
+            Flavor::Python => "/checkout",
+            Flavor::Containers => containers::CHECKOUT_ROUTE,
+        }
+    }
+
+    /// Writes the catalog listing `items`.
+    fn catalog(self, dir: &Path, items: &str) -> Result {
+        match self {
+            Flavor::Python => write(dir, "services/catalog/app.py", &catalog(items)),
+            Flavor::Containers => containers::write_script(dir, containers::catalog(items)),
+        }
+    }
+
+    /// Writes checkout offering `methods`.
+    fn checkout(self, dir: &Path, methods: &str) -> Result {
+        match self {
+            Flavor::Python => write(dir, "services/checkout/app.py", &checkout(methods)),
+            Flavor::Containers => containers::write_script(dir, containers::checkout(methods)),
+        }
+    }
+
+    /// Writes the gateway (`broken`: its routes fail, its health passes).
+    fn gateway(self, dir: &Path, broken: bool) -> Result {
+        match self {
+            Flavor::Python => write(dir, "services/gateway/app.py", &gateway(broken)),
+            Flavor::Containers => containers::write_script(dir, containers::gateway(broken)),
+        }
+    }
+}
 
 /// The ports the demo's environments listen on.
 #[derive(Debug, Clone)]
@@ -178,18 +229,25 @@ Handler = Gateway{SERVICE_MAIN}"
     )
 }
 
-fn config(ports: &Ports, pace: Pace) -> String {
-    let service = |name: &str, route: &str| {
-        format!(
+fn config(ports: &Ports, pace: Pace, flavor: Flavor) -> String {
+    let service = |name: &str, route: &str| match flavor {
+        Flavor::Python => format!(
             "[[service]]\nname = \"{name}\"\npath = \"services/{name}\"\nbuild = \"python3 -m py_compile app.py\"\nrun = \"exec python3 app.py\"\nhealth = \"/healthz\"\nroute = \"{route}\"\n\n"
-        )
+        ),
+        Flavor::Containers => format!(
+            "[[service]]\nname = \"{name}\"\npath = \"services/{name}\"\nimage = \"Dockerfile\"\nrun = \"exec bin/busybox httpd -f -p 127.0.0.1:$PORT -h www\"\nhealth = \"/healthz\"\nroute = \"{route}\"\n\n"
+        ),
     };
-    let mut text = String::from(
-        "# The example project of `hifi demo`.\n[project]\nname = \"shop\"\nbase = \"main\"\n\n",
+    let runtime = match flavor {
+        Flavor::Python => "",
+        Flavor::Containers => "runtime = \"docker\"\n",
+    };
+    let mut text = format!(
+        "# The example project of `hifi demo`.\n[project]\nname = \"shop\"\nbase = \"main\"\n{runtime}\n",
     );
     text.push_str(&service("gateway", "/"));
-    text.push_str(&service("catalog", "/catalog"));
-    text.push_str(&service("checkout", "/checkout"));
+    text.push_str(&service("catalog", flavor.catalog_route()));
+    text.push_str(&service("checkout", flavor.checkout_route()));
     let soak = pace.soak;
     for (env, stage) in [
         ("dev", "In Dev"),
@@ -202,9 +260,10 @@ fn config(ports: &Ports, pace: Pace) -> String {
             ports.of(env)
         ));
         if env == "uat" {
-            text.push_str(
-                "smoke = \"python3 -c 'import os, urllib.request; urllib.request.urlopen(os.environ[\\\"HIFI_CANDIDATE_URL\\\"] + \\\"/catalog\\\", timeout=5)'\"\n",
-            );
+            text.push_str(match flavor {
+                Flavor::Python => "smoke = \"python3 -c 'import os, urllib.request; urllib.request.urlopen(os.environ[\\\"HIFI_CANDIDATE_URL\\\"] + \\\"/catalog\\\", timeout=5)'\"\n",
+                Flavor::Containers => "smoke = \"/bin/busybox wget -q -O /dev/null $HIFI_CANDIDATE_URL/cgi-bin/catalog\"\n",
+            });
         }
         text.push_str(&format!(
             "[environment.vars]\nPAYMENT_MODE = \"{}\"\n\n",
@@ -305,7 +364,7 @@ pub const CARDS: [DemoCard; 4] = [
 ];
 
 /// Writes the project into `dir` (empty or missing) and commits it.
-pub fn generate(dir: &Path, ports: &Ports, pace: Pace) -> Result {
+pub fn generate(dir: &Path, ports: &Ports, pace: Pace, flavor: Flavor) -> Result {
     std::fs::create_dir_all(dir)?;
     if std::fs::read_dir(dir)?.next().is_some() {
         return Err(Failure::other(format!(
@@ -314,16 +373,17 @@ pub fn generate(dir: &Path, ports: &Ports, pace: Pace) -> Result {
         )));
     }
     git(dir, &["init", "-q", "-b", "main"])?;
-    write(dir, "services/gateway/app.py", &gateway(false))?;
-    write(
-        dir,
-        "services/catalog/app.py",
-        &catalog("[\"espresso\", \"filter\"]"),
-    )?;
+    if flavor == Flavor::Containers {
+        for service in ["gateway", "catalog", "checkout"] {
+            containers::scaffold(dir, service)?;
+        }
+    }
+    flavor.gateway(dir, false)?;
+    flavor.catalog(dir, "[\"espresso\", \"filter\"]")?;
     // The bug nobody sees for a while: a price off by a factor of ten.
     write(dir, "services/catalog/prices.json", &prices("25.0"))?;
-    write(dir, "services/checkout/app.py", &checkout("[\"cash\"]"))?;
-    write(dir, CONFIG_FILE, &config(ports, pace))?;
+    flavor.checkout(dir, "[\"cash\"]")?;
+    write(dir, CONFIG_FILE, &config(ports, pace, flavor))?;
     write(dir, ".gitignore", &format!("{STATE_DIR}/\n__pycache__/\n"))?;
     write(
         dir,
@@ -336,41 +396,36 @@ pub fn generate(dir: &Path, ports: &Ports, pace: Pace) -> Result {
         &["commit", "-q", "-m", "shop: gateway, catalog and checkout"],
     )?;
 
-    let branch = |name: &str, path: &str, text: &str, message: &str| -> Result {
+    let branch = |name: &str, change: &dyn Fn() -> Result, message: &str| -> Result {
         git(dir, &["checkout", "-q", "-b", name, "main"])?;
-        write(dir, path, text)?;
+        change()?;
         git(dir, &["commit", "-q", "-am", message])?;
         git(dir, &["checkout", "-q", "main"])
     };
     branch(
         CARDS[0].branch,
-        "services/checkout/app.py",
-        &checkout("[\"cash\", \"card\"]"),
+        &|| flavor.checkout(dir, "[\"cash\", \"card\"]"),
         "checkout: pay by card",
     )?;
     branch(
         CARDS[1].branch,
-        "services/catalog/app.py",
-        &catalog("[\"espresso\", \"filter\", \"cold brew\"]"),
+        &|| flavor.catalog(dir, "[\"espresso\", \"filter\", \"cold brew\"]"),
         "catalog: cold brew",
     )?;
     // Same line as CAT-2, differently: the two cannot both be merged.
     branch(
         CARDS[2].branch,
-        "services/catalog/app.py",
-        &catalog("[\"espresso\", \"pumpkin spice\"]"),
+        &|| flavor.catalog(dir, "[\"espresso\", \"pumpkin spice\"]"),
         "catalog: seasonal menu",
     )?;
     branch(
         CARDS[3].branch,
-        "services/gateway/app.py",
-        &gateway(true),
+        &|| flavor.gateway(dir, true),
         "gateway: response cache",
     )?;
     branch(
         FIX.branch,
-        "services/catalog/prices.json",
-        &prices("2.5"),
+        &|| write(dir, "services/catalog/prices.json", &prices("2.5")),
         "catalog: espresso costs 2.50",
     )?;
     Ok(())

@@ -33,24 +33,28 @@ pub enum Mode {
     /// Every third request to a path other than `/healthz` answers 503, as
     /// when a downstream service it needs is down.
     Flaky,
+    /// `/healthz` answers at once; every other path only after 30 s.
+    Hangs,
 }
 
 /// The service, python 3 stdlib only: `/healthz` for health, any other path
 /// answers JSON naming its version and the slot hifi started it in.
 pub fn app(version: &str, mode: Mode) -> String {
     let (route_status, health_status, exit) = match mode {
-        Mode::Ok | Mode::Flaky => (200, 200, String::new()),
+        Mode::Ok | Mode::Flaky | Mode::Hangs => (200, 200, String::new()),
         Mode::Buggy => (500, 200, String::new()),
         Mode::Unhealthy => (200, 500, String::new()),
         Mode::Exits(code) => (200, 200, format!("sys.exit({code})\n")),
     };
     let flaky = if mode == Mode::Flaky { "True" } else { "False" };
+    let hang = if mode == Mode::Hangs { 30 } else { 0 };
     format!(
-        r#"import itertools, json, os, sys
+        r#"import itertools, json, os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 VERSION = "{version}"
 FLAKY = {flaky}
+HANG = {hang}
 COUNT = itertools.count(1)
 {exit}
 
@@ -61,14 +65,21 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
+    def do_POST(self):
+        # An upload: read it whole, then answer as a GET would.
+        self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.do_GET()
+
     def do_GET(self):
+        if self.path != "/healthz" and HANG:
+            time.sleep(HANG)
         if self.path == "/healthz":
             status, body = {health_status}, b"ok"
         elif FLAKY and next(COUNT) % 3 == 0:
             status, body = 503, b"downstream unavailable"
         else:
             status = {route_status}
-            body = json.dumps({{"version": VERSION, "slot": os.environ["HIFI_SLOT"]}}).encode()
+            body = json.dumps({{"version": VERSION, "slot": os.environ["HIFI_SLOT"], "port": os.environ["PORT"]}}).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -202,12 +213,27 @@ impl Cluster {
 
     /// [`Cluster::new`] with `workflow` lines in `[workflow]`.
     pub fn with_workflow(environments: impl IntoIterator<Item = Env>, workflow: &str) -> Cluster {
+        Cluster::with_service(
+            environments,
+            workflow,
+            Service::new("api").route("/"),
+            &|_| vec![(APP_PATH.to_string(), app("v1", Mode::Ok))],
+        )
+    }
+
+    /// A cluster whose one service is `service` (named `api`, in
+    /// `services/api`), its first version written by `v1` into the
+    /// repository (relative paths and contents; files it writes itself are
+    /// committed too).
+    pub fn with_service(
+        environments: impl IntoIterator<Item = Env>,
+        workflow: &str,
+        service: Service,
+        v1: &dyn Fn(&Path) -> Vec<(String, String)>,
+    ) -> Cluster {
         let project = TestProject::new();
         let mut ports = BTreeMap::new();
-        let mut config = project
-            .toml()
-            .workflow(workflow)
-            .service(Service::new("api").route("/"));
+        let mut config = project.toml().workflow(workflow).service(service);
         for env in environments {
             let port = match env.public_port() {
                 0 => loopback_port(),
@@ -217,10 +243,14 @@ impl Cluster {
             config = config.environment(env.port(port));
         }
         let toml = config.render();
-        project.commit_files(
-            "api v1 and hifi config",
-            &[(APP_PATH, &app("v1", Mode::Ok)), ("hifi.toml", &toml)],
-        );
+        let mut files = v1(project.path());
+        project.git(&["add", "-A"]);
+        files.push(("hifi.toml".to_string(), toml));
+        let files: Vec<(&str, &str)> = files
+            .iter()
+            .map(|(path, text)| (path.as_str(), text.as_str()))
+            .collect();
+        project.commit_files("api v1 and hifi config", &files);
         let root = project.path().canonicalize().expect("canonical root");
         Cluster {
             project,
@@ -430,7 +460,12 @@ impl Drop for Cluster {
 /// verified in prep and approved for prod: ready for `hifi promote prep
 /// prod`. Returns the cluster and the two release ids.
 pub fn canary_ready(settings: &str, version: &str, mode: Mode) -> (Cluster, String, String) {
-    let c = Cluster::new([blue_green("prep"), canary("prod", "prep", settings)]);
+    canary_ready_with(canary("prod", "prep", settings), version, mode)
+}
+
+/// [`canary_ready`] with `prod` as given (promoted from `prep`, one approval).
+pub fn canary_ready_with(prod: Env, version: &str, mode: Mode) -> (Cluster, String, String) {
+    let c = Cluster::new([blue_green("prep"), prod]);
     let v1 = c.compose("prep");
     c.up();
     c.deploy("prep");

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use hifi_testkit::Env;
 
-use super::cluster::{Cluster, Mode, alive, blue_green, pid_of, wait_until};
+use serde_json::Value;
+
+use super::cluster::{APP_PATH, Cluster, Mode, alive, app, blue_green, pid_of, wait_until};
 use super::load::Load;
 use super::util::assert_mentions;
 
@@ -240,4 +242,49 @@ fn deploying_the_release_already_live_is_refused_and_records_nothing() {
     assert_mentions(&stderr, &["already live", &v1[..12]]);
     assert_eq!(c.history("dev").len(), deployments);
     assert_eq!(c.active("dev").as_deref(), Some(v1.as_str()));
+}
+
+#[test]
+fn replicas_share_a_slot_behind_the_proxy_and_the_slot_is_healthy_only_when_all_are() {
+    let c = Cluster::with_service(
+        [blue_green("dev")],
+        "",
+        hifi_testkit::Service::new("api").route("/").replicas(3),
+        &|_| vec![(APP_PATH.to_string(), app("v1", Mode::Ok))],
+    );
+    c.compose("dev");
+    c.up();
+    c.deploy("dev");
+    let rows = c.status("dev")["instances"].clone();
+    let replicas: Vec<u64> = rows
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|r| r["replica"].as_u64().expect("a replica"))
+        .collect();
+    assert_eq!(replicas, [0, 1, 2], "{rows}");
+    let ports: std::collections::BTreeSet<String> = (0..60)
+        .filter_map(|i| c.get("dev", "/version", &format!("u{i}")).ok())
+        .filter_map(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.body).ok()?["port"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(ports.len(), 3, "every replica serves: {ports:?}");
+
+    // A new release is switched to only once all three are healthy.
+    let v2 = c.release("dev", "v2", Mode::Ok);
+    let load = Load::start(c.port("dev"), 8, 2);
+    c.deploy("dev");
+    load.stop().assert_no_failures();
+    let live: Vec<Value> = c.status("dev")["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .filter(|r| r["release"] == v2.as_str())
+        .cloned()
+        .collect();
+    assert_eq!(live.len(), 3);
+    assert!(live.iter().all(|r| r["health"] == "healthy"), "{live:?}");
 }

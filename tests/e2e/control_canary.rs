@@ -2,11 +2,14 @@
 //! live step by step with sticky users, one whose requests fail aborts by
 //! itself, and promotion is refused before verification and approval.
 
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use hifi_testkit::Env;
 
-use super::cluster::{Cluster, Mode, assert_sticky, blue_green, canary, canary_ready, wait_until};
+use super::cluster::{
+    Cluster, Mode, assert_sticky, blue_green, canary, canary_ready, canary_ready_with, wait_until,
+};
 use super::load::Load;
 use super::util::assert_mentions;
 
@@ -242,4 +245,139 @@ fn a_canary_without_traffic_pauses_after_its_extensions_and_says_so() {
     let kinds: Vec<String> = c.events(Some("prod")).into_iter().map(|e| e.0).collect();
     assert!(kinds.iter().any(|k| k == "canary.stalled"), "{kinds:?}");
     c.hifi(&["canary", "prod", "abort"]).ok();
+}
+
+/// `prep` (blue-green) → `prod` (canary with exactly the `canary` lines,
+/// one approval), ready for `hifi promote prep prod`.
+fn ready(canary_lines: &str, version: &str, mode: Mode) -> Cluster {
+    let prod = Env::promote("prod", 0, "prep")
+        .strategy("canary")
+        .approvals(1)
+        .soak("1s")
+        .drain("2s")
+        .canary(canary_lines);
+    canary_ready_with(prod, version, mode).0
+}
+
+fn wait_step(c: &Cluster) {
+    wait_until("the canary's first step", Duration::from_secs(30), || {
+        let s = c.status("prod");
+        match s["deployment"]["weight"].as_f64() {
+            Some(w) if w > 0.0 => Ok(()),
+            _ => Err(s.to_string()),
+        }
+    });
+}
+
+#[test]
+fn one_user_abandoning_uploads_on_the_candidate_does_not_fail_a_healthy_canary() {
+    let c = ready(
+        "steps = [20, 100]\ninterval = \"3s\"\nmin_requests = 20\nmax_p99_ms = 5000",
+        "v2",
+        Mode::Ok,
+    );
+    let port = c.port("prod");
+    let load = Load::start(port, 16, 4);
+    c.hifi(&["promote", "prep", "prod"]).ok();
+    wait_step(&c);
+    // The attacker tries cookies until one lands on the candidate.
+    let attacker = (0..2_000)
+        .map(|i| format!("attacker-{i}"))
+        .find(|user| c.version("prod", user) == "v2")
+        .expect("a cookie that lands on the candidate");
+    let send = |head: String, body: &[u8]| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.write_all(head.as_bytes()).expect("head");
+        s.write_all(body).expect("part of the body");
+        std::thread::sleep(Duration::from_millis(30));
+    };
+    for _ in 0..15 {
+        // Half an upload, then gone.
+        send(
+            format!(
+                "POST /version HTTP/1.1\r\nhost: 127.0.0.1\r\ncookie: hifi-user={attacker}\r\ncontent-length: 1000000\r\n\r\n"
+            ),
+            &[b'x'; 4096],
+        );
+        // A chunked body that cannot be framed.
+        send(
+            format!(
+                "POST /version HTTP/1.1\r\nhost: 127.0.0.1\r\ncookie: hifi-user={attacker}\r\ntransfer-encoding: chunked\r\n\r\n"
+            ),
+            b"5\r\nabc\r\nzz\r\n",
+        );
+    }
+    let d = c.wait_settled("prod", Duration::from_secs(60));
+    load.stop().assert_no_failures();
+
+    assert_eq!(d["state"], "live", "{d}");
+    let entry = &c.history("prod")[0];
+    let first = &entry["analyses"][0];
+    assert_eq!(first["verdict"], "pass", "{entry}");
+    let events: Vec<String> = c
+        .events(Some("prod"))
+        .into_iter()
+        .map(|(_, message)| message)
+        .collect();
+    assert!(
+        events.iter().any(|m| m.contains("ended by their clients")),
+        "the client-side endings are shown: {events:?}"
+    );
+}
+
+#[test]
+fn a_candidate_that_hangs_is_aborted_within_three_intervals() {
+    let c = ready(
+        "steps = [20, 100]\ninterval = \"3s\"\nmin_requests = 20\nmax_p99_ms = 1000",
+        "v2",
+        Mode::Hangs,
+    );
+    let port = c.port("prod");
+    // Users who give up after two seconds, as browsers and clients do.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let users: Vec<_> = (0..12)
+        .map(|u| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                        continue;
+                    };
+                    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                    let head = format!(
+                        "GET /version HTTP/1.1\r\nhost: 127.0.0.1\r\ncookie: hifi-user=user-{u}\r\nconnection: close\r\n\r\n"
+                    );
+                    let mut answer = Vec::new();
+                    if s.write_all(head.as_bytes()).is_ok() {
+                        let _ = s.read_to_end(&mut answer);
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    c.hifi(&["promote", "prep", "prod"]).ok();
+    let d = c.wait_settled("prod", Duration::from_secs(60));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for user in users {
+        let _ = user.join();
+    }
+
+    assert_eq!(d["state"], "aborted", "{d}");
+    let reason = d["reason"].as_str().unwrap_or_default();
+    assert_mentions(reason, &["p99"]);
+    let entry = &c.history("prod")[0];
+    let first_step = entry["analyses"]
+        .as_array()
+        .and_then(|a| a.first())
+        .map(|a| a["at"].as_i64().expect("at"));
+    let started = entry["deployment"]["created_at"].as_i64().expect("created");
+    let ended = entry["deployment"]["updated_at"].as_i64().expect("updated");
+    assert!(
+        ended - started < 3 * 3_000 + 5_000,
+        "aborted {} ms after the promotion (first analysis at {first_step:?})",
+        ended - started
+    );
+    assert_eq!(c.version("prod", "after"), "v1");
 }

@@ -19,6 +19,7 @@ mod concurrency;
 mod config;
 mod conflict;
 mod diff;
+mod docker;
 mod fidelity;
 mod hotfix;
 mod init;

@@ -151,7 +151,7 @@ impl Project {
         options.actor = format!("hifi up ({})", std::process::id());
         let tokio = tokio_runtime()?;
         if self.state_is_empty()? {
-            let runtimes = Runtimes::new(layout);
+            let runtimes = Runtimes::with_project(layout, &self.config.name);
             let found = tokio.block_on(crate::state::previous_run(layout, &runtimes));
             if !found.is_empty() {
                 if !reset_state {
@@ -163,7 +163,11 @@ impl Project {
                 self.reset_state(&tokio, &options, &runtimes, &found)?;
             }
         }
-        let controller = Controller::new(options, Runtimes::new(layout), SystemClock)?;
+        let controller = Controller::new(
+            options,
+            Runtimes::with_project(layout, &self.config.name),
+            SystemClock,
+        )?;
         let ready_file = layout.up_ready();
         let db = layout.db();
         let stop = tokio_util::sync::CancellationToken::new();
@@ -319,7 +323,7 @@ impl Project {
         // we stop what a killed one left running — what the store records,
         // and what the runtime finds by its own records.
         let options = options(&layout, exe);
-        let runtimes = Runtimes::new(&layout);
+        let runtimes = Runtimes::with_project(&layout, &self.config.name);
         let tokio = tokio_runtime()?;
         let recorded = self.store.instances(None)?.len();
         let found = tokio
@@ -378,10 +382,32 @@ impl Project {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        // Its lock is released just before it exits: wait for the exit
+        // itself, so "stopped" means no hifi process is left.
+        let exiting = Instant::now();
+        while !exited(pid) {
+            if exiting.elapsed() > Duration::from_secs(10) {
+                return Err(Error::Io(format!(
+                    "hifi (pid {pid}) released its lock but did not exit within 10 s"
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Ok(Some(Stopped {
             message: format!("stopped hifi (pid {pid}) and everything it started"),
         }))
     }
+}
+
+/// Whether process `pid` has exited: it is gone, or a zombie waiting for a
+/// parent that may never reap it.
+fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+        // The state follows the command name, which is in parentheses.
+        stat.rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_none_or(|state| matches!(state, 'Z' | 'X' | 'x'))
+    })
 }
 
 /// Hands every event recorded from now on to `on_event`: the foreground log

@@ -65,6 +65,9 @@ pub struct EnvStatus {
     pub composed: Option<ReleaseId>,
     /// The cards its active release merged.
     pub cards: Vec<CardId>,
+    /// What its active release runs, service by service, with the digests
+    /// every start checks.
+    pub artifacts: Vec<ArtifactView>,
     /// Whether its active release is verified here.
     pub verified: bool,
     /// Why its active release was rejected, if it was (it stays live until
@@ -76,6 +79,20 @@ pub struct EnvStatus {
     pub deployment: Option<Deployment>,
     /// Its instances.
     pub instances: Vec<InstanceRow>,
+}
+
+/// One service of a release as it runs: its version and the digests every
+/// start checks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ArtifactView {
+    /// The service.
+    pub service: String,
+    /// Its version (the subtree id).
+    pub version: String,
+    /// The directory artifact's digest, when recorded.
+    pub digest: Option<String>,
+    /// The image's id, when one was built.
+    pub image_id: Option<String>,
 }
 
 /// How far a release is in its sign-offs.
@@ -163,18 +180,26 @@ impl Project {
     fn env_status(&self, env: &Environment) -> Result<EnvStatus> {
         let store = &self.store;
         let routing = store.routing(&env.name)?;
-        let (cards, verified, rejected) = match &routing.active {
-            Some(active) => (
-                store
-                    .release(&active.release)?
-                    .cards
-                    .into_iter()
-                    .map(|c| c.id)
-                    .collect(),
-                store.verified_in(&active.release)?.contains(&env.name),
-                store.rejection(&active.release)?,
-            ),
-            None => (Vec::new(), false, None),
+        let (cards, artifacts, verified, rejected) = match &routing.active {
+            Some(active) => {
+                let release = store.release(&active.release)?;
+                (
+                    release.cards.into_iter().map(|c| c.id).collect(),
+                    release
+                        .services
+                        .into_iter()
+                        .map(|s| ArtifactView {
+                            service: s.service,
+                            version: s.version,
+                            digest: s.digest,
+                            image_id: s.image_id,
+                        })
+                        .collect(),
+                    store.verified_in(&active.release)?.contains(&env.name),
+                    store.rejection(&active.release)?,
+                )
+            }
+            None => (Vec::new(), Vec::new(), false, None),
         };
         // Approvals matter for what would go here next.
         let next = match self.next_release(&env.name, &env.origin) {
@@ -205,6 +230,7 @@ impl Project {
             routing,
             composed: store.latest_composition(&env.name)?.map(|c| c.release),
             cards,
+            artifacts,
             verified,
             rejected,
             approvals,

@@ -172,10 +172,15 @@ impl Routing {
 /// What the proxy measured for the candidate over a window.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Window {
-    /// Requests completed.
+    /// Requests whose outcome was the slot's doing: answered, failed by
+    /// the backend, or abandoned by a user who waited beyond the latency
+    /// limit.
     pub requests: u64,
-    /// Of which failed (5xx or no answer).
+    /// Of which failed (5xx, no answer, or abandoned beyond the limit).
     pub errors: u64,
+    /// Requests their clients ended (went away, sent a body that could not
+    /// be framed, gave up early): shown, never judged.
+    pub client_ended: u64,
     /// errors / requests (0 when there were none).
     pub error_ratio: f64,
     /// Median latency.
@@ -468,6 +473,7 @@ mod tests {
         Window {
             requests,
             errors,
+            client_ended: 0,
             error_ratio: if requests == 0 {
                 0.0
             } else {
@@ -597,6 +603,7 @@ mod tests {
         let errors = Window {
             requests: 100,
             errors: 5,
+            client_ended: 0,
             error_ratio: 0.05,
             p50_ms: 3.0,
             p99_ms: 20.0,
@@ -611,6 +618,7 @@ mod tests {
         let slow = Window {
             requests: 100,
             errors: 0,
+            client_ended: 0,
             error_ratio: 0.0,
             p50_ms: 3.0,
             p99_ms: 900.0,
@@ -621,6 +629,7 @@ mod tests {
         let good = Window {
             requests: 100,
             errors: 1,
+            client_ended: 0,
             error_ratio: 0.01,
             p50_ms: 3.0,
             p99_ms: 20.0,

@@ -11,25 +11,6 @@ use tokio::net::TcpStream;
 
 use crate::util::*;
 
-async fn setup() -> (TestProxy, Backend, u16) {
-    let proxy = TestProxy::start().await;
-    let blue = Backend::start("blue").await;
-    let port = loopback_port();
-    proxy
-        .put(&table(
-            "prod",
-            port,
-            vec![service(
-                "catalog",
-                "/",
-                loopback_port(),
-                slot("blue", &[&blue]),
-            )],
-        ))
-        .await;
-    (proxy, blue, port)
-}
-
 async fn stats(proxy: &TestProxy, slot: &str, slow_ms: Option<u64>) -> Stats {
     proxy
         .admin
@@ -46,7 +27,7 @@ async fn stats(proxy: &TestProxy, slot: &str, slow_ms: Option<u64>) -> Stats {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_upload_is_the_clients_not_the_backends() {
-    let (proxy, _blue, port) = setup().await;
+    let (proxy, _blue, port) = one_backend().await;
     for _ in 0..3 {
         let mut s = TcpStream::connect(("127.0.0.1", port))
             .await
@@ -74,7 +55,7 @@ async fn an_abandoned_upload_is_the_clients_not_the_backends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_chunked_body_from_the_client_is_a_bad_request() {
-    let (proxy, blue, port) = setup().await;
+    let (proxy, blue, port) = one_backend().await;
     // Broken in the first bytes: refused before any backend sees it.
     let mut s = TcpStream::connect(("127.0.0.1", port))
         .await
@@ -118,7 +99,7 @@ async fn a_broken_chunked_body_from_the_client_is_a_bad_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clients_giving_up_on_a_hanging_backend_fail_the_step_beyond_slow_ms() {
-    let (proxy, _blue, port) = setup().await;
+    let (proxy, _blue, port) = one_backend().await;
     for _ in 0..2 {
         let mut conn = Conn::open(port).await;
         // The client's own timeout: 400 ms.
@@ -188,7 +169,7 @@ async fn an_http2_client_giving_up_is_counted_as_abandoned() {
     use http_body_util::Full;
     use hyper_util::rt::{TokioExecutor, TokioIo};
 
-    let (proxy, _blue, port) = setup().await;
+    let (proxy, _blue, port) = one_backend().await;
     let stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");

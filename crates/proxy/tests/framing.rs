@@ -12,25 +12,6 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::util::*;
 
-async fn one_backend() -> (TestProxy, Backend, u16) {
-    let proxy = TestProxy::start().await;
-    let blue = Backend::start("blue").await;
-    let port = loopback_port();
-    proxy
-        .put(&table(
-            "prod",
-            port,
-            vec![service(
-                "catalog",
-                "/",
-                loopback_port(),
-                slot("blue", &[&blue]),
-            )],
-        ))
-        .await;
-    (proxy, blue, port)
-}
-
 /// Send `bytes` on a fresh connection and read until the proxy closes it.
 async fn raw(port: u16, bytes: &[u8]) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port))

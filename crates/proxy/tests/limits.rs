@@ -11,25 +11,6 @@ use tokio::net::TcpStream;
 
 use crate::util::*;
 
-async fn setup(adjust: impl FnOnce(&mut hifi_proxy::ProxyOptions)) -> (TestProxy, Backend, u16) {
-    let proxy = TestProxy::start_with(adjust).await;
-    let blue = Backend::start("blue").await;
-    let port = loopback_port();
-    proxy
-        .put(&table(
-            "prod",
-            port,
-            vec![service(
-                "catalog",
-                "/",
-                loopback_port(),
-                slot("blue", &[&blue]),
-            )],
-        ))
-        .await;
-    (proxy, blue, port)
-}
-
 /// Read until the proxy closes; what it sent.
 async fn until_closed(s: &mut TcpStream) -> String {
     let mut out = Vec::new();
@@ -39,7 +20,8 @@ async fn until_closed(s: &mut TcpStream) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_slow_clients_are_closed_after_the_header_read_timeout() {
-    let (_proxy, _blue, port) = setup(|o| o.header_read_timeout = Duration::from_millis(300)).await;
+    let (_proxy, _blue, port) =
+        one_backend_with(|o| o.header_read_timeout = Duration::from_millis(300)).await;
     // A connection that never sends a byte.
     let t = Instant::now();
     let mut silent = TcpStream::connect(("127.0.0.1", port))
@@ -66,7 +48,8 @@ async fn silent_and_slow_clients_are_closed_after_the_header_read_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_are_closed() {
-    let (_proxy, _blue, port) = setup(|o| o.keepalive_timeout = Duration::from_millis(300)).await;
+    let (_proxy, _blue, port) =
+        one_backend_with(|o| o.keepalive_timeout = Duration::from_millis(300)).await;
     let mut s = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
@@ -79,7 +62,7 @@ async fn idle_keep_alive_connections_are_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listener_serves_at_most_its_connection_cap() {
-    let (_proxy, _blue, port) = setup(|o| o.max_connections_per_listener = 2).await;
+    let (_proxy, _blue, port) = one_backend_with(|o| o.max_connections_per_listener = 2).await;
     let mut a = Conn::open(port).await;
     let _b = Conn::open(port).await;
     assert_eq!(a.get("/").await.status, 200);
@@ -102,7 +85,8 @@ async fn a_listener_serves_at_most_its_connection_cap() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_upload_is_408_and_not_blamed_on_the_backend() {
-    let (proxy, _blue, port) = setup(|o| o.body_read_timeout = Duration::from_millis(300)).await;
+    let (proxy, _blue, port) =
+        one_backend_with(|o| o.body_read_timeout = Duration::from_millis(300)).await;
     let mut s = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");

@@ -4,25 +4,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::util::*;
 
-async fn one_backend() -> (TestProxy, Backend, u16) {
-    let proxy = TestProxy::start().await;
-    let blue = Backend::start("blue").await;
-    let port = loopback_port();
-    proxy
-        .put(&table(
-            "prod",
-            port,
-            vec![service(
-                "catalog",
-                "/",
-                loopback_port(),
-                slot("blue", &[&blue]),
-            )],
-        ))
-        .await;
-    (proxy, blue, port)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn h2c_clients_are_served() {
     let (_proxy, _blue, port) = one_backend().await;

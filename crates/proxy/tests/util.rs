@@ -634,3 +634,31 @@ pub async fn get_h2(port: u16, path: &str) -> Resp {
         body: String::from_utf8_lossy(&body).into_owned(),
     }
 }
+
+/// A proxy serving environment `prod` on the returned port: every path goes
+/// to service `catalog`, whose blue slot is one backend.
+pub async fn one_backend() -> (TestProxy, Backend, u16) {
+    one_backend_with(|_| {}).await
+}
+
+/// [`one_backend`] with the proxy's options adjusted first.
+pub async fn one_backend_with(
+    adjust: impl FnOnce(&mut hifi_proxy::ProxyOptions),
+) -> (TestProxy, Backend, u16) {
+    let proxy = TestProxy::start_with(adjust).await;
+    let blue = Backend::start("blue").await;
+    let port = loopback_port();
+    proxy
+        .put(&table(
+            "prod",
+            port,
+            vec![service(
+                "catalog",
+                "/",
+                loopback_port(),
+                slot("blue", &[&blue]),
+            )],
+        ))
+        .await;
+    (proxy, blue, port)
+}

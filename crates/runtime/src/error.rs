@@ -216,7 +216,8 @@ pub enum Error {
     /// The image id to run is not (or no longer) in the engine.
     #[error(
         "could not start {instance}: image {image} does not exist in the Docker engine \
-         (was it removed, e.g. by `docker image prune`?); build the service version again"
+         (was it removed, e.g. by `docker image prune`?); hifi runs only the image recorded \
+         with the release, so a new release (a new commit) is needed to build another"
     )]
     ImageMissing {
         /// The instance.

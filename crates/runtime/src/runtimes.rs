@@ -54,7 +54,7 @@ impl Runtimes {
     pub fn with_engine(layout: &Layout, project: &str, engine: Engine) -> Runtimes {
         Runtimes {
             local: LocalRuntime::with_records(layout.runtime_records()),
-            docker: DockerRuntime::new(project, engine),
+            docker: DockerRuntime::new(project, engine).with_home(&layout.state_dir()),
         }
     }
 

@@ -154,6 +154,8 @@ pub struct Service {
     run: String,
     health: String,
     route: String,
+    image: Option<String>,
+    replicas: Option<u16>,
 }
 
 impl Service {
@@ -168,7 +170,21 @@ impl Service {
             run: "python3 app.py".to_owned(),
             health: "/healthz".to_owned(),
             route: format!("/{name}"),
+            image: None,
+            replicas: None,
         }
+    }
+
+    /// Its Dockerfile, relative to its path.
+    pub fn image(mut self, dockerfile: &str) -> Service {
+        self.image = Some(dockerfile.to_owned());
+        self
+    }
+
+    /// How many instances each slot runs.
+    pub fn replicas(mut self, replicas: u16) -> Service {
+        self.replicas = Some(replicas);
+        self
     }
 
     /// Where its source lives in the repository.
@@ -211,6 +227,12 @@ impl Service {
         line(out, "run", &quote(&self.run));
         line(out, "health", &quote(&self.health));
         line(out, "route", &quote(&self.route));
+        if let Some(image) = &self.image {
+            line(out, "image", &quote(image));
+        }
+        if let Some(replicas) = self.replicas {
+            line(out, "replicas", &replicas.to_string());
+        }
     }
 }
 

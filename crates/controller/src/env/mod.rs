@@ -185,10 +185,21 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             slow_ms: Some(env.canary.max_p99_ms),
         };
         let stats = self.shared.proxy.stats(&query).await?;
+        // Only outcomes that were the slot's doing are judged: what clients
+        // ended themselves (before the latency limit) is counted apart.
+        let client_ended = stats.client_closed
+            + stats.bad_requests
+            + stats.abandoned.saturating_sub(stats.abandoned_slow);
+        let requests = stats.requests.saturating_sub(client_ended);
         Ok(hifi_core::rollout::Window {
-            requests: stats.requests,
+            requests,
             errors: stats.errors,
-            error_ratio: stats.error_ratio,
+            client_ended,
+            error_ratio: if requests == 0 {
+                0.0
+            } else {
+                stats.errors as f64 / requests as f64
+            },
             p50_ms: stats.p50_ms.unwrap_or(0.0),
             p99_ms: stats.p99_ms.unwrap_or(0.0),
         })

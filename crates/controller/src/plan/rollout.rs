@@ -22,6 +22,12 @@ fn figures(window: &Window, stable: Option<&Window>) -> String {
         window.p50_ms,
         window.p99_ms
     );
+    if window.client_ended > 0 {
+        text.push_str(&format!(
+            ", {} ended by their clients (not judged)",
+            window.client_ended
+        ));
+    }
     if let Some(s) = stable {
         text.push_str(&format!(
             "; stable slot: {} requests, {:.2} % errors, p99 {:.0} ms",

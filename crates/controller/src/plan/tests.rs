@@ -216,6 +216,7 @@ fn window(requests: u64, errors: u64, p99: f64) -> Window {
     Window {
         requests,
         errors,
+        client_ended: 0,
         error_ratio: if requests == 0 {
             0.0
         } else {

@@ -30,7 +30,7 @@ const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// How long an idle connection waits for its next request before it also
 /// watches for its listener closing.
-const STOP_CHECK: Duration = Duration::from_secs(1);
+const STOP_CHECK: Duration = Duration::from_millis(200);
 
 /// A client connection's buffers, kept across its requests.
 pub(crate) struct Client {
@@ -63,7 +63,7 @@ async fn read_more(
         Some(stop) => {
             // The stop token is shared by every connection of the listener
             // and waiting on it takes its lock: a busy connection whose next
-            // request comes within a second never touches it, so workers do
+            // request comes within 200 ms never touches it, so workers do
             // not contend on it (or stall when the holder is preempted).
             let soon = deadline.min(tokio::time::Instant::now() + STOP_CHECK);
             match tokio::time::timeout_at(soon, c.stream.read_buf(&mut c.buf)).await {

@@ -73,6 +73,9 @@ pub mod label {
     pub const REPLICA: &str = "hifi.replica";
     /// The log file its output is appended to.
     pub const LOG: &str = "hifi.log";
+    /// The state directory of the hifi that started it: two checkouts of
+    /// one project on a machine never manage each other's containers.
+    pub const HOME: &str = "hifi.home";
 }
 
 /// Prefix of the instance ids this runtime issues: `docker:<container id>`.
@@ -97,6 +100,7 @@ const DRAIN_WAIT: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct DockerRuntime {
     project: String,
+    home: Option<String>,
     engine: Engine,
     followers: Followers,
 }
@@ -107,9 +111,18 @@ impl DockerRuntime {
     pub fn new(project: &str, engine: Engine) -> DockerRuntime {
         DockerRuntime {
             project: project.to_owned(),
+            home: None,
             engine,
             followers: Followers::default(),
         }
+    }
+
+    /// Manages only the containers started for the hifi state directory
+    /// `home` (the `hifi.home` label), not those of another checkout of the
+    /// same project.
+    pub fn with_home(mut self, home: &std::path::Path) -> DockerRuntime {
+        self.home = Some(home.to_string_lossy().into_owned());
+        self
     }
 
     /// The project whose containers this runtime manages.
@@ -140,6 +153,11 @@ impl DockerRuntime {
         let mut filters = HashMap::from([(
             "label".to_owned(),
             std::iter::once(format!("{}={}", label::PROJECT, self.project))
+                .chain(
+                    self.home
+                        .iter()
+                        .map(|home| format!("{}={home}", label::HOME)),
+                )
                 .chain(labels.iter().map(|(key, value)| format!("{key}={value}")))
                 .collect(),
         )]);
@@ -441,6 +459,10 @@ impl Runtime for DockerRuntime {
         env.push(format!("PORT={port}"));
         let labels = HashMap::from([
             (label::PROJECT.to_owned(), self.project.clone()),
+            (
+                label::HOME.to_owned(),
+                self.home.clone().unwrap_or_default(),
+            ),
             (label::ENV.to_owned(), spec.env.clone()),
             (label::SLOT.to_owned(), spec.slot.as_str().to_owned()),
             (label::RELEASE.to_owned(), spec.release.as_str().to_owned()),
@@ -669,7 +691,9 @@ impl Runtime for DockerRuntime {
                 ),
             }
         }
-        found.sort_by(|a, b| (&a.env, a.slot, &a.service).cmp(&(&b.env, b.slot, &b.service)));
+        found.sort_by(|a, b| {
+            (&a.env, a.slot, &a.service, a.replica).cmp(&(&b.env, b.slot, &b.service, b.replica))
+        });
         Ok(found)
     }
 }

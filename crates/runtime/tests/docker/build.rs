@@ -181,7 +181,7 @@ async fn an_image_that_no_longer_exists_or_a_tag_is_refused_clearly() {
         err.to_string(),
         format!(
             "could not start service web (dev/green): image {id} does not exist in the Docker engine \
-             (was it removed, e.g. by `docker image prune`?); build the service version again"
+             (was it removed, e.g. by `docker image prune`?); hifi runs only the image recorded with the release, so a new release (a new commit) is needed to build another"
         )
     );
 
