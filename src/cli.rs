@@ -29,6 +29,25 @@ pub struct Global {
     /// Run as if hifi was started in DIR.
     #[arg(short = 'C', value_name = "DIR", global = true)]
     pub dir: Option<PathBuf>,
+    /// Run the command on this team server (http://HOST:PORT or https://...)
+    /// instead of on .hifi/ here; every command but init, up, down, proxy
+    /// and demo.
+    #[arg(long, value_name = "URL", env = "HIFI_SERVER", global = true)]
+    pub server: Option<String>,
+    /// The API token to present to the team server (prefer HIFI_TOKEN: a
+    /// command line is visible to other users of this machine).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "HIFI_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+    /// Also trust the CA certificates in this PEM file (a team server with
+    /// a certificate of its own).
+    #[arg(long, value_name = "PEM", env = "HIFI_CA_CERT", global = true)]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -126,6 +145,9 @@ pub enum Command {
     /// The state database's rolling backups.
     #[command(subcommand)]
     State(StateCommand),
+    /// API tokens for the team server (admin).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// The whole story on a generated example project.
     Demo {
         /// Short intervals; stop everything at the end; exit 0 only if every claim held.
@@ -198,6 +220,28 @@ pub enum StateCommand {
     Restore {
         /// The backup's name, as `hifi state backups` shows it.
         backup: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; prints its secret once (only its hash is kept).
+    Create {
+        /// Its name: recorded as the actor of everything done with it.
+        name: String,
+        /// What it may do: viewer, developer, approver, operator or admin.
+        #[arg(long)]
+        role: hifi_app::Role,
+        /// How long it is valid (90d, 12h); for ever without.
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// Every token, with its role and when it expires (never a secret).
+    List,
+    /// Revoke a token: it authenticates no more.
+    Revoke {
+        /// Its name.
+        name: String,
     },
 }
 

@@ -7,42 +7,69 @@
 use std::io::IsTerminal;
 
 use hifi_app::{BadConfig, Error, ErrorKind};
+use hifi_server::client::ClientError;
 use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, NamedSource, SourceSpan};
 
-/// A command that did not succeed: an application error, said once.
+/// A command that did not succeed, said once: an application error here,
+/// or what a team server answered (or why it could not be reached).
 #[derive(Debug)]
-pub struct Failure(pub Error);
+pub enum Failure {
+    /// The application layer refused or failed.
+    App(Error),
+    /// The team server refused or failed, or was out of reach.
+    Remote(ClientError),
+    /// The command line cannot be acted on (exit 2).
+    Usage(String),
+}
 
 /// Result of a command.
 pub type Result<T = (), E = Failure> = std::result::Result<T, E>;
 
 impl<E: Into<Error>> From<E> for Failure {
     fn from(e: E) -> Failure {
-        Failure(e.into())
+        Failure::App(e.into())
     }
 }
+
+/// Codes a server answers when its own project cannot be read: the same
+/// exit code as the local command would give.
+const USAGE_CODES: [&str; 4] = [
+    "invalid_config",
+    "no_config",
+    "unreadable_config",
+    "not_a_repository",
+];
 
 impl Failure {
     /// A failure described in a sentence (exit 1).
     pub fn other(message: impl Into<String>) -> Failure {
-        Failure(Error::Io(message.into()))
+        Failure::App(Error::Io(message.into()))
     }
 
     /// The process exit code.
     pub fn exit_code(&self) -> u8 {
-        match self.0.kind() {
-            ErrorKind::Usage | ErrorKind::Config => 2,
-            _ => 1,
+        match self {
+            Failure::App(e) => match e.kind() {
+                ErrorKind::Usage | ErrorKind::Config => 2,
+                _ => 1,
+            },
+            Failure::Remote(ClientError::Problem(p)) if USAGE_CODES.contains(&p.code.as_str()) => 2,
+            Failure::Remote(_) => 1,
+            Failure::Usage(_) => 2,
         }
     }
 
     /// The failure as a person reads it.
     pub fn render(&self) -> String {
-        if let Error::Config(bad) = &self.0 {
-            return render_config(bad);
-        }
-        let mut text = format!("error: {}\n", self.0);
-        if let Some(hint) = self.0.hint() {
+        let (message, hint) = match self {
+            Failure::App(Error::Config(bad)) => return render_config(bad),
+            Failure::App(e) => (e.to_string(), e.hint()),
+            Failure::Remote(ClientError::Problem(p)) => (p.detail.clone(), p.hint.clone()),
+            Failure::Remote(e) => (e.to_string(), None),
+            Failure::Usage(message) => (message.clone(), None),
+        };
+        let mut text = format!("error: {message}\n");
+        if let Some(hint) = hint {
             text.push_str(&format!("  hint: {hint}\n"));
         }
         text

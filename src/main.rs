@@ -4,15 +4,20 @@
 //!
 //! # Layout
 //!
+//! - `backend`: where a command's operations run — `.hifi/` here through
+//!   the application layer, or a team server through its API — behind one
+//!   trait, so each command renders the same either way.
 //! - `cli`: the command line as clap reads it.
 //! - `cmd`: one module per command group (`init`, `card` and `board`,
 //!   `compose`, `release` for releases/diff/approve, `deploy` and `follow`
-//!   for deployments, `status`, `up` for the processes), each a thin shell
+//!   for deployments, `status`, `token` for API tokens, `up` for the
+//!   processes, the team server and webhooks), each a thin shell
 //!   over `hifi_app`: call one operation or view, render text or JSON.
 //! - `demo`: `hifi demo`, the whole story on a generated example project.
 //! - `error`: an application error as the user reads it, and its exit code.
 //! - `output`: tables, JSON and timestamps.
 
+mod backend;
 mod cli;
 mod cmd;
 mod demo;

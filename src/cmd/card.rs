@@ -23,9 +23,7 @@ pub fn run(ctx: &Ctx, command: CardCommand) -> Result {
 }
 
 fn add(ctx: &Ctx, id: &str, branch: &str, title: &str, hotfix: bool) -> Result {
-    let added = ctx
-        .open()?
-        .add_card(&ctx.actor, id, branch, title, hotfix)?;
+    let added = ctx.hifi()?.add_card(id, branch, title, hotfix)?;
     let card = &added.card;
     if ctx.out.json {
         output::json(card);
@@ -52,7 +50,7 @@ fn add(ctx: &Ctx, id: &str, branch: &str, title: &str, hotfix: bool) -> Result {
 }
 
 fn move_to(ctx: &Ctx, id: &str, stage: &str) -> Result {
-    let moved = ctx.open()?.move_card(&ctx.actor, id, stage)?;
+    let moved = ctx.hifi()?.move_card(id, stage)?;
     let card = &moved.card;
     if ctx.out.json {
         output::json(card);
@@ -71,7 +69,7 @@ fn move_to(ctx: &Ctx, id: &str, stage: &str) -> Result {
 }
 
 fn remove(ctx: &Ctx, id: &str) -> Result {
-    let id = ctx.open()?.remove_card(&ctx.actor, id)?;
+    let id = ctx.hifi()?.remove_card(id)?;
     if ctx.out.json {
         output::json(&serde_json::json!({ "removed": id }));
     } else {
@@ -81,7 +79,7 @@ fn remove(ctx: &Ctx, id: &str) -> Result {
 }
 
 fn list(ctx: &Ctx) -> Result {
-    let cards: Vec<CardView> = ctx.open()?.cards(&ctx.actor)?;
+    let cards: Vec<CardView> = ctx.hifi()?.cards()?;
     if ctx.out.json {
         output::json(&cards);
         return Ok(());
@@ -121,7 +119,7 @@ fn list(ctx: &Ctx) -> Result {
 
 /// `hifi board`: stages as columns with their cards, then each environment's cards.
 pub fn board(ctx: &Ctx) -> Result {
-    let board = ctx.open()?.board(&ctx.actor)?;
+    let board = ctx.hifi()?.board()?;
     if ctx.out.json {
         output::json(&board);
         return Ok(());

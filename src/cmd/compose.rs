@@ -1,7 +1,6 @@
 //! `hifi compose ENV`: compose an environment and print its release id.
 
-use hifi_app::compose::Built;
-use hifi_app::compose::{Outcome, env_branch};
+use hifi_app::reports::{ComposeReport, ServiceBuild};
 use serde::Serialize;
 
 use super::Ctx;
@@ -11,51 +10,45 @@ use crate::output;
 #[derive(Serialize)]
 struct Report<'a> {
     env: &'a str,
-    branch: String,
-    outcome: &'static str,
+    branch: &'a str,
+    outcome: &'a str,
     release: &'a hifi_core::Release,
     built: Vec<&'a str>,
     images_built: Vec<&'a str>,
 }
 
+/// The services built now (not reused).
+fn built_now(list: &[ServiceBuild]) -> Vec<&str> {
+    list.iter()
+        .filter(|b| b.built_ms.is_some())
+        .map(|b| b.service.as_str())
+        .collect()
+}
+
 /// Runs `hifi compose ENV`.
 pub fn run(ctx: &Ctx, env: &str) -> Result {
     let json = ctx.out.json;
-    let composed = ctx.open()?.compose(&ctx.actor, env, &mut |step| {
+    let composed: ComposeReport = ctx.hifi()?.compose(env, &mut |step| {
         if !json {
             eprintln!("  {step}");
         }
     })?;
     let release = &composed.release;
-    let built_now = |list: &'_ [(String, Built)]| -> Vec<String> {
-        list.iter()
-            .filter(|(_, b)| matches!(b, Built::Built(..)))
-            .map(|(s, _)| s.clone())
-            .collect()
-    };
-    let (built, images_built) = (built_now(&composed.builds), built_now(&composed.images));
-    let built: Vec<&str> = built.iter().map(String::as_str).collect();
-    let images_built: Vec<&str> = images_built.iter().map(String::as_str).collect();
     if json {
         output::json(&Report {
             env,
-            branch: env_branch(env),
-            outcome: composed.outcome.as_str(),
+            branch: &composed.branch,
+            outcome: &composed.outcome,
             release,
-            built,
-            images_built,
+            built: built_now(&composed.builds),
+            images_built: built_now(&composed.images),
         });
         return Ok(());
     }
-    let what = match composed.outcome {
-        Outcome::UpToDate => format!("{env} is up to date"),
-        Outcome::NewRelease => format!("composed {env}: new release"),
-        Outcome::KnownRelease => format!("composed {env}: same content as an earlier release"),
-    };
-    eprintln!("{what}");
+    eprintln!("{}", composed.headline());
     eprintln!(
         "  branch    {} ({})",
-        env_branch(env),
+        composed.branch,
         &release.commit[..12]
     );
     eprintln!("  base      {}", &release.base_commit[..12]);
@@ -72,27 +65,30 @@ pub fn run(ctx: &Ctx, env: &str) -> Result {
             cards.join(", ")
         }
     );
-    for (service, build) in &composed.builds {
-        let version = release.version_of(service).unwrap_or("");
-        let how = match build {
-            Built::Built(ms, _) => format!("built in {ms} ms"),
-            Built::Reused => "artifact reused".to_string(),
-        };
+    let how = |b: &ServiceBuild, reused: &str| match b.built_ms {
+        Some(ms) => format!("built in {ms} ms"),
+        None => reused.to_string(),
+    };
+    for b in &composed.builds {
+        let version = release.version_of(&b.service).unwrap_or("");
         eprintln!(
-            "  service   {service} {} ({how})",
-            &version[..version.len().min(12)]
+            "  service   {} {} ({})",
+            b.service,
+            &version[..version.len().min(12)],
+            how(b, "artifact reused")
         );
     }
-    for (service, build) in &composed.images {
+    for b in &composed.images {
         let id = release
-            .service(service)
+            .service(&b.service)
             .and_then(|v| v.image_id.as_deref())
             .unwrap_or("");
-        let how = match build {
-            Built::Built(ms, _) => format!("built in {ms} ms"),
-            Built::Reused => "reused".to_string(),
-        };
-        eprintln!("  image     {service} {} ({how})", &id[..id.len().min(19)]);
+        eprintln!(
+            "  image     {} {} ({})",
+            b.service,
+            &id[..id.len().min(19)],
+            how(b, "reused")
+        );
     }
     // The id alone on stdout, so `id=$(hifi compose uat)` works.
     println!("{}", release.id);

@@ -16,7 +16,7 @@ pub fn deploy(ctx: &Ctx, env: &str, release: Option<&str>, wait: bool) -> Result
         require_running: wait,
         reason: None,
     };
-    let started = ctx.open()?.deploy(&ctx.actor, env, release, how)?;
+    let started = ctx.hifi()?.deploy(env, release, how)?;
     report(ctx, started, wait)
 }
 
@@ -26,7 +26,7 @@ pub fn promote(ctx: &Ctx, from: &str, to: &str, reason: Option<&str>, wait: bool
         require_running: wait,
         reason,
     };
-    let started = ctx.open()?.promote(&ctx.actor, from, to, how)?;
+    let started = ctx.hifi()?.promote(from, to, how)?;
     report(ctx, started, wait)
 }
 
@@ -36,7 +36,7 @@ pub fn rollback(ctx: &Ctx, env: &str, wait: bool) -> Result {
         require_running: wait,
         reason: None,
     };
-    let started = ctx.open()?.rollback(&ctx.actor, env, how)?;
+    let started = ctx.hifi()?.rollback(env, how)?;
     report(ctx, started, wait)
 }
 
@@ -77,7 +77,7 @@ pub fn canary(ctx: &Ctx, env: &str, action: cli::CanaryAction) -> Result {
         cli::CanaryAction::Abort => CanaryAction::Abort,
         cli::CanaryAction::Promote => CanaryAction::Promote,
     };
-    let recorded = ctx.open()?.canary(&ctx.actor, env, action)?;
+    let recorded = ctx.hifi()?.canary(env, action)?;
     if ctx.out.json {
         output::json(&recorded.deployment);
     } else {

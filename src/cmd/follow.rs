@@ -6,7 +6,6 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use hifi_app::Error;
-use hifi_app::control::running;
 use hifi_core::DeploymentState;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -19,7 +18,7 @@ const GONE_FOR: Duration = Duration::from_secs(3);
 
 /// Follows deployment `id` to its end.
 pub fn follow(ctx: &Ctx, id: i64) -> Result {
-    let project = ctx.open()?;
+    let mut hifi = ctx.hifi()?;
     let interactive = !ctx.out.json && std::io::stderr().is_terminal();
     let bar = interactive.then(|| {
         let bar = ProgressBar::new_spinner();
@@ -40,8 +39,8 @@ pub fn follow(ctx: &Ctx, id: i64) -> Result {
     let deployment = loop {
         // State first, then events: the events read then include every
         // step up to that state, the last one too.
-        let d = project.deployment(&ctx.actor, id)?;
-        let events = project.deployment_events(&ctx.actor, id)?;
+        let progress = hifi.progress(id)?;
+        let (d, events) = (progress.deployment, progress.events);
         for e in &events[seen.min(events.len())..] {
             match &bar {
                 Some(bar) => {
@@ -56,7 +55,7 @@ pub fn follow(ctx: &Ctx, id: i64) -> Result {
         if !d.state.is_in_progress() {
             break d;
         }
-        if running(project.layout()).is_none() {
+        if !progress.control_plane_running {
             let since = *down_since.get_or_insert_with(Instant::now);
             if since.elapsed() > GONE_FOR {
                 finish(&bar);

@@ -10,12 +10,14 @@ mod init;
 mod release;
 mod state;
 mod status;
+mod token;
 mod up;
 
 use std::path::PathBuf;
 
 use hifi_app::{Actor, Project};
 
+use crate::backend::{Hifi, Local, Remote};
 use crate::cli::{Cli, Command};
 use crate::error::{Failure, Result};
 
@@ -34,12 +36,47 @@ pub struct Ctx {
     pub actor: Actor,
     /// Text or JSON.
     pub out: Output,
+    /// The team server to work on instead of `.hifi/` here, if any.
+    pub server: Option<Server>,
+}
+
+/// A team server and the credentials to present to it.
+pub struct Server {
+    /// Its URL.
+    pub url: String,
+    /// The API token.
+    pub token: Option<String>,
+    /// Extra CA certificates to trust.
+    pub ca_cert: Option<PathBuf>,
 }
 
 impl Ctx {
-    /// The project the command works on.
+    /// The project here (for commands that always work on `.hifi/`).
     pub fn open(&self) -> Result<Project> {
         Ok(Project::open(&self.dir)?)
+    }
+
+    /// Where the command's operations run: the team server when one is
+    /// given, else the project here as the acting user.
+    pub fn hifi(&self) -> Result<Box<dyn Hifi>> {
+        match &self.server {
+            None => Ok(Box::new(Local {
+                project: self.open()?,
+                actor: self.actor.clone(),
+            })),
+            Some(server) => {
+                let token = server.token.as_deref().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
+                    Failure::Usage(format!(
+                        "{} needs a token: set HIFI_TOKEN (or --token); an admin creates one with `hifi token create NAME --role ROLE`",
+                        server.url
+                    ))
+                })?;
+                let client =
+                    hifi_server::client::Client::new(&server.url, token, server.ca_cert.as_deref())
+                        .map_err(|e| Failure::Usage(e.to_string()))?;
+                Ok(Box::new(Remote(client)))
+            }
+        }
     }
 }
 
@@ -48,17 +85,27 @@ pub fn run(cli: Cli) -> Result {
     let dir = match cli.global.dir {
         Some(dir) => dir,
         None => std::env::current_dir().map_err(|e| {
-            Failure(hifi_app::Error::Io(format!(
+            Failure::App(hifi_app::Error::Io(format!(
                 "cannot read the current directory: {e}"
             )))
         })?,
     };
+    let server = cli
+        .global
+        .server
+        .filter(|s| !s.trim().is_empty())
+        .map(|url| Server {
+            url,
+            token: cli.global.token,
+            ca_cert: cli.global.ca_cert,
+        });
     let ctx = Ctx {
         dir,
         actor: Actor::os_user(cli.global.actor.as_deref()),
         out: Output {
             json: cli.global.json,
         },
+        server,
     };
     match cli.command {
         Command::Init => init::run(&ctx),
@@ -88,6 +135,7 @@ pub fn run(cli: Cli) -> Result {
         } => up::up(&ctx, detach, reset_state),
         Command::Down => up::down(&ctx),
         Command::State(command) => state::run(&ctx, command),
+        Command::Token(command) => token::run(&ctx, command),
         Command::Proxy(args) => up::proxy(&ctx, args),
         Command::Demo { once, dir, runtime } => crate::demo::run(crate::demo::DemoOptions {
             once,

@@ -10,7 +10,7 @@ use crate::output::{self, Table, timestamp};
 
 /// `hifi releases`: every release, newest first.
 pub fn list(ctx: &Ctx) -> Result {
-    let releases = ctx.open()?.releases(&ctx.actor)?;
+    let releases = ctx.hifi()?.releases()?;
     if ctx.out.json {
         output::json(&releases);
         return Ok(());
@@ -48,7 +48,7 @@ pub fn run(ctx: &Ctx, command: ReleaseCommand) -> Result {
 
 /// `hifi release show ID`: a release's fidelity chain.
 fn show(ctx: &Ctx, id: &str) -> Result {
-    let detail = ctx.open()?.release(&ctx.actor, id)?;
+    let detail = ctx.hifi()?.release(id)?;
     if ctx.out.json {
         output::json(&detail);
         return Ok(());
@@ -142,7 +142,7 @@ fn show(ctx: &Ctx, id: &str) -> Result {
 
 /// `hifi release reject ID --reason WHY`.
 fn reject(ctx: &Ctx, id: &str, reason: &str) -> Result {
-    let rejected = ctx.open()?.reject(&ctx.actor, id, reason)?;
+    let rejected = ctx.hifi()?.reject(id, reason)?;
     if ctx.out.json {
         output::json(&rejected);
         return Ok(());
@@ -169,7 +169,7 @@ fn reject(ctx: &Ctx, id: &str, reason: &str) -> Result {
 
 /// `hifi diff A B`: cards, service versions and vars that differ.
 pub fn diff(ctx: &Ctx, a: &str, b: &str) -> Result {
-    let view = ctx.open()?.diff(&ctx.actor, a, b)?;
+    let view = ctx.hifi()?.diff(a, b)?;
     if ctx.out.json {
         output::json(&view);
         return Ok(());
@@ -224,7 +224,7 @@ pub fn diff(ctx: &Ctx, a: &str, b: &str) -> Result {
 
 /// `hifi approve ENV [--release ID]`: sign off a release for an environment.
 pub fn approve(ctx: &Ctx, env: &str, release: Option<&str>) -> Result {
-    let approved = ctx.open()?.approve(&ctx.actor, env, release)?;
+    let approved = ctx.hifi()?.approve(env, release)?;
     if ctx.out.json {
         output::json(&approved);
         return Ok(());
@@ -238,5 +238,11 @@ pub fn approve(ctx: &Ctx, env: &str, release: Option<&str>) -> Result {
         "{} {verb} release {} for {} ({} of {} required approval(s)).",
         approved.approver, approved.release, approved.env, approved.approvals, approved.required
     );
+    if approved.four_eyes {
+        println!(
+            "{} is four-eyes: {}'s sign-off does not count if {} deploys it there.",
+            approved.env, approved.approver, approved.approver
+        );
+    }
     Ok(())
 }

@@ -15,7 +15,7 @@ pub fn run(ctx: &Ctx, command: StateCommand) -> Result {
 }
 
 fn backups(ctx: &Ctx) -> Result {
-    let backups = ctx.open()?.backups(&ctx.actor)?;
+    let backups = ctx.hifi()?.backups()?;
     if ctx.out.json {
         output::json(&backups);
         return Ok(());
@@ -48,7 +48,7 @@ fn backups(ctx: &Ctx) -> Result {
 }
 
 fn restore(ctx: &Ctx, backup: Option<&str>) -> Result {
-    let restored = ctx.open()?.restore(&ctx.actor, backup)?;
+    let restored = ctx.hifi()?.restore(backup)?;
     if ctx.out.json {
         output::json(&restored);
         return Ok(());

@@ -8,7 +8,7 @@ use crate::output::{self, Table, timestamp};
 
 /// `hifi status [ENV]`.
 pub fn status(ctx: &Ctx, env: Option<&str>) -> Result {
-    let report = ctx.open()?.status(&ctx.actor, env)?;
+    let report = ctx.hifi()?.status(env)?;
     if ctx.out.json {
         output::json(&report);
         return Ok(());
@@ -116,12 +116,26 @@ pub fn status(ctx: &Ctx, env: Option<&str>) -> Result {
             );
         }
     }
+    let failing: Vec<_> = report.webhooks.iter().filter(|w| w.failing).collect();
+    if !failing.is_empty() {
+        println!();
+    }
+    for w in failing {
+        println!(
+            "! webhook {} is failing since {} UTC ({} attempt(s); last: {}); {} event(s) behind",
+            w.webhook,
+            w.failing_since.map(timestamp).unwrap_or_default(),
+            w.attempts,
+            w.last_error.as_deref().unwrap_or("no reason recorded"),
+            w.behind
+        );
+    }
     Ok(())
 }
 
 /// `hifi history ENV`.
 pub fn history(ctx: &Ctx, env: &str) -> Result {
-    let entries = ctx.open()?.history(&ctx.actor, env)?;
+    let entries = ctx.hifi()?.history(env)?;
     if ctx.out.json {
         output::json(&entries);
         return Ok(());

@@ -4,8 +4,12 @@
 
 use std::path::PathBuf;
 
-use hifi_app::Error;
+use std::sync::Arc;
+
+use hifi_app::control::Alongside;
+use hifi_app::{Error, Project};
 use hifi_core::Layout;
+use tokio_util::sync::CancellationToken;
 
 use super::Ctx;
 use crate::cli::ProxyArgs;
@@ -45,9 +49,11 @@ pub fn up(ctx: &Ctx, detach: bool, reset_state: bool) -> Result {
         return Ok(());
     }
     let json = ctx.out.json;
+    let alongside = alongside(&project, json);
     project.up(
         &exe()?,
         reset_state,
+        alongside,
         move || {
             if !json {
                 eprintln!("hifi is up. Environments:");
@@ -66,6 +72,75 @@ pub fn up(ctx: &Ctx, detach: bool, reset_state: bool) -> Result {
         eprintln!("hifi stopped; every process it started is gone.");
     }
     Ok(())
+}
+
+/// What runs beside the control plane: the team server when `[server]` is
+/// configured, the webhooks when `[[notify]]` is.
+fn alongside(project: &Project, json: bool) -> Vec<Alongside> {
+    let config = project.config();
+    let root = project.layout().root().to_path_buf();
+    let metrics = Arc::new(hifi_server::Metrics::new());
+    let mut services: Vec<Alongside> = Vec::new();
+    let dashboard = config.server.as_ref().map(|s| {
+        let scheme = if s.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", s.listen)
+    });
+    if let Some(server) = config.server.clone() {
+        let (root, metrics, url) = (
+            root.clone(),
+            metrics.clone(),
+            dashboard.clone().unwrap_or_default(),
+        );
+        services.push(Box::new(move |stop: CancellationToken| {
+            let tcp = std::net::TcpListener::bind(server.listen)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .and_then(tokio::net::TcpListener::from_std)
+                .map_err(|e| {
+                    Error::Io(format!(
+                        "the team server cannot listen on {}: {e}",
+                        server.listen
+                    ))
+                })?;
+            let listener = match &server.tls {
+                None => hifi_server::Listener::plain(tcp),
+                Some(tls) => {
+                    hifi_server::Listener::tls(tcp, &root.join(&tls.cert), &root.join(&tls.key))
+                        .map_err(|e| Error::Io(format!("the team server's TLS: {e}")))?
+                }
+            };
+            if !json {
+                eprintln!("team server on {url}/api/v1 (OpenAPI: {url}/api/v1/openapi.json)");
+            }
+            let mut options = hifi_server::Options::new(&root);
+            options.metrics = metrics;
+            Ok(Box::pin(async move {
+                if let Err(e) = hifi_server::serve(options, listener, stop).await {
+                    tracing::error!("the team server stopped: {e}");
+                }
+            }))
+        }));
+    }
+    if !config.notify.is_empty() {
+        let targets = config.notify.clone();
+        let name = config.name.clone();
+        let db = project.layout().db();
+        services.push(Box::new(move |stop: CancellationToken| {
+            let notifier = hifi_server::notify::Notifier::new(
+                db,
+                &name,
+                dashboard,
+                targets,
+                Arc::new(hifi_core::clock::SystemClock),
+                // Secrets come from hifi's own environment at each delivery.
+                Arc::new(|var: &str| std::env::var(var).ok()),
+                metrics,
+                hifi_server::notify::Options::default(),
+            )
+            .map_err(Error::Io)?;
+            Ok(Box::pin(notifier.run(stop)))
+        }));
+    }
+    services
 }
 
 /// `hifi down`.

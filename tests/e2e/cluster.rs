@@ -260,6 +260,11 @@ impl Cluster {
         }
     }
 
+    /// The project.
+    pub fn project(&self) -> &TestProject {
+        &self.project
+    }
+
     /// The project root.
     pub fn root(&self) -> &Path {
         &self.root

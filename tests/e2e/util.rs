@@ -114,6 +114,22 @@ fn hifi_command(dir: &Path, actor: &str, env: &[(&str, &str)], args: &[&str]) ->
     run(command, format!("hifi {}", args.join(" ")))
 }
 
+/// Runs `hifi args` against a team server, from a directory that holds no
+/// project: `HIFI_SERVER=server`, and `HIFI_TOKEN=token` when given.
+pub fn hifi_remote(server: &str, token: Option<&str>, args: &[&str]) -> Run {
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_hifi"));
+    command
+        .current_dir(elsewhere.path())
+        .args(args)
+        .env("HIFI_SERVER", server)
+        .env_remove("HIFI_TOKEN");
+    if let Some(token) = token {
+        command.env("HIFI_TOKEN", token);
+    }
+    run(command, format!("hifi (remote) {}", args.join(" ")))
+}
+
 /// Parses JSON or fails the test showing the text.
 #[track_caller]
 pub fn parse_json(text: &str) -> Value {

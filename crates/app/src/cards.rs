@@ -7,13 +7,13 @@ use hifi_core::card::{Card, CardId, composition_order};
 use hifi_core::{Action, Environment, Origin};
 use hifi_git::Repo;
 use hifi_store::ConflictFlag;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::project::{Actor, Project};
 
 /// A card as the views show it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CardView {
     /// Its id.
     pub id: CardId,
@@ -32,7 +32,7 @@ pub struct CardView {
 }
 
 /// A card just added.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Added {
     /// The card.
     pub card: CardView,
@@ -41,7 +41,7 @@ pub struct Added {
 }
 
 /// A card just moved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Moved {
     /// The card, at its new stage.
     pub card: CardView,
@@ -50,7 +50,7 @@ pub struct Moved {
 }
 
 /// The board: stages as columns, each environment's cards, conflicts.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Board {
     /// Every stage with its cards, in workflow order.
     pub stages: Vec<Column>,
@@ -63,7 +63,7 @@ pub struct Board {
 }
 
 /// One stage of the board.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Column {
     /// The stage.
     pub stage: String,
@@ -72,7 +72,7 @@ pub struct Column {
 }
 
 /// The cards of one environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnvCards {
     /// The environment.
     pub env: String,

@@ -83,6 +83,21 @@ pub async fn terminated() {
     }
 }
 
+/// A service that runs beside the control plane for as long as it does
+/// (the team server, the webhooks): called once the control plane holds
+/// its lock, inside its async runtime, to bind what it needs and return
+/// the work to run until the token is cancelled. An error stops `up`
+/// before anything starts.
+pub type Alongside = Box<
+    dyn FnOnce(
+            tokio_util::sync::CancellationToken,
+        ) -> Result<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>
+        + Send,
+>;
+
+/// How long services beside the control plane may take to stop.
+const ALONGSIDE_STOP: Duration = Duration::from_secs(15);
+
 /// A control plane started in the background.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Detached {
@@ -103,7 +118,8 @@ impl Project {
     /// Runs the control plane in this process until Ctrl-C or SIGTERM:
     /// `on_ready` once every environment had its first pass, `on_event` for
     /// every event recorded meanwhile. `exe` is the hifi binary (it runs the
-    /// proxy). On return, everything it started is stopped.
+    /// proxy). `alongside` run beside it (see [`Alongside`]). On return,
+    /// everything it started is stopped.
     ///
     /// An empty state database while `.hifi/` shows a previous run is
     /// refused (nothing would be known of what runs), unless `reset_state`:
@@ -112,6 +128,7 @@ impl Project {
         &mut self,
         exe: &Path,
         reset_state: bool,
+        alongside: Vec<Alongside>,
         on_ready: impl FnOnce(),
         on_event: impl FnMut(&Event) + Send + 'static,
     ) -> Result<()> {
@@ -153,6 +170,21 @@ impl Project {
         )?;
         let ready_file = layout.up_ready();
         let db = layout.db();
+        let stop = tokio_util::sync::CancellationToken::new();
+        let beside = {
+            let _entered = tokio.enter();
+            alongside
+                .into_iter()
+                .map(|start| start(stop.clone()).map(|work| tokio.spawn(work)))
+                .collect::<Result<Vec<_>>>()
+        };
+        let beside = match beside {
+            Ok(beside) => beside,
+            Err(e) => {
+                stop.cancel();
+                return Err(e);
+            }
+        };
         let result = tokio.block_on(async move {
             let follow = tokio::spawn(follow_events(db, on_event));
             let ready = move || {
@@ -161,6 +193,12 @@ impl Project {
             };
             let result = controller.run(ready, terminated()).await;
             follow.abort();
+            stop.cancel();
+            for task in beside {
+                if tokio::time::timeout(ALONGSIDE_STOP, task).await.is_err() {
+                    tracing::warn!("a service beside the control plane did not stop in time");
+                }
+            }
             result
         });
         let _ = std::fs::remove_file(layout.up_ready());

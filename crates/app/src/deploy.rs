@@ -10,12 +10,14 @@ use hifi_core::{Action, Environment, ReleaseId, fidelity, window};
 use hifi_git::Oid;
 use hifi_store::{CardMove, Extras, Update};
 pub use hifi_store::{Deployment, Event};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Regression, Result};
 use crate::project::{Actor, Project};
 
 /// What `hifi canary` asks of a canary in progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
 pub enum CanaryAction {
     /// Hold the current step: no judgement, no weight change.
     Pause,
@@ -37,7 +39,7 @@ pub struct Start<'a> {
 }
 
 /// A deployment just recorded.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Started {
     /// The deployment, pending.
     pub deployment: Deployment,
@@ -54,7 +56,7 @@ pub struct Started {
 }
 
 /// A deployment just recorded or changed.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Recorded {
     /// The deployment as it is now.
     pub deployment: Deployment,
@@ -70,9 +72,12 @@ fn refuse_busy(e: hifi_store::Error) -> Error {
 }
 
 impl Project {
-    /// Refuses a release the fidelity gate would not let into `env`.
-    fn gate(&self, env: &Environment, release: &ReleaseId) -> Result<()> {
-        let facts = self.store.facts(release, &env.name)?;
+    /// Refuses a release the fidelity gate would not let into `env` when
+    /// `actor` deploys it (under four-eyes, their own sign-off does not
+    /// count).
+    fn gate(&self, actor: &Actor, env: &Environment, release: &ReleaseId) -> Result<()> {
+        let mut facts = self.store.facts(release, &env.name)?;
+        facts.promoter = Some(actor.name.clone());
         Ok(fidelity::check(env, release, &facts)?)
     }
 
@@ -268,7 +273,7 @@ impl Project {
                     env: env.name.clone(),
                 })?,
         };
-        self.gate(&env, &release)?;
+        self.gate(actor, &env, &release)?;
         self.start(actor, &env, None, &release, Kind::from(env.strategy), how)
     }
 
@@ -301,7 +306,7 @@ impl Project {
             .ok_or_else(|| Error::NothingLive {
                 env: source.name.clone(),
             })?;
-        self.gate(&target, &release)?;
+        self.gate(actor, &target, &release)?;
         self.start(
             actor,
             &target,

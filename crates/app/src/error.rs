@@ -25,6 +25,8 @@ pub enum ErrorKind {
     Config,
     /// Something named does not exist: exit 1, HTTP 404.
     NotFound,
+    /// No valid credentials (a remote CLI or API caller): exit 1, HTTP 401.
+    Unauthenticated,
     /// The actor's role does not allow it: exit 1, HTTP 403.
     Forbidden,
     /// Refused by a rule of hifi, or it conflicts with the state: exit 1,
@@ -258,7 +260,8 @@ pub enum Error {
     },
     /// The fidelity gate refused: approvals missing.
     #[error(
-        "release {release} has {have} of the {need} approval(s) {env} requires; sign it off with `hifi approve {env} --release {release}`"
+        "release {release} has {have} of the {need} approval(s) {env} requires{}; sign it off with `hifi approve {env} --release {release}`",
+        four_eyes_note(.env, .own_excluded.as_deref())
     )]
     NeedsApproval {
         /// The release.
@@ -269,6 +272,8 @@ pub enum Error {
         have: usize,
         /// Approvals required.
         need: u32,
+        /// Under four-eyes, the deployer whose own sign-off did not count.
+        own_excluded: Option<String>,
     },
     /// The release already serves the environment.
     #[error("release {release} is already live in {env}; there is nothing to deploy")]
@@ -413,6 +418,24 @@ pub enum Error {
         /// What they tried.
         action: &'static str,
     },
+    /// No valid token was presented.
+    #[error("{reason}")]
+    Unauthenticated {
+        /// Why, without the secret.
+        reason: String,
+    },
+    /// A token of that name is in use.
+    #[error("a token named {name} exists already")]
+    TokenExists {
+        /// Its name.
+        name: String,
+    },
+    /// No token of that name.
+    #[error("no token named {name}")]
+    UnknownToken {
+        /// The name given.
+        name: String,
+    },
     /// The state database failed.
     #[error(transparent)]
     Store(#[from] hifi_store::Error),
@@ -460,11 +483,13 @@ impl From<Refusal> for Error {
                 release,
                 have,
                 need,
+                own_excluded,
             } => Error::NeedsApproval {
                 release,
                 env,
                 have,
                 need,
+                own_excluded,
             },
         }
     }
@@ -478,9 +503,11 @@ impl Error {
             NotARepository(_) | NoConfig { .. } | UnreadableConfig { .. } => ErrorKind::Usage,
             BadInput(_) => ErrorKind::Invalid,
             Config(_) => ErrorKind::Config,
-            UnknownEnvironment { .. } | UnknownCard { .. } | UnknownRelease(_) => {
-                ErrorKind::NotFound
-            }
+            UnknownEnvironment { .. }
+            | UnknownCard { .. }
+            | UnknownRelease(_)
+            | UnknownToken { .. } => ErrorKind::NotFound,
+            Unauthenticated { .. } => ErrorKind::Unauthenticated,
             Forbidden { .. } => ErrorKind::Forbidden,
             Store(hifi_store::Error::NotFound { .. }) | UnknownBackup { .. } => ErrorKind::NotFound,
             Store(hifi_store::Error::Refused(_) | hifi_store::Error::Ambiguous { .. }) => {
@@ -543,6 +570,9 @@ impl Error {
             StoppedWhileFollowing { .. } => "stopped_while_following",
             DeploymentDidNotGoLive { .. } => "deployment_not_live",
             Forbidden { .. } => "forbidden",
+            Unauthenticated { .. } => "unauthenticated",
+            TokenExists { .. } => "token_exists",
+            UnknownToken { .. } => "unknown_token",
             Store(_) => "store",
             Git(_) => "git",
             Artifacts(_) => "artifacts",
@@ -623,7 +653,21 @@ impl Error {
                 "start it again with `hifi up`; the deployment resumes where it was".into()
             }
             Forbidden { .. } => "ask someone whose role allows it, or an admin for another role".into(),
+            NeedsApproval { own_excluded: Some(own), env, .. } => format!(
+                "{env} is four-eyes: someone other than {own} must sign it off, or someone else deploys it"
+            ),
+            Unauthenticated { .. } => "send a valid token (HIFI_TOKEN, or `Authorization: Bearer ...`); an admin creates one with `hifi token create NAME --role ROLE`".into(),
+            TokenExists { name } => format!("pick another name, or revoke it first: hifi token revoke {name}"),
+            UnknownToken { .. } => "see the tokens with `hifi token list`".into(),
             _ => return None,
         })
     }
+}
+
+/// The four-eyes clause of a missing-approvals refusal.
+fn four_eyes_note(env: &str, own: Option<&str>) -> String {
+    own.map(|own| {
+        format!(" ({env} is four-eyes: {own}'s own sign-off does not count for {own}'s deployment)")
+    })
+    .unwrap_or_default()
 }

@@ -26,6 +26,9 @@
 //!   the diff of two environments.
 //! - [`status`]: what runs where, and each environment's history.
 //! - [`init`]: scaffolding `hifi.toml` and `.hifi/`.
+//! - [`tokens`]: API tokens — creating, listing, revoking, authenticating.
+//! - [`reports`]: outcomes as shells print them and the API returns them
+//!   (a composition's report).
 //! - [`control`]: the control plane's lock, starting it in the foreground,
 //!   and stopping what runs.
 //! - [`state`]: a lost state noticed, the rolling backups, restoring one.
@@ -42,8 +45,10 @@ pub mod error;
 pub mod init;
 mod project;
 pub mod releases;
+pub mod reports;
 pub mod state;
 pub mod status;
+pub mod tokens;
 
 pub use error::{BadConfig, Error, ErrorKind, Regression, Result};
 pub use hifi_core::{Layout, Role};

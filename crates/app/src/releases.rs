@@ -3,15 +3,15 @@
 //! and the diff of two environments.
 
 use hifi_core::diff::{EnvDiff, Side, diff};
-use hifi_core::{Action, Origin, Release, ReleaseId};
+use hifi_core::{Action, Origin, Release, ReleaseId, fidelity};
 use hifi_store::{Approval, Composition, Deployment, Rejection};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::project::{Actor, Project};
 
 /// A release with where it came from and where it runs.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleaseSummary {
     /// The release.
     #[serde(flatten)]
@@ -25,7 +25,7 @@ pub struct ReleaseSummary {
 }
 
 /// Where and when a release was verified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Verification {
     /// The environment.
     pub env: String,
@@ -34,7 +34,7 @@ pub struct Verification {
 }
 
 /// A release's fidelity chain: everything that vouches for what it is.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ReleaseDetail {
     /// The release, with where it was composed and where it is live.
     #[serde(flatten)]
@@ -50,7 +50,7 @@ pub struct ReleaseDetail {
 }
 
 /// A sign-off just recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Approved {
     /// The environment it allows the release into.
     pub env: String,
@@ -64,10 +64,13 @@ pub struct Approved {
     pub approvals: usize,
     /// Sign-offs the environment requires.
     pub required: u32,
+    /// Whether the environment is four-eyes: the sign-off of whoever
+    /// deploys the release there will not count.
+    pub four_eyes: bool,
 }
 
 /// A release just rejected.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RejectedRelease {
     /// The release.
     pub release: ReleaseId,
@@ -81,12 +84,13 @@ pub struct RejectedRelease {
 
 /// What an environment runs (its live release) or would run next (its
 /// latest composition).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Current {
     /// Live there.
+    #[serde(rename = "live")]
     Live,
     /// Composed, not deployed.
+    #[serde(rename = "composed, not deployed")]
     Composed,
 }
 
@@ -100,29 +104,12 @@ impl Current {
     }
 }
 
-impl Serialize for DiffView {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        // The diff's own fields, then what each side is.
-        #[derive(Serialize)]
-        struct Out<'a> {
-            #[serde(flatten)]
-            diff: &'a EnvDiff,
-            state_a: Option<&'static str>,
-            state_b: Option<&'static str>,
-        }
-        Out {
-            diff: &self.diff,
-            state_a: self.state_a.map(Current::describe),
-            state_b: self.state_b.map(Current::describe),
-        }
-        .serialize(s)
-    }
-}
-
-/// The difference between two environments.
-#[derive(Debug, Clone, PartialEq)]
+/// The difference between two environments: the diff's own fields, then
+/// what each side's release is to its environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DiffView {
     /// Cards, service versions and vars that differ.
+    #[serde(flatten)]
     pub diff: EnvDiff,
     /// What the left release is to its environment.
     pub state_a: Option<Current>,
@@ -249,7 +236,13 @@ impl Project {
         };
         let audit = self.audit(actor);
         let new = self.store.approve(&audit, &environment.name, &id)?;
-        let approvals = self.store.approvals(&environment.name, &id)?.len();
+        let approvers: Vec<String> = self
+            .store
+            .approvals(&environment.name, &id)?
+            .into_iter()
+            .map(|a| a.actor)
+            .collect();
+        let approvals = fidelity::count_approvals(&environment, &approvers, None).have;
         Ok(Approved {
             env: environment.name,
             release: id,
@@ -257,6 +250,7 @@ impl Project {
             new,
             approvals,
             required: environment.approvals,
+            four_eyes: environment.four_eyes,
         })
     }
 

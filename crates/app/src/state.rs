@@ -8,13 +8,13 @@ use hifi_core::{Action, Layout, Routing};
 use hifi_runtime::Runtime;
 use hifi_store::backups::{self, Backup};
 use hifi_store::events::Subject;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::project::{Actor, Project, now_ms};
 
 /// A backup, with what it holds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BackupView {
     /// The file.
     #[serde(flatten)]
@@ -26,7 +26,7 @@ pub struct BackupView {
 }
 
 /// A restore just done.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Restored {
     /// The backup restored.
     pub from: Backup,

@@ -4,13 +4,13 @@
 
 use hifi_core::{Action, CardId, Environment, ReleaseId, Routing};
 use hifi_store::{Analysis, Deployment, Event, InstanceRow, Rejection};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::project::{Actor, Project};
 
 /// The status of the project.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Status {
     /// Whether a control plane runs.
     pub running: bool,
@@ -18,10 +18,38 @@ pub struct Status {
     pub pid: Option<u32>,
     /// Every environment asked for.
     pub environments: Vec<EnvStatus>,
+    /// Every webhook (`[[notify]]`) and how its deliveries go.
+    pub webhooks: Vec<WebhookStatus>,
+}
+
+/// How a webhook's deliveries go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookStatus {
+    /// Its format and target, without secrets (`slack ${SLACK_WEBHOOK_URL}`,
+    /// `json https://hooks.example.com/…`).
+    pub webhook: String,
+    /// Its event patterns.
+    pub events: Vec<String>,
+    /// Whether its endpoint is failing now.
+    pub failing: bool,
+    /// Since when (unix ms).
+    pub failing_since: Option<i64>,
+    /// Failed attempts at the next event.
+    pub attempts: i64,
+    /// When the next attempt is due (unix ms).
+    pub next_attempt_at: Option<i64>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// Events delivered.
+    pub delivered: i64,
+    /// Events given up on after retrying through the whole retry window.
+    pub dropped: i64,
+    /// Events recorded since the last one it got (not all are for it).
+    pub behind: i64,
 }
 
 /// The status of one environment.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnvStatus {
     /// Its name.
     pub env: String,
@@ -55,7 +83,7 @@ pub struct EnvStatus {
 
 /// One service of a release as it runs: its version and the digests every
 /// start checks.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ArtifactView {
     /// The service.
     pub service: String,
@@ -68,7 +96,7 @@ pub struct ArtifactView {
 }
 
 /// How far a release is in its sign-offs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApprovalCount {
     /// The release.
     pub release: ReleaseId,
@@ -79,7 +107,7 @@ pub struct ApprovalCount {
 }
 
 /// One deployment of an environment's history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     /// The deployment.
     pub deployment: Deployment,
@@ -105,7 +133,48 @@ impl Project {
                 .into_iter()
                 .map(|e| self.env_status(e))
                 .collect::<Result<_>>()?,
+            webhooks: self.webhooks()?,
         })
+    }
+
+    /// Each configured webhook with its delivery state (none yet until the
+    /// control plane first ran with it).
+    fn webhooks(&self) -> Result<Vec<WebhookStatus>> {
+        let last = self.store.last_event_seq()?;
+        self.config
+            .notify
+            .iter()
+            .map(|n| {
+                let row = self.store.webhook(&n.key())?;
+                let events = n.events.iter().map(ToString::to_string).collect();
+                Ok(match row {
+                    Some(row) => WebhookStatus {
+                        webhook: n.describe(),
+                        events,
+                        failing: row.failing_since.is_some(),
+                        failing_since: row.failing_since,
+                        attempts: row.attempts,
+                        next_attempt_at: row.next_at,
+                        last_error: row.last_error,
+                        delivered: row.delivered,
+                        dropped: row.dropped,
+                        behind: (last - row.cursor).max(0),
+                    },
+                    None => WebhookStatus {
+                        webhook: n.describe(),
+                        events,
+                        failing: false,
+                        failing_since: None,
+                        attempts: 0,
+                        next_attempt_at: None,
+                        last_error: None,
+                        delivered: 0,
+                        dropped: 0,
+                        behind: 0,
+                    },
+                })
+            })
+            .collect()
     }
 
     fn env_status(&self, env: &Environment) -> Result<EnvStatus> {
@@ -140,7 +209,14 @@ impl Project {
         };
         let approvals = match next {
             Some(release) if env.approvals > 0 => Some(ApprovalCount {
-                have: store.approvals(&env.name, &release)?.len(),
+                have: {
+                    let approvers: Vec<String> = store
+                        .approvals(&env.name, &release)?
+                        .into_iter()
+                        .map(|a| a.actor)
+                        .collect();
+                    hifi_core::fidelity::count_approvals(env, &approvers, None).have
+                },
                 need: env.approvals,
                 release,
             }),
@@ -179,5 +255,36 @@ impl Project {
                 })
             })
             .collect()
+    }
+}
+
+/// What the control plane has done, counted: for the team server's
+/// metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Deployments by environment and state (`live`, `failed`, ...).
+    pub deployments: Vec<(String, String, i64)>,
+    /// Judged canary steps by environment and verdict.
+    pub verdicts: Vec<(String, String, i64)>,
+}
+
+impl Project {
+    /// Deployments by outcome and canary verdicts, per environment.
+    pub fn counts(&self, actor: &Actor) -> Result<Counts> {
+        self.authorize(actor, Action::Read)?;
+        Ok(Counts {
+            deployments: self
+                .store
+                .deployment_counts()?
+                .into_iter()
+                .map(|(env, state, n)| (env, state.to_string(), n))
+                .collect(),
+            verdicts: self
+                .store
+                .verdict_counts()?
+                .into_iter()
+                .map(|(env, verdict, n)| (env, verdict.to_string(), n))
+                .collect(),
+        })
     }
 }

@@ -8,5 +8,6 @@
 mod errors;
 mod hotfix;
 mod roles;
+mod team;
 mod util;
 mod windows;

@@ -10,8 +10,11 @@ use crate::config::{Environment, Origin};
 use crate::workflow::{Stage, Workflow};
 
 /// A card's id as the team writes it (`PAY-12`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String")]
+#[schema(value_type = String, example = "PAY-12")]
 pub struct CardId(String);
 
 impl CardId {

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::release::{MergedCard, Release};
 
@@ -21,7 +21,7 @@ pub struct Side<'a> {
 }
 
 /// A value that differs: `a` on the left, `b` on the right, `None` when absent.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Change {
     /// What differs (a card id, a service or a var name).
     pub name: String,
@@ -32,7 +32,7 @@ pub struct Change {
 }
 
 /// Every difference between two environments.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EnvDiff {
     /// Left environment.
     pub a: String,

@@ -1,5 +1,5 @@
 //! Durations as users write them in `hifi.toml`: an integer and a unit
-//! (`500ms`, `30s`, `5m`, `1h`). Deliberately small: fractions and compound
+//! (`500ms`, `30s`, `5m`, `1h`, `90d`). Deliberately small: fractions and compound
 //! forms (`1m30s`) are refused rather than guessed at.
 
 use std::fmt;
@@ -20,9 +20,10 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "s" => value.checked_mul(1_000),
         "m" => value.checked_mul(60_000),
         "h" => value.checked_mul(3_600_000),
+        "d" => value.checked_mul(86_400_000),
         _ => {
             return Err(format!(
-                "`{text}` has no known unit; use ms, s, m or h (e.g. \"30s\")"
+                "`{text}` has no known unit; use ms, s, m, h or d (e.g. \"30s\")"
             ));
         }
     };
@@ -56,6 +57,7 @@ mod tests {
         assert_eq!(parse("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse("90d"), Ok(Duration::from_secs(90 * 86_400)));
     }
 
     #[test]

@@ -53,6 +53,8 @@ pub enum EventKind {
     EnvironmentRemoved,
     StateRestored,
     StateReset,
+    TokenCreated,
+    TokenRevoked,
 }
 
 named!(EventKind, "event kind" {
@@ -99,6 +101,8 @@ named!(EventKind, "event kind" {
     EnvironmentRemoved => "environment.removed",
     StateRestored => "state.restored",
     StateReset => "state.reset",
+    TokenCreated => "token.created",
+    TokenRevoked => "token.revoked",
 });
 
 impl EventKind {

@@ -7,7 +7,10 @@
 //!   release that was verified in one of them — live and healthy there for
 //!   its soak time.
 //! - A rejected release goes live nowhere.
-//! - Either kind accepts it only with the environment's required approvals.
+//! - Either kind accepts it only with the environment's required approvals,
+//!   counted per release and per person: the same person signing off twice
+//!   counts once. With `four_eyes`, the sign-off of the person deploying it
+//!   (the promoter) never counts, as code review never counts the author's.
 //!
 //! The rule is a pure function of [`Facts`] read from the ledger, so the
 //! command that refuses a promotion and the controller that checks again
@@ -27,6 +30,9 @@ pub struct Facts {
     pub verified_in: Vec<String>,
     /// Distinct people who approved the release for the target environment.
     pub approvers: Vec<String>,
+    /// Who deploys it there (the actor of the deployment asked for or in
+    /// progress), whose own sign-off does not count under four-eyes.
+    pub promoter: Option<String>,
     /// Why the release was rejected, if it was: it never goes live again.
     pub rejected: Option<String>,
 }
@@ -69,6 +75,8 @@ pub enum Refusal {
         have: usize,
         /// Approvals required.
         need: u32,
+        /// Under four-eyes, the promoter whose own sign-off was not counted.
+        own_excluded: Option<String>,
     },
 }
 
@@ -100,10 +108,23 @@ impl fmt::Display for Refusal {
                 release,
                 have,
                 need,
-            } => write!(
-                f,
-                "release {release} has {have} of the {need} approval(s) {env} requires; sign it off with `hifi approve {env} --release {release}`"
-            ),
+                own_excluded,
+            } => {
+                write!(
+                    f,
+                    "release {release} has {have} of the {need} approval(s) {env} requires"
+                )?;
+                if let Some(own) = own_excluded {
+                    write!(
+                        f,
+                        " ({env} is four-eyes: {own}'s own sign-off does not count for {own}'s deployment)"
+                    )?;
+                }
+                write!(
+                    f,
+                    "; sign it off with `hifi approve {env} --release {release}`"
+                )
+            }
         }
     }
 }
@@ -138,18 +159,50 @@ pub fn check(env: &Environment, release: &ReleaseId, facts: &Facts) -> Result<()
             release: release.clone(),
         });
     }
-    let mut approvers: Vec<&String> = facts.approvers.iter().collect();
-    approvers.sort();
-    approvers.dedup();
-    if approvers.len() < env.approvals as usize {
+    let counted = count_approvals(env, &facts.approvers, facts.promoter.as_deref());
+    if counted.have < env.approvals as usize {
         return Err(Refusal::MissingApprovals {
             env: env.name.clone(),
             release: release.clone(),
-            have: approvers.len(),
+            have: counted.have,
             need: env.approvals,
+            own_excluded: counted.own_excluded,
         });
     }
     Ok(())
+}
+
+/// The sign-offs that count for a release going to an environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    /// How many count.
+    pub have: usize,
+    /// Under four-eyes, the promoter whose own sign-off was left out.
+    pub own_excluded: Option<String>,
+}
+
+/// Counts `approvers` for `env`: each person once (names compare without
+/// case or surrounding blanks, so `Ann` and `ann` are one person); under
+/// four-eyes, never the `promoter`.
+pub fn count_approvals(env: &Environment, approvers: &[String], promoter: Option<&str>) -> Counted {
+    let person = |name: &str| name.trim().to_lowercase();
+    let mut people: Vec<String> = approvers.iter().map(|a| person(a)).collect();
+    people.sort();
+    people.dedup();
+    let mut own_excluded = None;
+    if env.four_eyes
+        && let Some(promoter) = promoter
+    {
+        let before = people.len();
+        people.retain(|p| *p != person(promoter));
+        if people.len() < before {
+            own_excluded = Some(promoter.trim().to_string());
+        }
+    }
+    Counted {
+        have: people.len(),
+        own_excluded,
+    }
 }
 
 #[cfg(test)]
@@ -189,6 +242,7 @@ approvals = 2
             verified_in: vec![],
             approvers: vec!["ann".into(), "bob".into()],
             rejected: None,
+            promoter: None,
         };
         let refusal = check(prod, &release(), &facts).unwrap_err();
         assert!(matches!(refusal, Refusal::NotVerified { ref source, .. } if source == "prep"));
@@ -202,8 +256,9 @@ approvals = 2
         let mut facts = Facts {
             composed_for: vec![],
             verified_in: vec!["prep".into()],
-            approvers: vec!["ann".into(), "ann".into()],
+            approvers: vec!["ann".into(), "Ann ".into()],
             rejected: None,
+            promoter: Some("ann".into()),
         };
         let refusal = check(prod, &release(), &facts).unwrap_err();
         assert!(matches!(
@@ -211,11 +266,65 @@ approvals = 2
             Refusal::MissingApprovals {
                 have: 1,
                 need: 2,
+                own_excluded: None,
                 ..
             }
         ));
         facts.approvers.push("bob".into());
         assert_eq!(check(prod, &release(), &facts), Ok(()));
+    }
+
+    fn four_eyes() -> Environment {
+        let mut prod = config().environment("prod").unwrap().clone();
+        prod.four_eyes = true;
+        prod.approvals = 1;
+        prod
+    }
+
+    #[test]
+    fn four_eyes_never_counts_the_promoters_own_sign_off() {
+        let prod = four_eyes();
+        let mut facts = Facts {
+            verified_in: vec!["prep".into()],
+            approvers: vec!["ann".into()],
+            promoter: Some("Ann".into()),
+            ..Facts::default()
+        };
+        let refusal = check(&prod, &release(), &facts).unwrap_err();
+        assert!(matches!(
+            refusal,
+            Refusal::MissingApprovals { have: 0, need: 1, own_excluded: Some(ref own), .. } if own == "Ann"
+        ));
+        assert!(
+            refusal
+                .to_string()
+                .contains("four-eyes: Ann's own sign-off does not count"),
+            "{refusal}"
+        );
+        // Someone else's sign-off counts; so does ann's when bob promotes.
+        facts.approvers.push("bob".into());
+        assert_eq!(check(&prod, &release(), &facts), Ok(()));
+        facts.approvers = vec!["ann".into()];
+        facts.promoter = Some("bob".into());
+        assert_eq!(check(&prod, &release(), &facts), Ok(()));
+    }
+
+    #[test]
+    fn four_eyes_counts_distinct_people_and_without_it_the_promoter_counts() {
+        let mut prod = four_eyes();
+        prod.approvals = 2;
+        let approvers = vec!["bob".into(), "bob".into(), "BOB".into(), "ann".into()];
+        assert_eq!(count_approvals(&prod, &approvers, Some("ann")).have, 1);
+        assert_eq!(count_approvals(&prod, &approvers, Some("cy")).have, 2);
+        prod.four_eyes = false;
+        let counted = count_approvals(&prod, &approvers, Some("ann"));
+        assert_eq!(
+            counted,
+            Counted {
+                have: 2,
+                own_excluded: None
+            }
+        );
     }
 
     #[test]

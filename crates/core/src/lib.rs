@@ -26,6 +26,8 @@
 //! - [`window`]: promotion windows (`Mon-Fri 09:00-16:00 Europe/Zurich`).
 //! - [`event`]: the kinds of events in the audit log.
 //! - [`access`]: roles and what they allow.
+//! - [`token`]: API tokens — their secrets' shape and hashes.
+//! - [`notify`]: which events a webhook receives (`deployment.*`).
 //! - [`layout`]: every path of a project (`hifi.toml`, `.hifi/...`).
 //! - `names`: the one way enums are stored and shown by name.
 //! - `sql` (feature `sqlite`): these types as SQLite values, for the store.
@@ -42,17 +44,20 @@ pub mod fidelity;
 pub mod health;
 pub mod layout;
 mod names;
+pub mod notify;
 pub mod release;
 pub mod rollout;
 #[cfg(feature = "sqlite")]
 mod sql;
+pub mod token;
 pub mod window;
 pub mod workflow;
 
 pub use access::{Action, Role};
 pub use card::{Card, CardId};
 pub use config::{
-    Canary, Config, ConfigError, Environment, Origin, RuntimeKind, Service, Strategy, UserKey,
+    Canary, Config, ConfigError, Environment, Notify, NotifyFormat, Origin, RuntimeKind, Server,
+    Service, Strategy, Tls, UserKey,
 };
 pub use deployment::{DeploymentState, Kind, Request};
 pub use event::EventKind;

@@ -1,5 +1,6 @@
 //! Enums stored and shown by name. [`named!`] gives each one the same
-//! surface — `as_str`, `ALL`, `Display`, `FromStr` and serde by name — so a
+//! surface — `as_str`, `ALL`, `Display`, `FromStr`, serde by name and an
+//! OpenAPI schema listing the names — so a
 //! name is spelled once, next to its variant, and every crate compares the
 //! enum rather than strings.
 
@@ -41,6 +42,21 @@ macro_rules! named {
         impl ::serde::Serialize for $ty {
             fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
+            }
+        }
+
+        impl ::utoipa::PartialSchema for $ty {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> {
+                ::utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(::utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$($name),+]))
+                    .into()
+            }
+        }
+
+        impl ::utoipa::ToSchema for $ty {
+            fn name() -> ::std::borrow::Cow<'static, str> {
+                ::std::borrow::Cow::Borrowed(stringify!($ty))
             }
         }
 

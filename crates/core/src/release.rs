@@ -30,8 +30,11 @@ pub fn composition_key(base: &str, cards: &[(&str, &str)], services: &[Service])
 }
 
 /// The content hash that names a release (64 hex characters).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String")]
+#[schema(value_type = String)]
 pub struct ReleaseId(String);
 
 impl ReleaseId {
@@ -125,7 +128,7 @@ impl std::str::FromStr for ReleaseId {
 }
 
 /// A card as merged into a release: which commit of its branch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct MergedCard {
     /// The card.
     pub id: CardId,
@@ -139,7 +142,7 @@ pub struct MergedCard {
 /// recipe (path, build, run, health, route) the release id was computed
 /// from. Instances start from this recipe, never from a later `hifi.toml`,
 /// so what runs is what was verified.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceVersion {
     /// The service.
     pub service: String,
@@ -157,7 +160,7 @@ pub struct ServiceVersion {
 }
 
 /// An immutable release.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Release {
     /// Content hash.
     pub id: ReleaseId,

@@ -11,7 +11,7 @@
 //! more traffic. Time is passed in, never read, so a 30-second step is
 //! tested in microseconds.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::config::Canary;
 use crate::names::named;
@@ -42,7 +42,7 @@ named!(Slot, "slot" {
 });
 
 /// A release placed in a slot.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Placement {
     /// The slot.
     pub slot: Slot,
@@ -51,7 +51,7 @@ pub struct Placement {
 }
 
 /// What an environment serves.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Routing {
     /// The slot users are on.
     pub active: Option<Placement>,
@@ -170,7 +170,7 @@ impl Routing {
 }
 
 /// What the proxy measured for the candidate over a window.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Window {
     /// Requests whose outcome was the slot's doing: answered, failed by
     /// the backend, or abandoned by a user who waited beyond the latency

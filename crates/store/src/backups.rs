@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use hifi_core::Routing;
 use rusqlite::{Connection, OpenFlags};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
@@ -19,11 +19,12 @@ use crate::{Error, Result};
 pub const KEEP: usize = 20;
 
 /// One backup file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Backup {
     /// Its file name: what `hifi state restore NAME` takes.
     pub name: String,
     /// Its path.
+    #[schema(value_type = String)]
     pub path: PathBuf,
     /// When it was taken (unix ms).
     pub at: i64,
@@ -34,9 +35,10 @@ pub struct Backup {
 }
 
 /// What a backup holds, read from it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Contents {
-    /// What each environment served, by environment.
+    /// What each environment served, by environment: `[env, routing]` pairs.
+    #[schema(value_type = Vec<Vec<Value>>)]
     pub routing: Vec<(String, Routing)>,
     /// How many events its log holds.
     pub events: i64,

@@ -5,13 +5,13 @@
 use hifi_core::card::CardId;
 use hifi_core::event::EventKind;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::events::{Subject, record};
 use crate::{Audit, Error, Result, Store};
 
 /// A card as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CardRow {
     /// Card id.
     pub id: CardId,
@@ -45,7 +45,7 @@ impl CardRow {
 }
 
 /// A card that could not be merged into an environment's last composition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ConflictFlag {
     /// The environment.
     pub env: String,
@@ -63,7 +63,7 @@ const CARD_COLUMNS: &str = "id, title, branch, stage, created_at, updated_at, ho
 
 /// A card moved because its release moved (a promotion into production
 /// started, was verified, or was rolled back).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CardMove {
     /// The card.
     pub card: CardId,

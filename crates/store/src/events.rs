@@ -5,12 +5,12 @@ use hifi_core::card::CardId;
 use hifi_core::event::EventKind;
 use hifi_core::release::ReleaseId;
 use rusqlite::{Transaction, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Audit, Result, Store};
 
 /// One entry of the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Event {
     /// Position in the log.
     pub seq: i64,

@@ -8,7 +8,7 @@ use hifi_core::fidelity::Facts;
 use hifi_core::release::ReleaseId;
 use hifi_core::rollout::{Routing, Slot};
 use rusqlite::{OptionalExtension, Row, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cards::{CardMove, follow, unfollow};
 use crate::events::{Subject, record};
@@ -16,7 +16,7 @@ use crate::routing::save_routing;
 use crate::{Audit, Error, Result, Store};
 
 /// A deployment as recorded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Deployment {
     /// Its number.
     pub id: i64,
@@ -71,7 +71,7 @@ pub struct NewDeployment {
 }
 
 /// Why a release may never go live again.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Rejection {
     /// The reason given.
     pub reason: String,
@@ -82,7 +82,7 @@ pub struct Rejection {
 }
 
 /// A sign-off.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Approval {
     /// The environment it allows the release into.
     pub env: String,
@@ -511,8 +511,16 @@ impl Store {
     }
 
     /// What the fidelity gate needs to decide on `release` going to `target`.
+    /// The promoter is whoever asked for the deployment of `release` in
+    /// progress there, if one is (a caller about to record a new one sets
+    /// it to its own actor).
     pub fn facts(&self, release: &ReleaseId, target: &str) -> Result<Facts> {
+        let promoter = self
+            .deployment_in_progress(target)?
+            .filter(|d| d.release == *release)
+            .map(|d| d.actor);
         Ok(Facts {
+            promoter,
             rejected: self.rejection(release)?.map(|r| r.reason),
             composed_for: self.composed_for(release)?,
             verified_in: self.verified_in(release)?,

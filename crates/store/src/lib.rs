@@ -26,6 +26,8 @@
 //!   stable internal ports and the canary analyses.
 //! - [`events`]: the audit log.
 //! - [`backups`]: rolling backups (online backup API), listing and restoring.
+//! - [`tokens`]: API tokens (names, roles, hashes of their secrets).
+//! - [`webhooks`]: each webhook's delivery cursor and failures.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,6 +42,9 @@ pub mod ledger;
 pub mod releases;
 pub mod routing;
 mod schema;
+mod stats;
+pub mod tokens;
+pub mod webhooks;
 
 pub use cards::{CardMove, CardRow, ConflictFlag};
 pub use events::Event;
@@ -47,6 +52,8 @@ pub use ledger::{Approval, Deployment, Extras, NewDeployment, Rejection, Update}
 pub use releases::{ArtifactKind, Composition};
 pub use routing::{Analysis, InstanceRow};
 pub use schema::LATEST as SCHEMA_VERSION;
+pub use tokens::{NewToken, StoredToken, TokenRow};
+pub use webhooks::WebhookRow;
 
 /// Errors of the store.
 #[derive(Debug, thiserror::Error)]

@@ -7,13 +7,13 @@ use hifi_core::card::CardId;
 use hifi_core::event::EventKind;
 use hifi_core::release::{MergedCard, Release, ReleaseId, ServiceVersion};
 use rusqlite::{OptionalExtension, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::events::{Subject, record};
 use crate::{Audit, Error, Result, Store};
 
 /// One composition of an environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Composition {
     /// Position in the log of compositions.
     pub seq: i64,

@@ -8,13 +8,13 @@ use hifi_core::health::Health;
 use hifi_core::release::ReleaseId;
 use hifi_core::rollout::{Placement, Routing, Slot, Verdict};
 use rusqlite::{OptionalExtension, Transaction, params};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::events::{Subject, record};
 use crate::{Audit, Error, Result, Store};
 
 /// An instance as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct InstanceRow {
     /// Environment.
     pub env: String,
@@ -37,7 +37,7 @@ pub struct InstanceRow {
 }
 
 /// The figures one canary step was judged on.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Analysis {
     /// The deployment.
     pub deployment: i64,

@@ -339,6 +339,36 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE instances;
     ALTER TABLE instances_v5 RENAME TO instances;
     "#,
+    // 6: the team server — API tokens (their hashes only; the lookup id
+    // finds a row without comparing secrets in SQL) and each webhook's
+    // delivery cursor, so a restart neither loses nor repeats events.
+    r#"
+    CREATE TABLE tokens (
+        name          TEXT PRIMARY KEY COLLATE NOCASE,
+        role          TEXT NOT NULL CHECK (role IN ('viewer', 'developer', 'approver', 'operator', 'admin')),
+        lookup        TEXT NOT NULL UNIQUE CHECK (length(lookup) = 8),
+        hash          TEXT NOT NULL CHECK (length(hash) = 64),
+        created_at    INTEGER NOT NULL,
+        created_by    TEXT NOT NULL,
+        expires_at    INTEGER,
+        revoked_at    INTEGER,
+        last_used_at  INTEGER
+    ) STRICT;
+
+    -- One row per [[notify]] target, keyed by a hash of its url as written
+    -- and its format (never the url itself: it may hold a secret).
+    CREATE TABLE webhooks (
+        target         TEXT PRIMARY KEY,
+        cursor         INTEGER NOT NULL,
+        attempts       INTEGER NOT NULL DEFAULT 0,
+        failing_since  INTEGER,
+        next_at        INTEGER,
+        last_error     TEXT,
+        delivered      INTEGER NOT NULL DEFAULT 0,
+        dropped        INTEGER NOT NULL DEFAULT 0,
+        updated_at     INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

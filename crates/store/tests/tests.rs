@@ -671,3 +671,5 @@ fn a_damaged_database_is_named_damaged() {
     let err = Store::open_in(&layout).err().unwrap();
     assert!(matches!(err, Error::Damaged { .. }), "{err}");
 }
+
+mod team;

@@ -62,6 +62,7 @@ fn facts() -> ReleaseFacts {
             verified_in: vec!["dev".into()],
             approvers: vec![],
             rejected: None,
+            promoter: None,
         },
     }
 }

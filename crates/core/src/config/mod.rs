@@ -14,6 +14,8 @@
 
 mod raw;
 #[cfg(test)]
+mod team_tests;
+#[cfg(test)]
 mod tests;
 mod validate;
 
@@ -40,10 +42,66 @@ pub struct Config {
     pub services: Vec<Service>,
     /// Environments, in config order (lowest first by convention).
     pub environments: Vec<Environment>,
+    /// The team server `hifi up` serves (`[server]`), if configured.
+    pub server: Option<Server>,
+    /// Webhooks (`[[notify]]`), in config order.
+    pub notify: Vec<Notify>,
+}
+
+/// `[server]`: where `hifi up` serves the team's HTTP API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// The address to listen on.
+    pub listen: std::net::SocketAddr,
+    /// Certificate and key (PEM) to serve https with; plain http without.
+    pub tls: Option<Tls>,
+}
+
+/// The certificate chain and private key of an https listener, as written
+/// (a relative path is relative to the repository root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    /// PEM certificate chain.
+    pub cert: std::path::PathBuf,
+    /// PEM private key.
+    pub key: std::path::PathBuf,
+}
+
+/// One `[[notify]]` webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notify {
+    /// Where to POST, as written (`${VAR}` resolved from hifi's environment
+    /// only when delivering, never stored or shown).
+    pub url: String,
+    /// The body's shape.
+    pub format: NotifyFormat,
+    /// Which events, by name; `*` matches any run of characters.
+    pub events: Vec<crate::notify::EventPattern>,
+    /// Signs `json` bodies (HMAC-SHA256 in `x-hifi-signature`), as written.
+    pub secret: Option<String>,
+}
+
+/// The body a webhook receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyFormat {
+    /// The event as JSON, signed when a secret is set.
+    Json,
+    /// A readable Slack message (`{"text": ...}`).
+    Slack,
+}
+
+impl NotifyFormat {
+    /// The name written in `hifi.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyFormat::Json => "json",
+            NotifyFormat::Slack => "slack",
+        }
+    }
 }
 
 /// One microservice of the project: where it lives and its recipe.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Service {
     /// Name, unique in the project.
     pub name: String,
@@ -216,6 +274,9 @@ pub struct Environment {
     pub drain: Duration,
     /// Sign-offs needed before a release goes live here.
     pub approvals: u32,
+    /// Four-eyes: only approvals by people other than the one deploying
+    /// count (see [`crate::fidelity`]).
+    pub four_eyes: bool,
     /// Healthy this long as the active slot makes a release verified here.
     pub soak: Duration,
     /// Sticky user key for canary assignment.

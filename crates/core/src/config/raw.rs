@@ -15,6 +15,26 @@ pub(super) struct RawConfig {
     pub(super) service: Vec<Spanned<RawService>>,
     #[serde(default)]
     pub(super) environment: Vec<Spanned<RawEnvironment>>,
+    pub(super) server: Option<Spanned<RawServer>>,
+    #[serde(default)]
+    pub(super) notify: Vec<Spanned<RawNotify>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    pub(super) listen: Option<Spanned<String>>,
+    pub(super) tls_cert: Option<Spanned<String>>,
+    pub(super) tls_key: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawNotify {
+    pub(super) url: Spanned<String>,
+    pub(super) format: Option<Spanned<String>>,
+    pub(super) events: Option<Spanned<Vec<String>>>,
+    pub(super) secret: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -81,6 +101,7 @@ pub(super) struct RawEnvironment {
     pub(super) smoke: Option<String>,
     pub(super) drain: Option<Spanned<String>>,
     pub(super) approvals: Option<Spanned<i64>>,
+    pub(super) four_eyes: Option<bool>,
     pub(super) soak: Option<Spanned<String>>,
     pub(super) user_key: Option<Spanned<String>>,
     pub(super) preview_token: Option<String>,

@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawCanary, RawConfig, RawEnvironment, RawService};
+use super::raw::{RawCanary, RawConfig, RawEnvironment, RawNotify, RawServer, RawService};
 use super::{
-    Canary, Config, ConfigError, Environment, MAX_REPLICAS, Origin, RuntimeKind, Service, Strategy,
-    UserKey, is_env_var_name, parse_user_key,
+    Canary, Config, ConfigError, Environment, MAX_REPLICAS, Notify, NotifyFormat, Origin,
+    RuntimeKind, Server, Service, Strategy, Tls, UserKey, is_env_var_name, parse_user_key,
 };
 use crate::workflow::Workflow;
 use crate::{duration, is_valid_name};
@@ -146,6 +146,13 @@ impl Validator<'_> {
         )?;
         let services = self.services(raw.service)?;
         let environments = self.environments(raw.environment, &workflow, runtime, &services)?;
+        let server = raw.server.map(|s| self.server(s)).transpose()?;
+        let notify = raw
+            .notify
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| self.notify(i, n))
+            .collect::<Result<_, _>>()?;
 
         Ok(Config {
             name: project.name.into_inner(),
@@ -154,6 +161,126 @@ impl Validator<'_> {
             follow_releases,
             services,
             environments,
+            server,
+            notify,
+        })
+    }
+
+    fn server(&self, raw: Spanned<RawServer>) -> Result<Server, ConfigError> {
+        let raw = raw.into_inner();
+        let listen = match &raw.listen {
+            None => std::net::SocketAddr::from(([127, 0, 0, 1], 8000)),
+            Some(listen) => listen.get_ref().parse().map_err(|_| {
+                self.error(
+                    "server.listen",
+                    listen.span(),
+                    format!(
+                        "`{}` is not an address to listen on; write it like \"127.0.0.1:8000\"",
+                        listen.get_ref()
+                    ),
+                )
+            })?,
+        };
+        let path = |key: &str, v: &Spanned<String>| {
+            if v.get_ref().trim().is_empty() {
+                Err(self.error(key, v.span(), "the path is empty"))
+            } else {
+                Ok(std::path::PathBuf::from(v.get_ref()))
+            }
+        };
+        let tls = match (&raw.tls_cert, &raw.tls_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(Tls {
+                cert: path("server.tls_cert", cert)?,
+                key: path("server.tls_key", key)?,
+            }),
+            (Some(given), None) | (None, Some(given)) => {
+                let (has, lacks) = if raw.tls_cert.is_some() {
+                    ("server.tls_cert", "tls_key")
+                } else {
+                    ("server.tls_key", "tls_cert")
+                };
+                return Err(self.error(
+                    has,
+                    given.span(),
+                    format!("https needs both tls_cert and tls_key; add `{lacks}`, or remove both to serve plain http"),
+                ));
+            }
+        };
+        Ok(Server { listen, tls })
+    }
+
+    fn notify(&self, i: usize, raw: Spanned<RawNotify>) -> Result<Notify, ConfigError> {
+        let key = |field: &str| format!("notify[{i}].{field}");
+        let raw = raw.into_inner();
+        let url = raw.url.get_ref().trim().to_string();
+        let interpolated = url.contains("${");
+        if interpolated {
+            // Checked for shape now; resolved from hifi's environment only
+            // when delivering, so the secret in it is never stored.
+            super::interpolate(&url, |_| Some(String::new()))
+                .map_err(|m| self.error(key("url"), raw.url.span(), m))?;
+        } else if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(self.error(
+                key("url"),
+                raw.url.span(),
+                format!("`{url}` is not an http:// or https:// URL (or a `${{VAR}}` holding one)"),
+            ));
+        }
+        let format = match raw
+            .format
+            .as_ref()
+            .map(|f| (f.get_ref().as_str(), f.span()))
+        {
+            None | Some(("json", _)) => NotifyFormat::Json,
+            Some(("slack", _)) => NotifyFormat::Slack,
+            Some((other, span)) => {
+                return Err(self.error(
+                    key("format"),
+                    span,
+                    format!("unknown format `{other}`; use \"json\" or \"slack\""),
+                ));
+            }
+        };
+        let events = match &raw.events {
+            None => vec![crate::notify::EventPattern::any()],
+            Some(list) => {
+                if list.get_ref().is_empty() {
+                    return Err(self.error(
+                        key("events"),
+                        list.span(),
+                        "events names at least one pattern, e.g. [\"deployment.*\"] (or leave it out for every event)",
+                    ));
+                }
+                list.get_ref()
+                    .iter()
+                    .map(|p| p.parse())
+                    .collect::<Result<_, String>>()
+                    .map_err(|m| self.error(key("events"), list.span(), m))?
+            }
+        };
+        let secret = match raw.secret {
+            None => None,
+            Some(secret) if format == NotifyFormat::Slack => {
+                return Err(self.error(
+                    key("secret"),
+                    secret.span(),
+                    "a secret signs json bodies; slack messages are not signed, so remove it or use format = \"json\"",
+                ));
+            }
+            Some(secret) => {
+                if secret.get_ref().contains("${") {
+                    super::interpolate(secret.get_ref(), |_| Some(String::new()))
+                        .map_err(|m| self.error(key("secret"), secret.span(), m))?;
+                }
+                Some(secret.into_inner()).filter(|s| !s.is_empty())
+            }
+        };
+        Ok(Notify {
+            url,
+            format,
+            events,
+            secret,
         })
     }
 
@@ -346,8 +473,18 @@ impl Validator<'_> {
                     ));
                 }
             };
+            let four_eyes = raw.four_eyes.unwrap_or(false);
             let approvals = match &raw.approvals {
+                // Four-eyes alone means: someone else must sign off.
+                None if four_eyes => 1,
                 None => 0,
+                Some(v) if four_eyes && *v.get_ref() == 0 => {
+                    return Err(self.error(
+                        key("approvals"),
+                        v.span(),
+                        "four_eyes counts sign-offs by someone other than the deployer; it needs approvals = 1 or more",
+                    ));
+                }
                 Some(v) => u32::try_from(*v.get_ref())
                     .ok()
                     .filter(|n| *n <= 100)
@@ -409,6 +546,7 @@ impl Validator<'_> {
                 strategy,
                 smoke: raw.smoke.filter(|s| !s.trim().is_empty()),
                 approvals,
+                four_eyes,
                 user_key,
                 preview_token: raw.preview_token.filter(|t| !t.is_empty()),
                 canary,
