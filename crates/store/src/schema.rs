@@ -339,6 +339,12 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE instances;
     ALTER TABLE instances_v5 RENAME TO instances;
     "#,
+    // 6: the protocol a service's instances speak, part of the recipe a
+    // release records (every release before it spoke HTTP/1.1).
+    r#"
+    ALTER TABLE release_services ADD COLUMN protocol TEXT NOT NULL DEFAULT 'http1'
+        CHECK (protocol IN ('http1', 'h2c', 'grpc'));
+    "#,
 ];
 
 /// The schema version this build writes.
