@@ -105,12 +105,14 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
             slot: c.slot.to_string(),
             backends: serving(inputs, c, &service.name),
             weight: routing.weight,
+            protocol: None,
         });
         let standby = routing.standby.as_ref().and_then(|s| {
             let backends = addresses(inputs, s, &service.name, true);
             (!backends.is_empty()).then(|| SlotSpec {
                 slot: s.slot.to_string(),
                 backends,
+                protocol: None,
             })
         });
         services.push(ServiceSpec {
@@ -122,6 +124,7 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
             active: SlotSpec {
                 slot: active.slot.to_string(),
                 backends: active_backends,
+                protocol: None,
             },
             candidate,
             standby,
