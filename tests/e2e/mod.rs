@@ -10,6 +10,7 @@ mod control_canary;
 mod control_crash;
 mod control_errors;
 mod load;
+mod protocols;
 
 mod artifacts;
 mod cards;
