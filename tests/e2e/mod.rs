@@ -11,6 +11,7 @@ mod control_crash;
 mod control_errors;
 mod load;
 mod remote;
+mod protocols;
 
 mod artifacts;
 mod cards;

@@ -175,7 +175,11 @@ impl Project {
             services.push(ServiceVersion {
                 service: service.name.clone(),
                 version: version.to_string(),
-                recipe: service.clone(),
+                // A serving setting, not content: never part of the recipe.
+                recipe: Service {
+                    request_timeout: None,
+                    ..service.clone()
+                },
                 digest: None,
                 image_id: None,
             });

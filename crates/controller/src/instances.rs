@@ -125,8 +125,8 @@ impl SpecBuilder<'_> {
 
     /// The spec of replica `replica` of `version` (a service of release
     /// `release`) in `slot`. Its recipe is the one recorded with the
-    /// release, so an instance runs exactly the command and health path
-    /// that were verified.
+    /// release, so an instance runs exactly the command, health path and
+    /// protocol that were verified.
     pub fn spec(
         &self,
         version: &ServiceVersion,
@@ -159,6 +159,7 @@ impl SpecBuilder<'_> {
                 .layout
                 .instance_log(&self.env.name, slot.as_str(), &service.name),
             health_path: service.health.clone(),
+            protocol: service.protocol,
         })
     }
 }

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use hifi_core::rollout::Placement;
-use hifi_core::{Environment, Routing, Service};
+use hifi_core::{Environment, Protocol, Release, Routing, Service};
 use hifi_proxy::{CandidateSpec, ServiceSpec, SlotSpec, TableSpec};
 
 use crate::plan::Running;
@@ -30,6 +30,21 @@ pub struct Inputs<'a> {
     pub internal_ports: &'a HashMap<String, u16>,
     /// The preview token, resolved from hifi's environment.
     pub preview_token: Option<String>,
+    /// The releases the routing places (active, candidate, standby): each
+    /// slot is spoken to in the protocol its own release recorded.
+    pub releases: &'a [Release],
+}
+
+/// The protocol `service` speaks in `placement`'s release, as recorded with
+/// it; the current config's when the release is not at hand (never
+/// expected: the routing only names recorded releases).
+fn protocol(inputs: &Inputs<'_>, placement: &Placement, service: &Service) -> Protocol {
+    inputs
+        .releases
+        .iter()
+        .find(|r| r.id == placement.release)
+        .and_then(|r| r.service(&service.name))
+        .map_or(service.protocol, |v| v.recipe.protocol)
 }
 
 /// The addresses of the instances of `service` that run `placement`'s
@@ -101,16 +116,24 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
         let Some(port) = inputs.internal_ports.get(&service.name) else {
             continue;
         };
+        // The service speaks the active release's protocol; a slot whose
+        // release speaks another says so (a rollout across protocols).
+        let spoken = protocol(inputs, active, service);
+        let own = |placement: &Placement| {
+            Some(protocol(inputs, placement, service)).filter(|p| *p != spoken)
+        };
         let candidate = candidate.map(|c| CandidateSpec {
             slot: c.slot.to_string(),
             backends: serving(inputs, c, &service.name),
             weight: routing.weight,
+            protocol: own(c),
         });
         let standby = routing.standby.as_ref().and_then(|s| {
             let backends = addresses(inputs, s, &service.name, true);
             (!backends.is_empty()).then(|| SlotSpec {
                 slot: s.slot.to_string(),
                 backends,
+                protocol: own(s),
             })
         });
         services.push(ServiceSpec {
@@ -122,12 +145,15 @@ pub fn build(inputs: &Inputs<'_>) -> Option<TableSpec> {
             active: SlotSpec {
                 slot: active.slot.to_string(),
                 backends: active_backends,
+                protocol: None,
             },
             candidate,
             standby,
-            // Not wired from the config yet: the proxy's defaults.
-            protocol: Default::default(),
-            request_timeout_ms: None,
+            protocol: spoken,
+            // A serving setting: the current hifi.toml's, for every slot.
+            request_timeout_ms: service
+                .request_timeout
+                .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
         });
     }
     if services.is_empty() {
@@ -196,7 +222,15 @@ mod tests {
     }
 
     fn build_with(routing: &Routing, instances: &[Running]) -> Option<TableSpec> {
-        let config = config();
+        build_from(&config(), routing, instances, &[])
+    }
+
+    fn build_from(
+        config: &Config,
+        routing: &Routing,
+        instances: &[Running],
+        releases: &[Release],
+    ) -> Option<TableSpec> {
         let ports = HashMap::from([
             ("web".to_string(), 9001),
             ("api".to_string(), 9002),
@@ -209,6 +243,7 @@ mod tests {
             instances,
             internal_ports: &ports,
             preview_token: None,
+            releases,
         })
     }
 
@@ -295,5 +330,75 @@ mod tests {
                 .all(|s| s.active.slot == "blue" && s.candidate.is_none())
         );
         assert_eq!(table.preview_listen.as_deref(), Some("127.0.0.1:9003"));
+    }
+
+    /// A recorded release `name` whose services speak `protocol`.
+    fn recorded(name: &str, config: &Config, protocol: Protocol) -> Release {
+        Release {
+            id: release(name),
+            tree: name.into(),
+            commit: "c".into(),
+            base_commit: "b".into(),
+            cards: vec![],
+            services: config
+                .services
+                .iter()
+                .map(|s| hifi_core::ServiceVersion {
+                    service: s.name.clone(),
+                    version: "v".into(),
+                    recipe: hifi_core::Service {
+                        protocol,
+                        ..s.clone()
+                    },
+                    digest: None,
+                    image_id: None,
+                })
+                .collect(),
+            composed_for: "dev".into(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn each_slot_speaks_its_own_releases_protocol_and_timeouts_come_from_the_config() {
+        let mut config = config();
+        config.services[0].request_timeout = Some(std::time::Duration::from_millis(1500));
+        let instances = [
+            running(Slot::Blue, "a", "web", 1, Health::Healthy),
+            running(Slot::Blue, "a", "api", 2, Health::Healthy),
+            running(Slot::Green, "b", "web", 3, Health::Healthy),
+            running(Slot::Green, "b", "api", 4, Health::Healthy),
+        ];
+        let releases = [
+            recorded("a", &config, Protocol::Http1),
+            recorded("b", &config, Protocol::Grpc),
+        ];
+        let table = build_from(&config, &canary(10.0), &instances, &releases).unwrap();
+        let web = &table.services[0];
+        assert_eq!(web.name, "web");
+        assert_eq!(web.protocol, Protocol::Http1, "the active release's");
+        assert_eq!(
+            web.candidate.as_ref().and_then(|c| c.protocol),
+            Some(Protocol::Grpc),
+            "the candidate's own"
+        );
+        assert_eq!(web.request_timeout_ms, Some(1500));
+        assert_eq!(table.services[1].request_timeout_ms, None);
+
+        // Once the gRPC release is active, the one it replaced says it
+        // speaks HTTP/1.1 as standby.
+        let live = Routing {
+            active: Some(place(Slot::Green, "b")),
+            standby: Some(place(Slot::Blue, "a")),
+            ..Routing::default()
+        };
+        let table = build_from(&config, &live, &instances, &releases).unwrap();
+        let web = &table.services[0];
+        assert_eq!(web.protocol, Protocol::Grpc);
+        assert_eq!(
+            web.standby.as_ref().and_then(|s| s.protocol),
+            Some(Protocol::Http1)
+        );
+        assert!(web.candidate.is_none());
     }
 }

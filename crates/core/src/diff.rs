@@ -142,6 +142,8 @@ mod tests {
                         route: format!("/{s}"),
                         image: None,
                         replicas: 1,
+                        protocol: crate::Protocol::Http1,
+                        request_timeout: None,
                     },
                     digest: None,
                     image_id: None,

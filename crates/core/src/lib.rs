@@ -22,6 +22,8 @@
 //! - [`rollout`]: blue/green slots, their transitions, and the canary judge.
 //! - [`diff`]: what differs between two environments.
 //! - [`health`]: an instance's health as the controller records it.
+//! - [`protocol`]: what a service's instances speak (HTTP/1.1, h2c, gRPC)
+//!   and how a health answer in each is judged.
 //! - [`clock`]: time, injected ([`clock::Clock`], [`clock::ManualClock`]).
 //! - [`window`]: promotion windows (`Mon-Fri 09:00-16:00 Europe/Zurich`).
 //! - [`event`]: the kinds of events in the audit log.
@@ -45,6 +47,7 @@ pub mod health;
 pub mod layout;
 mod names;
 pub mod notify;
+pub mod protocol;
 pub mod release;
 pub mod rollout;
 #[cfg(feature = "sqlite")]
@@ -63,6 +66,7 @@ pub use deployment::{DeploymentState, Kind, Request};
 pub use event::EventKind;
 pub use health::Health;
 pub use layout::Layout;
+pub use protocol::Protocol;
 pub use release::{Release, ReleaseId, ServiceVersion};
 pub use rollout::{Routing, Slot, Verdict};
 pub use workflow::{Stage, Workflow};

@@ -1,7 +1,8 @@
 //! Releases: immutable, content-addressed records of one composition.
 //!
 //! A release id is a SHA-256 of the composed tree and every service's recipe
-//! (path, build, run, health, route). Composing the same content twice gives
+//! (path, build, run, health, route, and image and protocol when given).
+//! Composing the same content twice gives
 //! the same id, whichever environment composed it — which is what lets a
 //! higher environment prove it runs exactly what a lower one verified.
 //! Per-environment vars are deliberately not part of the id: they differ by
@@ -64,6 +65,13 @@ impl ReleaseId {
             if let Some(image) = &s.image {
                 hash.update(b"\0image\0");
                 hash.update(image.as_bytes());
+            }
+            // Likewise only when not the default, so every release recorded
+            // before protocols (all HTTP/1.1) keeps its id. `request_timeout`
+            // and `replicas` are serving settings and never count.
+            if !s.protocol.is_http1() {
+                hash.update(b"\0protocol\0");
+                hash.update(s.protocol.as_str().as_bytes());
             }
         }
         let digest = hash.finalize();
@@ -139,7 +147,7 @@ pub struct MergedCard {
 }
 
 /// One service's version in a release: the hash of its subtree, and the
-/// recipe (path, build, run, health, route) the release id was computed
+/// recipe (path, build, run, health, route, image, protocol) the release id was computed
 /// from. Instances start from this recipe, never from a later `hifi.toml`,
 /// so what runs is what was verified.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -205,6 +213,12 @@ impl Release {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Protocol;
+
+    /// `ReleaseId::compute("abc", &[service("python3 app.py")])` as
+    /// computed by hifi before services had a protocol.
+    const PRE_PROTOCOL_ID: &str =
+        "0d735fb894f7fca9af565e9aad08f63d29744b946ad2b2899507c077373c573a";
 
     fn service(run: &str) -> Service {
         Service {
@@ -216,6 +230,8 @@ mod tests {
             route: "/catalog".into(),
             image: None,
             replicas: 1,
+            protocol: Protocol::Http1,
+            request_timeout: None,
         }
     }
 
@@ -263,6 +279,34 @@ mod tests {
         assert_eq!(release.recomputed_id(), release.id);
         release.services[0].recipe.run = "python3 other.py".into();
         assert_ne!(release.recomputed_id(), release.id);
+    }
+
+    #[test]
+    fn protocol_counts_but_an_http1_recipe_keeps_the_id_it_had_before_protocols() {
+        // The id of this recipe as hifi computed it before services had a
+        // protocol: a release recorded then must keep its id.
+        let before = ReleaseId::compute("abc", &[service("python3 app.py")]);
+        assert_eq!(
+            before.as_str(),
+            PRE_PROTOCOL_ID,
+            "an HTTP/1.1 recipe hashes as it did before protocols"
+        );
+        let mut grpc = service("python3 app.py");
+        grpc.protocol = Protocol::Grpc;
+        let mut h2c = grpc.clone();
+        h2c.protocol = Protocol::H2c;
+        let grpc_id = ReleaseId::compute("abc", std::slice::from_ref(&grpc));
+        assert_ne!(grpc_id, before);
+        assert_ne!(grpc_id, ReleaseId::compute("abc", &[h2c]));
+    }
+
+    #[test]
+    fn serving_settings_do_not_count() {
+        let base = ReleaseId::compute("abc", &[service("python3 app.py")]);
+        let mut tuned = service("python3 app.py");
+        tuned.replicas = 4;
+        tuned.request_timeout = Some(std::time::Duration::from_secs(5));
+        assert_eq!(ReleaseId::compute("abc", &[tuned]), base);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::card::CardId;
 use crate::deployment::{DeploymentState, Kind, Request};
 use crate::event::EventKind;
 use crate::health::Health;
+use crate::protocol::Protocol;
 use crate::release::ReleaseId;
 use crate::rollout::{Slot, Verdict};
 
@@ -38,6 +39,7 @@ text_column!(
     EventKind,
     Health,
     Kind,
+    Protocol,
     ReleaseId,
     Request,
     Role,

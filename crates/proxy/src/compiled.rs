@@ -152,7 +152,7 @@ impl CompiledSlot {
     fn same_as(&self, slot: &ValidSlot, svc: &ValidService) -> bool {
         self.name == slot.name
             && self.health_path == svc.health
-            && self.protocol == svc.protocol
+            && self.protocol == slot.protocol
             && self.timeout == svc.request_timeout
             && self.backends.len() == slot.backends.len()
             && self
@@ -201,13 +201,13 @@ impl Compiler<'_> {
                         .iter()
                         .map(|a| Backend {
                             addr: *a,
-                            health: self.health.get_or_create(*a, &s.health, s.protocol),
+                            health: self.health.get_or_create(*a, &s.health, v.protocol),
                             pool: Arc::new(Pool::new(self.upstream.shards)),
                             raw: RawPool::new(self.upstream.shards),
                             h2: H2Pool::new(self.upstream.shards),
                         })
                         .collect(),
-                    protocol: s.protocol,
+                    protocol: v.protocol,
                     timeout: s.request_timeout,
                     health_path: s.health.clone(),
                     next: AtomicUsize::new(0),

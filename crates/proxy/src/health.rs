@@ -27,6 +27,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::unix_now;
+use hifi_core::protocol::{GRPC_PROBE_MESSAGE, grpc_probe_passes};
+
 use crate::table::Protocol;
 
 /// Health of one backend process.
@@ -37,7 +39,8 @@ pub(crate) struct BackendHealth {
     /// How it is probed: HTTP/1.1 `GET` (2xx passes); for h2c, an HTTP/2
     /// `GET` (any answer below 500 passes); for gRPC, an HTTP/2 gRPC call
     /// with an empty message (`grpc-status` 0 passes, and so does 12,
-    /// UNIMPLEMENTED: the server is up but has no such method).
+    /// UNIMPLEMENTED: the server is up but has no such method), judged by
+    /// [`grpc_probe_passes`], the rule hifi's runtimes apply too.
     pub(crate) protocol: Protocol,
     healthy: AtomicBool,
     failures: AtomicU32,
@@ -243,7 +246,7 @@ async fn probe(
     };
     req = req.header(header::USER_AGENT, "hifi-proxy-health");
     let body = if grpc {
-        Full::new(Bytes::from_static(&[0, 0, 0, 0, 0]))
+        Full::new(Bytes::from_static(&GRPC_PROBE_MESSAGE))
     } else {
         Full::new(Bytes::new())
     };
@@ -275,10 +278,7 @@ async fn probe(
         Protocol::Http1 => answer.is_success(),
         Protocol::H2c => answer.as_u16() < 500,
         Protocol::Grpc => {
-            answer.is_success()
-                && grpc_status
-                    .as_ref()
-                    .is_none_or(|g| g.as_bytes() == b"0" || g.as_bytes() == b"12")
+            grpc_probe_passes(answer.as_u16(), grpc_status.as_ref().map(|g| g.as_bytes()))
         }
     };
     if passed {

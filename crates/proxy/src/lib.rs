@@ -25,8 +25,9 @@
 //! ```
 //!
 //! `user_key` defaults to `cookie:hifi-user`, `health` to `/healthz`,
-//! `protocol` to `http1` (else `h2c` or `grpc`: what the backends speak),
-//! `preview_token`, `preview_listen`, `host`, `candidate`, `standby` and
+//! `protocol` to `http1` (else `h2c` or `grpc`: what the backends speak;
+//! a slot may carry its own `protocol`, for a rollout between releases that
+//! speak different ones), `preview_token`, `preview_listen`, `host`, `candidate`, `standby` and
 //! `request_timeout_ms` (the service's own response-header timeout,
 //! overriding [`ProxyOptions::upstream_timeout`]) to null. `protocol` and
 //! `request_timeout_ms` are left out of stored and returned tables when

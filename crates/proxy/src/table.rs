@@ -92,26 +92,10 @@ pub struct ServiceSpec {
     pub request_timeout_ms: Option<u64>,
 }
 
-/// The protocol a service's backends speak.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// HTTP/1.1 (the default).
-    #[default]
-    Http1,
-    /// HTTP/2 over cleartext TCP with prior knowledge.
-    H2c,
-    /// gRPC: HTTP/2 over cleartext TCP; `grpc-status` other than 0 in the
-    /// trailers (or a trailers-only answer) counts as an error.
-    Grpc,
-}
-
-impl Protocol {
-    /// Whether this is the default, HTTP/1.1.
-    pub fn is_http1(&self) -> bool {
-        *self == Protocol::Http1
-    }
-}
+/// The protocol a service's backends speak: hifi's own
+/// [`hifi_core::Protocol`], named in tables as in `hifi.toml` (`http1`,
+/// `h2c`, `grpc`).
+pub use hifi_core::Protocol;
 
 /// A slot: a name (`blue`, `green`, …) and its backends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -121,6 +105,11 @@ pub struct SlotSpec {
     pub slot: String,
     /// Backend addresses, `IP:PORT`; at least one.
     pub backends: Vec<String>,
+    /// What this slot's backends speak, when it is not the service's
+    /// `protocol`: during a rollout between releases that speak different
+    /// protocols each slot is spoken to in its own. Absent: the service's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
 }
 
 /// The candidate slot and the percentage of users it receives.
@@ -133,6 +122,10 @@ pub struct CandidateSpec {
     pub backends: Vec<String>,
     /// Percentage of users (0–100, fractions allowed down to 0.01).
     pub weight: f64,
+    /// What this slot's backends speak, when it is not the service's
+    /// `protocol` (see [`SlotSpec::protocol`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<Protocol>,
 }
 
 /// How the sticky user key is read from a request: the compiled form of a
@@ -207,6 +200,8 @@ pub struct ValidSlot {
     pub name: String,
     /// Backends, in table order.
     pub backends: Vec<SocketAddr>,
+    /// What they speak: the slot's own protocol, else the service's.
+    pub protocol: Protocol,
 }
 
 fn invalid(msg: impl Into<String>) -> Error {
@@ -275,7 +270,13 @@ fn normalise_route(service: &str, route: &str) -> Result<String> {
     })
 }
 
-fn valid_slot(service: &str, role: &str, slot: &str, backends: &[String]) -> Result<ValidSlot> {
+fn valid_slot(
+    service: &str,
+    role: &str,
+    slot: &str,
+    backends: &[String],
+    protocol: Protocol,
+) -> Result<ValidSlot> {
     check_name("slot", slot).map_err(|e| invalid(format!("service {service} {role}: {e}")))?;
     if slot == "candidate" {
         return Err(invalid(format!(
@@ -300,6 +301,7 @@ fn valid_slot(service: &str, role: &str, slot: &str, backends: &[String]) -> Res
     Ok(ValidSlot {
         name: slot.to_owned(),
         backends: parsed,
+        protocol,
     })
 }
 
@@ -390,7 +392,13 @@ impl TableSpec {
                     s.name, s.health
                 )));
             }
-            let active = valid_slot(&s.name, "active", &s.active.slot, &s.active.backends)?;
+            let active = valid_slot(
+                &s.name,
+                "active",
+                &s.active.slot,
+                &s.active.backends,
+                s.active.protocol.unwrap_or(s.protocol),
+            )?;
             let candidate = match &s.candidate {
                 None => None,
                 Some(c) => {
@@ -400,14 +408,26 @@ impl TableSpec {
                             s.name, c.weight
                         )));
                     }
-                    let slot = valid_slot(&s.name, "candidate", &c.slot, &c.backends)?;
+                    let slot = valid_slot(
+                        &s.name,
+                        "candidate",
+                        &c.slot,
+                        &c.backends,
+                        c.protocol.unwrap_or(s.protocol),
+                    )?;
                     // Basis points: 10.0 % => users whose bucket is < 1000.
                     Some((slot, (c.weight * 100.0).round() as u32))
                 }
             };
             let standby = match &s.standby {
                 None => None,
-                Some(sb) => Some(valid_slot(&s.name, "standby", &sb.slot, &sb.backends)?),
+                Some(sb) => Some(valid_slot(
+                    &s.name,
+                    "standby",
+                    &sb.slot,
+                    &sb.backends,
+                    sb.protocol.unwrap_or(s.protocol),
+                )?),
             };
             let mut slot_names = vec![active.name.as_str()];
             for n in candidate

@@ -182,3 +182,40 @@ async fn h2c_backends_serve_http2_clients_and_stay_healthy() {
     let r = bounded("POST", conn.send(post)).await.expect("response");
     assert_eq!((r.status, r.body.as_str()), (200, "h2 /upload"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_slot_is_spoken_to_in_its_own_protocol() {
+    // A rollout from a release that spoke HTTP/1.1 to one that speaks h2c:
+    // the active slot keeps HTTP/1.1, the candidate gets HTTP/2.
+    let proxy = TestProxy::start().await;
+    let blue = Backend::start("blue").await;
+    let green = h2_backend().await;
+    let port = loopback_port();
+    let mut s = service("api", "/", loopback_port(), slot("blue", &[&blue]));
+    s.candidate = Some(hifi_proxy::CandidateSpec {
+        slot: "green".into(),
+        backends: vec![green.to_string()],
+        weight: 0.0,
+        protocol: Some(Protocol::H2c),
+    });
+    proxy.put(&table("prod", port, vec![s])).await;
+    let stored = proxy.table("prod").await.services[0].clone();
+    assert_eq!(
+        (stored.protocol, stored.candidate.and_then(|c| c.protocol)),
+        (Protocol::Http1, Some(Protocol::H2c))
+    );
+
+    for _ in 0..3 {
+        let r = get(port, "/x").await;
+        assert_eq!((r.status, r.body.as_str()), (200, "blue"));
+        let r = get_with(port, "/x", &[("x-hifi-slot", "candidate")]).await;
+        assert_eq!((r.status, r.body.as_str()), (200, "h2 /x"));
+    }
+    // Each slot's backends are probed in their own protocol, so both stay
+    // in rotation.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let health = proxy.admin.health("prod").await.expect("health");
+    assert!(health.iter().all(|b| b.healthy), "{health:?}");
+    let r = get_with(port, "/y", &[("x-hifi-slot", "candidate")]).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "h2 /y"));
+}

@@ -459,6 +459,7 @@ pub fn slot(name: &str, backends: &[&Backend]) -> SlotSpec {
     SlotSpec {
         slot: name.to_owned(),
         backends: backends.iter().map(|b| b.addr_str()).collect(),
+        protocol: None,
     }
 }
 
@@ -488,6 +489,7 @@ pub fn candidate(
         slot: name.to_owned(),
         backends: backends.iter().map(|b| b.addr_str()).collect(),
         weight,
+        protocol: None,
     })
 }
 

@@ -269,6 +269,10 @@ pub enum ProbeFailure {
     /// An answer, but not 2xx.
     #[error("answered {0}")]
     Status(u16),
+    /// A gRPC answer whose `grpc-status` is an error (neither 0, OK, nor
+    /// 12, UNIMPLEMENTED).
+    #[error("answered with grpc-status {0}")]
+    GrpcStatus(String),
     /// The port answered, but it is held by a program outside the instance
     /// (the instance could not bind it).
     #[error("port {0} is answered by another program, not by this instance")]

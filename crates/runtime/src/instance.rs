@@ -9,7 +9,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use hifi_core::{ReleaseId, RuntimeKind, Slot};
+use hifi_core::{Protocol, ReleaseId, RuntimeKind, Slot};
 use serde::{Deserialize, Serialize};
 
 /// What an instance runs.
@@ -94,8 +94,11 @@ pub struct InstanceSpec {
     /// directories are created).
     pub log: PathBuf,
     /// Path that must answer 2xx before the instance takes traffic, e.g.
-    /// `/healthz`.
+    /// `/healthz` (for gRPC, a method: `/grpc.health.v1.Health/Check`).
     pub health_path: String,
+    /// What the instance speaks, and so how its health path is probed
+    /// (see [`crate::probe::get_status`]).
+    pub protocol: Protocol,
 }
 
 impl InstanceSpec {

@@ -38,7 +38,8 @@
 //!   instance to the runtime its environment uses (a new runtime is a new
 //!   variant there and a module beside `local` and `docker`).
 //! - [`error`] — the crate's [`Error`], worded for the person running hifi.
-//! - [`probe`] — one HTTP/1.1 health probe (hyper client connection).
+//! - [`probe`] — one health probe in the instance's protocol (HTTP/1.1,
+//!   h2c or gRPC; a hyper client connection).
 //! - [`local`] — [`LocalRuntime`]: spawning, reaping, re-adoption and process
 //!   group signalling (also of hifi's own processes, [`ProcessSpec`]);
 //!   `local/procfs.rs` reads `/proc`, `local/logfile.rs` opens logs and
@@ -61,6 +62,8 @@ use std::future::Future;
 use std::net::{Ipv4Addr, TcpListener};
 use std::time::Duration;
 
+use hifi_core::Protocol;
+
 pub use docker::DockerRuntime;
 pub use error::{Error, ProbeFailure, Result};
 pub use instance::{Instance, InstanceId, InstanceSpec, InstanceStatus, Port, Program};
@@ -79,7 +82,8 @@ pub trait Runtime: Send + Sync + 'static {
     /// [`Runtime::wait_healthy`]).
     fn start(&self, spec: &InstanceSpec) -> impl Future<Output = Result<Instance>> + Send;
 
-    /// Polls `GET spec.health_path` until it answers 2xx.
+    /// Probes `spec.health_path` in `spec.protocol` until it answers 2xx
+    /// ([`probe::get_status`]: a `GET`, or a gRPC call).
     ///
     /// Fails as soon as the instance exits (the error carries its exit status
     /// and the last lines of its log), or at `timeout` with the last probe's
@@ -95,11 +99,14 @@ pub trait Runtime: Send + Sync + 'static {
     /// earlier controller process.
     fn status(&self, instance: &Instance) -> impl Future<Output = InstanceStatus> + Send;
 
-    /// Sends one `GET path` to the instance and returns the status code.
+    /// Probes `path` on the instance once, in the protocol it speaks, and
+    /// returns the status code ([`probe::get_status`]: a `GET` for HTTP/1.1
+    /// and h2c; for gRPC a call whose error `grpc-status` is an error).
     fn probe(
         &self,
         instance: &Instance,
         path: &str,
+        protocol: Protocol,
         timeout: Duration,
     ) -> impl Future<Output = Result<u16>> + Send;
 

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use hifi_core::{Layout, RuntimeKind};
+use hifi_core::{Layout, Protocol, RuntimeKind};
 
 use crate::docker::{DockerRuntime, Engine};
 use crate::{Error, Instance, InstanceSpec, InstanceStatus, LocalRuntime, Result, Runtime};
@@ -91,8 +91,18 @@ impl Runtime for Runtimes {
         dispatch!(self, instance.runtime, status(instance))
     }
 
-    async fn probe(&self, instance: &Instance, path: &str, timeout: Duration) -> Result<u16> {
-        dispatch!(self, instance.runtime, probe(instance, path, timeout))
+    async fn probe(
+        &self,
+        instance: &Instance,
+        path: &str,
+        protocol: Protocol,
+        timeout: Duration,
+    ) -> Result<u16> {
+        dispatch!(
+            self,
+            instance.runtime,
+            probe(instance, path, protocol, timeout)
+        )
     }
 
     async fn stop(&self, instance: &Instance, grace: Duration) -> Result<()> {

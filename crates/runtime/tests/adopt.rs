@@ -4,6 +4,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
+use hifi_core::Protocol;
 use hifi_runtime::{Error, Instance, InstanceId, InstanceStatus, LocalRuntime, Runtime};
 use tokio::time::Instant;
 
@@ -36,7 +37,10 @@ async fn restarted_controller_adopts_a_running_instance_from_its_stored_record()
         .await
         .unwrap();
     assert_eq!(
-        second.probe(&instance, "/healthz", PATIENCE).await.unwrap(),
+        second
+            .probe(&instance, "/healthz", Protocol::Http1, PATIENCE)
+            .await
+            .unwrap(),
         200
     );
 

@@ -5,6 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use hifi_core::Protocol;
 use hifi_runtime::{Error, InstanceStatus, LocalRuntime, ProbeFailure, Runtime, probe};
 use tokio::time::Instant;
 
@@ -22,10 +23,17 @@ async fn started_service_gets_port_and_vars_answers_health_and_logs() {
     rt.wait_healthy(&spec, &instance, PATIENCE).await.unwrap();
 
     assert_eq!(
-        rt.probe(&instance, "/healthz", PATIENCE).await.unwrap(),
+        rt.probe(&instance, "/healthz", Protocol::Http1, PATIENCE)
+            .await
+            .unwrap(),
         200
     );
-    assert_eq!(rt.probe(&instance, "/other", PATIENCE).await.unwrap(), 503);
+    assert_eq!(
+        rt.probe(&instance, "/other", Protocol::Http1, PATIENCE)
+            .await
+            .unwrap(),
+        503
+    );
     assert_eq!(rt.status(&instance).await, InstanceStatus::Running);
 
     let line = format!("greeting=hello-from-vars port={}", port_of(&spec));
@@ -170,6 +178,7 @@ async fn port_taken_by_another_program_fails_the_instance_with_the_bind_error() 
         let answer = probe::get_status(
             SocketAddr::from(([127, 0, 0, 1], port_of(&spec))),
             "/healthz",
+            Protocol::Http1,
             PATIENCE,
         )
         .await;

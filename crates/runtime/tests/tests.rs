@@ -10,4 +10,5 @@ mod util;
 mod adopt;
 mod docker;
 mod health;
+mod probe;
 mod stop;

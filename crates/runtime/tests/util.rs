@@ -101,6 +101,7 @@ impl Fixture {
             vars: BTreeMap::from([("GREETING".into(), "hello-from-vars".into())]),
             log: self.path(&format!("logs/dev/green/{service}.log")),
             health_path: "/healthz".into(),
+            protocol: hifi_core::Protocol::Http1,
         }
     }
 }

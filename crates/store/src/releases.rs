@@ -68,10 +68,10 @@ impl Store {
                     let r = &service.recipe;
                     tx.execute(
                         "INSERT INTO release_services (release_id, service, version, path, build, run, health, route,
-                             image, digest, image_id)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                             image, digest, image_id, protocol)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                         params![id, service.service, service.version, r.path, r.build, r.run, r.health, r.route,
-                            r.image, service.digest, service.image_id],
+                            r.image, service.digest, service.image_id, r.protocol],
                     )?;
                 }
             }
@@ -183,7 +183,8 @@ impl Store {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut stmt = self.conn().prepare(
-            "SELECT service, version, path, build, run, health, route, image, digest, image_id FROM release_services
+            "SELECT service, version, path, build, run, health, route, image, digest, image_id, protocol
+             FROM release_services
              WHERE release_id = ?1 ORDER BY service",
         )?;
         let services = stmt
@@ -199,8 +200,11 @@ impl Store {
                         health: r.get(5)?,
                         route: r.get(6)?,
                         image: r.get(7)?,
-                        // Scale is read from hifi.toml, never from a release.
+                        // Scale and timeouts are read from hifi.toml,
+                        // never from a release.
                         replicas: 1,
+                        protocol: r.get(10)?,
+                        request_timeout: None,
                     },
                     digest: r.get(8)?,
                     image_id: r.get(9)?,

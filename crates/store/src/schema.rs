@@ -369,6 +369,12 @@ const MIGRATIONS: &[&str] = &[
         updated_at     INTEGER NOT NULL
     ) STRICT;
     "#,
+    // 7: the protocol a service's instances speak, part of the recipe a
+    // release records (every release before it spoke HTTP/1.1).
+    r#"
+    ALTER TABLE release_services ADD COLUMN protocol TEXT NOT NULL DEFAULT 'http1'
+        CHECK (protocol IN ('http1', 'h2c', 'grpc'));
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -51,6 +51,8 @@ fn release(tree: &str) -> Release {
                 route: "/api".into(),
                 image: Some("Dockerfile".into()),
                 replicas: 1,
+                protocol: hifi_core::Protocol::Http1,
+                request_timeout: None,
             },
             digest: Some(format!("sha256:{}", "d".repeat(64))),
             image_id: Some(format!("sha256:{}", "e".repeat(64))),
@@ -191,6 +193,24 @@ fn compositions_record_a_release_once() {
         "c2"
     );
     assert!(store.latest_composition("prod").unwrap().is_none());
+}
+
+#[test]
+fn a_release_keeps_the_protocol_of_its_recipe() {
+    let (_dir, mut store) = open();
+    let mut r = release("grpc");
+    r.services[0].recipe.protocol = hifi_core::Protocol::Grpc;
+    r.id = r.recomputed_id();
+    store
+        .record_composition(&audit(1), "dev", &r, "c", "in")
+        .unwrap();
+    let read = store.release(&r.id).unwrap();
+    assert_eq!(read.services[0].recipe.protocol, hifi_core::Protocol::Grpc);
+    assert_eq!(
+        read.recomputed_id(),
+        r.id,
+        "the recorded recipe proves its id"
+    );
 }
 
 #[test]

@@ -156,6 +156,8 @@ pub struct Service {
     route: String,
     image: Option<String>,
     replicas: Option<u16>,
+    protocol: Option<String>,
+    request_timeout: Option<String>,
 }
 
 impl Service {
@@ -172,6 +174,8 @@ impl Service {
             route: format!("/{name}"),
             image: None,
             replicas: None,
+            protocol: None,
+            request_timeout: None,
         }
     }
 
@@ -184,6 +188,19 @@ impl Service {
     /// How many instances each slot runs.
     pub fn replicas(mut self, replicas: u16) -> Service {
         self.replicas = Some(replicas);
+        self
+    }
+
+    /// What its instances speak: `http1`, `h2c` or `grpc` (written as
+    /// given, so a test can write one hifi refuses).
+    pub fn protocol(mut self, protocol: &str) -> Service {
+        self.protocol = Some(protocol.to_owned());
+        self
+    }
+
+    /// How long the proxy waits for its answers, as written (`"1s"`).
+    pub fn request_timeout(mut self, duration: &str) -> Service {
+        self.request_timeout = Some(duration.to_owned());
         self
     }
 
@@ -232,6 +249,12 @@ impl Service {
         }
         if let Some(replicas) = self.replicas {
             line(out, "replicas", &replicas.to_string());
+        }
+        if let Some(protocol) = &self.protocol {
+            line(out, "protocol", &quote(protocol));
+        }
+        if let Some(timeout) = &self.request_timeout {
+            line(out, "request_timeout", &quote(timeout));
         }
     }
 }

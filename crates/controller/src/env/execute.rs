@@ -224,9 +224,9 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         let Some(service) = release.service(&r.instance.service) else {
             return Ok(());
         };
-        let path = service.recipe.health.clone();
+        let (path, protocol) = (service.recipe.health.clone(), service.recipe.protocol);
         let ok = matches!(
-            self.shared.runtime.probe(&r.instance, &path, Duration::from_secs(2)).await,
+            self.shared.runtime.probe(&r.instance, &path, protocol, Duration::from_secs(2)).await,
             Ok(code) if (200..300).contains(&code)
         );
         let health = if ok {

@@ -379,6 +379,17 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
     ) -> Result<(), String> {
         let running = self.running().await.map_err(|e| e.to_string())?;
         let ports = self.ports(config).map_err(|e| e.to_string())?;
+        let mut releases = Vec::new();
+        for placement in [&routing.active, &routing.candidate, &routing.standby]
+            .into_iter()
+            .flatten()
+        {
+            releases.push(
+                self.store
+                    .release(&placement.release)
+                    .map_err(|e| e.to_string())?,
+            );
+        }
         let inputs = table::Inputs {
             env,
             services: &config.services,
@@ -386,6 +397,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             instances: &running,
             internal_ports: &ports,
             preview_token: instances::preview_token(env)?,
+            releases: &releases,
         };
         let generation = self.shared.proxy_generation();
         match table::build(&inputs) {

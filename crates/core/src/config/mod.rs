@@ -24,6 +24,7 @@ use std::fmt;
 use std::ops::Range;
 use std::time::Duration;
 
+use crate::protocol::Protocol;
 use crate::workflow::{Stage, Workflow};
 
 /// The validated project configuration.
@@ -122,10 +123,52 @@ pub struct Service {
     /// `hifi.toml`, never from a release's recorded recipe, and is not part
     /// of a release's id.
     pub replicas: u16,
+    /// What its instances speak: how the proxy forwards to them and how
+    /// their health is probed.
+    ///
+    /// Content, recorded with the release: the protocol is a property of
+    /// the code (a version that serves gRPC does not answer HTTP/1.1), so it
+    /// travels with the release through the chain exactly as verified, it
+    /// counts in the release id (only when not `http1`, so releases recorded
+    /// before it keep their ids), and during a rollout each slot is spoken
+    /// to in its own release's protocol.
+    pub protocol: Protocol,
+    /// How long the proxy waits for an instance's response head, counted
+    /// once the request is sent; `None` keeps the proxy's default (60 s).
+    ///
+    /// A serving setting, like `replicas`: read from the current
+    /// `hifi.toml`, never recorded with a release nor part of its id. It
+    /// does not change what the service does, only how long its users are
+    /// made to wait before a 504 that counts against the slot — the kind of
+    /// limit an operator tightens or loosens during an incident without
+    /// sending a new release through every environment. A release's
+    /// recorded recipe always carries `None`.
+    #[serde(
+        rename = "request_timeout_ms",
+        serialize_with = "serialize_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub request_timeout: Option<Duration>,
 }
 
 /// The most instances of one service a slot may have.
 pub const MAX_REPLICAS: u16 = 64;
+
+/// The bounds of a service's `request_timeout`: long enough for a
+/// loopback answer, short enough that a stuck request frees its connection
+/// within the hour.
+pub const REQUEST_TIMEOUT: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(3600);
+
+fn serialize_millis<S: serde::Serializer>(
+    value: &Option<Duration>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(d) => s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        None => s.serialize_none(),
+    }
+}
 
 /// Where an environment's releases come from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -85,6 +85,8 @@ pub(super) struct RawService {
     pub(super) route: Spanned<String>,
     pub(super) image: Option<Spanned<String>>,
     pub(super) replicas: Option<Spanned<i64>>,
+    pub(super) protocol: Option<Spanned<String>>,
+    pub(super) request_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

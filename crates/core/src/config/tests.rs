@@ -1,6 +1,7 @@
 //! The config's parsing and validation rules, each with the error a user sees.
 
 use super::*;
+use crate::Protocol;
 
 const MINIMAL: &str = r#"
 [project]
@@ -95,6 +96,85 @@ fn images_and_replicas_are_read_and_checked() {
         "route = \"/catalog\"\nimage = \"../Dockerfile\"",
     ));
     assert_eq!(e.key, "service[0].image");
+}
+
+#[test]
+fn protocol_and_request_timeout_are_read_with_their_defaults() {
+    let config = Config::parse(MINIMAL).unwrap();
+    assert_eq!(
+        (
+            config.services[0].protocol,
+            config.services[0].request_timeout
+        ),
+        (Protocol::Http1, None)
+    );
+    let with = MINIMAL.replace(
+        "route = \"/catalog\"",
+        "route = \"/catalog\"\nprotocol = \"grpc\"\nrequest_timeout = \"2500ms\"",
+    );
+    let config = Config::parse(&with).unwrap();
+    assert_eq!(
+        (
+            config.services[0].protocol,
+            config.services[0].request_timeout
+        ),
+        (Protocol::Grpc, Some(Duration::from_millis(2500)))
+    );
+    let h2c = MINIMAL.replace(
+        "route = \"/catalog\"",
+        "route = \"/catalog\"\nprotocol = \"h2c\"",
+    );
+    assert_eq!(
+        Config::parse(&h2c).unwrap().services[0].protocol,
+        Protocol::H2c
+    );
+}
+
+#[test]
+fn a_protocol_hifi_does_not_speak_is_refused_with_the_choices() {
+    for bad in ["\"http2\"", "\"GRPC\"", "\"\"", "2"] {
+        let e = err(&MINIMAL.replace(
+            "route = \"/catalog\"",
+            &format!("route = \"/catalog\"\nprotocol = {bad}"),
+        ));
+        assert_eq!(e.line, Some(11), "{bad}: {e}");
+        if bad != "2" {
+            assert_eq!(e.key, "service[0].protocol", "{bad}");
+            assert!(
+                e.message.contains("\"http1\", \"h2c\"") && e.message.contains("\"grpc\""),
+                "names the choices: {e}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_request_timeout_must_be_a_duration_within_bounds() {
+    for bad in ["\"30\"", "\"1.5s\"", "\"0s\"", "\"50ms\"", "\"2h\"", "30"] {
+        let e = err(&MINIMAL.replace(
+            "route = \"/catalog\"",
+            &format!("route = \"/catalog\"\nrequest_timeout = {bad}"),
+        ));
+        assert_eq!(e.line, Some(11), "{bad}: {e}");
+        if bad != "30" {
+            assert_eq!(e.key, "service[0].request_timeout", "{bad}: {e}");
+        }
+    }
+    let e = err(&MINIMAL.replace(
+        "route = \"/catalog\"",
+        "route = \"/catalog\"\nrequest_timeout = \"2h\"",
+    ));
+    assert!(
+        e.message.contains("100ms") && e.message.contains("1h"),
+        "{e}"
+    );
+    for good in ["100ms", "30s", "1h"] {
+        let ok = MINIMAL.replace(
+            "route = \"/catalog\"",
+            &format!("route = \"/catalog\"\nrequest_timeout = \"{good}\""),
+        );
+        assert!(Config::parse(&ok).is_ok(), "{good}");
+    }
 }
 
 #[test]

@@ -10,8 +10,10 @@ use toml::Spanned;
 use super::raw::{RawCanary, RawConfig, RawEnvironment, RawNotify, RawServer, RawService};
 use super::{
     Canary, Config, ConfigError, Environment, MAX_REPLICAS, Notify, NotifyFormat, Origin,
-    RuntimeKind, Server, Service, Strategy, Tls, UserKey, is_env_var_name, parse_user_key,
+    REQUEST_TIMEOUT, RuntimeKind, Server, Service, Strategy, Tls, UserKey, is_env_var_name,
+    parse_user_key,
 };
+use crate::protocol::Protocol;
 use crate::workflow::Workflow;
 use crate::{duration, is_valid_name};
 
@@ -340,6 +342,39 @@ impl Validator<'_> {
                         )
                     })?,
             };
+            let protocol = match &raw.protocol {
+                None => Protocol::Http1,
+                Some(p) => p.get_ref().parse::<Protocol>().map_err(|_| {
+                    self.error(
+                        key("protocol"),
+                        p.span(),
+                        format!(
+                            "unknown protocol `{}`; use \"http1\", \"h2c\" (HTTP/2 without TLS) or \"grpc\"",
+                            p.get_ref()
+                        ),
+                    )
+                })?,
+            };
+            let request_timeout = match raw.request_timeout {
+                None => None,
+                Some(t) => {
+                    let span = t.span();
+                    let value = duration::parse(t.get_ref())
+                        .map_err(|m| self.error(key("request_timeout"), span.clone(), m))?;
+                    if !REQUEST_TIMEOUT.contains(&value) {
+                        return Err(self.error(
+                            key("request_timeout"),
+                            span,
+                            format!(
+                                "request_timeout is a duration from {} to {}",
+                                duration::Human(*REQUEST_TIMEOUT.start()),
+                                duration::Human(*REQUEST_TIMEOUT.end())
+                            ),
+                        ));
+                    }
+                    Some(value)
+                }
+            };
             services.push(Service {
                 name,
                 path,
@@ -349,6 +384,8 @@ impl Validator<'_> {
                 route,
                 image,
                 replicas,
+                protocol,
+                request_timeout,
             });
         }
         Ok(services)

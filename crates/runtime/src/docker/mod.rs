@@ -44,7 +44,7 @@ use bollard::query_parameters::{
     WaitContainerOptions,
 };
 use futures_util::StreamExt;
-use hifi_core::{ReleaseId, RuntimeKind, Slot};
+use hifi_core::{Protocol, ReleaseId, RuntimeKind, Slot};
 use tokio::time::{Instant, sleep};
 
 pub use self::engine::{DEFAULT_SOCKET, Engine};
@@ -569,18 +569,24 @@ impl Runtime for DockerRuntime {
             }
             let remaining = deadline.saturating_duration_since(Instant::now());
             let probe_timeout = remaining.clamp(Duration::from_millis(100), PROBE_TIMEOUT);
-            let last =
-                match probe::get_status(instance.addr, &spec.health_path, probe_timeout).await {
-                    Ok(code) if (200..300).contains(&code) => {
-                        if self.owns_port(docker, id, instance.addr.port()).await {
-                            tracing::info!(instance = %instance.describe(), "healthy");
-                            return Ok(());
-                        }
-                        ProbeFailure::NotThisInstance(instance.addr.port())
+            let last = match probe::get_status(
+                instance.addr,
+                &spec.health_path,
+                spec.protocol,
+                probe_timeout,
+            )
+            .await
+            {
+                Ok(code) if (200..300).contains(&code) => {
+                    if self.owns_port(docker, id, instance.addr.port()).await {
+                        tracing::info!(instance = %instance.describe(), "healthy");
+                        return Ok(());
                     }
-                    Ok(code) => ProbeFailure::Status(code),
-                    Err(failure) => failure,
-                };
+                    ProbeFailure::NotThisInstance(instance.addr.port())
+                }
+                Ok(code) => ProbeFailure::Status(code),
+                Err(failure) => failure,
+            };
             let now = Instant::now();
             if now >= deadline {
                 return Err(Error::Unhealthy {
@@ -614,8 +620,14 @@ impl Runtime for DockerRuntime {
         }
     }
 
-    async fn probe(&self, instance: &Instance, path: &str, timeout: Duration) -> Result<u16> {
-        probe::get_status(instance.addr, path, timeout)
+    async fn probe(
+        &self,
+        instance: &Instance,
+        path: &str,
+        protocol: Protocol,
+        timeout: Duration,
+    ) -> Result<u16> {
+        probe::get_status(instance.addr, path, protocol, timeout)
             .await
             .map_err(|failure| Error::Probe {
                 instance: instance.describe(),

@@ -30,7 +30,7 @@ use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::time::{Instant, sleep, timeout};
 
-use hifi_core::RuntimeKind;
+use hifi_core::{Protocol, RuntimeKind};
 
 use self::id::LocalId;
 use crate::error::{Error, ProbeFailure, Result};
@@ -534,18 +534,24 @@ impl Runtime for LocalRuntime {
             // Even with no time left, probe once: the caller should get a
             // reason, and an instance that is up should pass.
             let probe_timeout = remaining.clamp(Duration::from_millis(100), PROBE_TIMEOUT);
-            let last =
-                match probe::get_status(instance.addr, &spec.health_path, probe_timeout).await {
-                    Ok(code) if (200..300).contains(&code) => {
-                        if self.owns_port(&id, instance.addr.port()) {
-                            tracing::info!(instance = %instance.describe(), "healthy");
-                            return Ok(());
-                        }
-                        ProbeFailure::NotThisInstance(instance.addr.port())
+            let last = match probe::get_status(
+                instance.addr,
+                &spec.health_path,
+                spec.protocol,
+                probe_timeout,
+            )
+            .await
+            {
+                Ok(code) if (200..300).contains(&code) => {
+                    if self.owns_port(&id, instance.addr.port()) {
+                        tracing::info!(instance = %instance.describe(), "healthy");
+                        return Ok(());
                     }
-                    Ok(code) => ProbeFailure::Status(code),
-                    Err(failure) => failure,
-                };
+                    ProbeFailure::NotThisInstance(instance.addr.port())
+                }
+                Ok(code) => ProbeFailure::Status(code),
+                Err(failure) => failure,
+            };
             let now = Instant::now();
             if now >= deadline {
                 return Err(Error::Unhealthy {
@@ -572,8 +578,14 @@ impl Runtime for LocalRuntime {
         self.process_status(&instance.id)
     }
 
-    async fn probe(&self, instance: &Instance, path: &str, timeout: Duration) -> Result<u16> {
-        probe::get_status(instance.addr, path, timeout)
+    async fn probe(
+        &self,
+        instance: &Instance,
+        path: &str,
+        protocol: Protocol,
+        timeout: Duration,
+    ) -> Result<u16> {
+        probe::get_status(instance.addr, path, protocol, timeout)
             .await
             .map_err(|failure| Error::Probe {
                 instance: instance.describe(),

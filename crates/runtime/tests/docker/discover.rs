@@ -1,7 +1,7 @@
 //! Finding containers again: by label, after the runtime that started them
 //! is gone (a restarted controller, or `hifi down` after a lost state).
 
-use hifi_core::Slot;
+use hifi_core::{Protocol, Slot};
 use hifi_runtime::{InstanceStatus, Runtime};
 
 use super::{PATIENCE, Project, eventually, read};
@@ -54,7 +54,10 @@ async fn discover_finds_running_containers_by_label_after_their_runtime_is_dropp
     for instance in &found {
         assert_eq!(second.status(instance).await, InstanceStatus::Running);
         assert_eq!(
-            second.probe(instance, "/healthz", PATIENCE).await.unwrap(),
+            second
+                .probe(instance, "/healthz", Protocol::Http1, PATIENCE)
+                .await
+                .unwrap(),
             200
         );
     }

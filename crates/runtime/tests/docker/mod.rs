@@ -232,6 +232,7 @@ impl Project {
             ]),
             log: self.path(&format!("logs/dev/green/{service}.log")),
             health_path: "/healthz".into(),
+            protocol: hifi_core::Protocol::Http1,
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use hifi_core::RuntimeKind;
+use hifi_core::{Protocol, RuntimeKind};
 use hifi_runtime::{Error, InstanceId, InstanceStatus, ProbeFailure, Runtime};
 use tokio::time::Instant;
 
@@ -37,11 +37,13 @@ async fn container_serves_on_its_port_with_host_networking_the_env_and_the_label
     );
     rt.wait_healthy(&spec, &instance, PATIENCE).await.unwrap();
     assert_eq!(
-        rt.probe(&instance, "/healthz", PATIENCE).await.unwrap(),
+        rt.probe(&instance, "/healthz", Protocol::Http1, PATIENCE)
+            .await
+            .unwrap(),
         200
     );
     assert_eq!(
-        rt.probe(&instance, "/nothing-here", PATIENCE)
+        rt.probe(&instance, "/nothing-here", Protocol::Http1, PATIENCE)
             .await
             .unwrap(),
         404
