@@ -52,7 +52,8 @@ pub mod workflow;
 pub use access::{Action, Role};
 pub use card::{Card, CardId};
 pub use config::{
-    Canary, Config, ConfigError, Environment, Origin, RuntimeKind, Service, Strategy, UserKey,
+    Canary, Config, ConfigError, Environment, Expose, Kubernetes, Origin, Registry, RuntimeKind,
+    Service, Strategy, UserKey,
 };
 pub use deployment::{DeploymentState, Kind, Request};
 pub use event::EventKind;

@@ -15,6 +15,22 @@ pub(super) struct RawConfig {
     pub(super) service: Vec<Spanned<RawService>>,
     #[serde(default)]
     pub(super) environment: Vec<Spanned<RawEnvironment>>,
+    pub(super) registry: Option<Spanned<RawRegistry>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRegistry {
+    pub(super) url: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKubernetes {
+    pub(super) context: Option<Spanned<String>>,
+    pub(super) namespace: Option<Spanned<String>>,
+    pub(super) expose: Option<Spanned<String>>,
+    pub(super) proxy_image: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -86,6 +102,7 @@ pub(super) struct RawEnvironment {
     pub(super) preview_token: Option<String>,
     pub(super) runtime: Option<Spanned<String>>,
     pub(super) canary: Option<Spanned<RawCanary>>,
+    pub(super) kubernetes: Option<Spanned<RawKubernetes>>,
     #[serde(default)]
     pub(super) vars: BTreeMap<String, Spanned<String>>,
 }
