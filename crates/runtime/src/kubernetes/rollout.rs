@@ -247,6 +247,19 @@ pub(crate) async fn wait_available(
             let event = match tokio::time::timeout(wait, stream.next()).await {
                 Err(_) => continue,
                 Ok(None) => break,
+                // A refusal comes as the stream's first item.
+                Ok(Some(Err(e @ kube::Error::Api(_)))) => {
+                    match failed(target, "watch", &object, e) {
+                        e @ (KubeError::Forbidden { .. } | KubeError::NoNamespace { .. }) => {
+                            return Err(e);
+                        }
+                        e => {
+                            tracing::debug!("{e}; watching again");
+                            tokio::time::sleep(REWATCH_PAUSE).await;
+                            break;
+                        }
+                    }
+                }
                 Ok(Some(Err(e))) => {
                     tracing::debug!("watch of {object} broke off: {e}");
                     break;
