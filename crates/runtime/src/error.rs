@@ -236,9 +236,23 @@ pub enum Error {
         log: PathBuf,
     },
 
-    /// Kubernetes refused or failed what hifi asked of it.
+    /// Kubernetes refused or failed what hifi asked of it (boxed: its
+    /// variants are large, and this error travels far).
     #[error(transparent)]
-    Kube(#[from] KubeError),
+    Kube(Box<KubeError>),
+
+    /// An image could not be pushed to its registry.
+    #[error("pushing image {image} to {repository} failed: {reason}; the push output is in {}", log.display())]
+    Push {
+        /// The image id.
+        image: String,
+        /// Where it was pushed.
+        repository: String,
+        /// The engine's or registry's words.
+        reason: String,
+        /// The push log.
+        log: PathBuf,
+    },
 
     /// The build context directory could not be read.
     #[error("could not read the build context {}: {source}", dir.display())]
@@ -389,6 +403,12 @@ pub enum KubeError {
         /// The Deployment.
         deployment: String,
     },
+}
+
+impl From<KubeError> for Error {
+    fn from(e: KubeError) -> Self {
+        Error::Kube(Box::new(e))
+    }
 }
 
 /// Why a health probe did not count as healthy.

@@ -44,7 +44,7 @@ mod schema;
 pub use cards::{CardMove, CardRow, ConflictFlag};
 pub use events::Event;
 pub use ledger::{Approval, Deployment, Extras, NewDeployment, Rejection, Update};
-pub use releases::{ArtifactKind, Composition};
+pub use releases::{ArtifactKind, Composition, pushed_key};
 pub use routing::{Analysis, InstanceRow};
 pub use schema::LATEST as SCHEMA_VERSION;
 

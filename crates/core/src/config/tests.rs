@@ -333,6 +333,15 @@ fn kubernetes_settings_are_checked_with_file_line_and_key() {
         assert!(e.message.contains(why), "{url}: {e}");
     }
 
+    // What does not reach a cluster yet is refused up front.
+    let smoke = on_kubernetes(registry, "").replace(
+        "strategy = \"canary\"",
+        "strategy = \"canary\"\nsmoke = \"curl -fsS $HIFI_CANDIDATE_URL/\"",
+    );
+    let e = err(&smoke);
+    assert_eq!(e.key, "environment[1].smoke");
+    assert!(e.message.contains("not supported yet"), "{e}");
+
     // A service whose name clashes with the objects hifi makes.
     let clash =
         on_kubernetes(registry, "").replace("name = \"catalog\"", "name = \"catalog-blue\"");

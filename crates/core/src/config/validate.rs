@@ -570,6 +570,28 @@ impl Validator<'_> {
                 context.registry,
                 services,
             )?;
+            if kubernetes.is_some() {
+                // Neither reaches the cluster yet: a smoke command runs on
+                // this machine, and a preview token would have to sit in
+                // the routing ConfigMap. Said now rather than at a deploy.
+                let unsupported = [
+                    (
+                        "smoke",
+                        raw.smoke.as_deref().is_some_and(|s| !s.trim().is_empty()),
+                    ),
+                    (
+                        "preview_token",
+                        raw.preview_token.as_deref().is_some_and(|t| !t.is_empty()),
+                    ),
+                ];
+                if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
+                    return Err(self.error(
+                        key(field),
+                        raw.name.span(),
+                        format!("environment `{name}` runs on Kubernetes, where `{field}` is not supported yet; remove it"),
+                    ));
+                }
+            }
             let mut vars = BTreeMap::new();
             for (var, value) in raw.vars {
                 if !is_env_var_name(&var) {
