@@ -174,6 +174,15 @@ pub struct ProxyArgs {
     /// work-stealing runtime instead.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Take routing tables from this ConfigMap of the pod's namespace,
+    /// watched through the cluster's API server (how the proxy runs in a
+    /// Kubernetes environment).
+    #[arg(long, value_name = "NAME")]
+    pub table_configmap: Option<String>,
+    /// Also answer the admin interface's reads (stats, in-flight, health)
+    /// on this TCP address, e.g. 0.0.0.0:9900; nothing there changes routing.
+    #[arg(long, value_name = "ADDR")]
+    pub status_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]

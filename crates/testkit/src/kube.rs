@@ -506,7 +506,7 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let Some(target) = parse_path(uri.path()) else {
+    let Some(mut target) = parse_path(uri.path()) else {
         return status(
             404,
             "NotFound",
@@ -517,6 +517,11 @@ async fn handle(shared: &Arc<Shared>, req: Request<Incoming>) -> Response<Body> 
             json!({}),
         );
     };
+    // A proxied request keeps its query for the backend.
+    if let (Some(proxy), Some(query)) = (&mut target.proxy, uri.query()) {
+        proxy.push('?');
+        proxy.push_str(query);
+    }
     let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
     let verb = match (&method, &target.name, &target.proxy, watch) {
         (_, _, Some(_), _) => "proxy",

@@ -94,35 +94,38 @@ fn table_of(map: &ConfigMap) -> Result<Option<Value>, String> {
         .map_err(|e| format!("{TABLE_KEY} is not JSON: {e}"))
 }
 
+/// Hands `wanted` to `apply` unless it was the last thing handed.
+async fn hand(
+    apply: &mut impl AsyncFnMut(TableChange) -> Result<(), String>,
+    wanted: TableChange,
+    handed: &mut Option<TableChange>,
+    whence: &str,
+) {
+    if handed.as_ref() == Some(&wanted) {
+        return;
+    }
+    match apply(wanted.clone()).await {
+        Ok(()) => *handed = Some(wanted),
+        Err(e) => tracing::warn!("the routing table from ConfigMap {whence} was refused: {e}"),
+    }
+}
+
 /// Follows ConfigMap `name` in `namespace` until `stop` completes, calling
 /// `apply` with each change (resolved). `apply` saying no (the proxy refused
 /// the table) is logged, and the same table is offered again on the next
 /// change or resolution round.
-pub async fn follow<F, Fut>(
+pub async fn follow(
     client: Client,
     namespace: &str,
     name: &str,
-    mut apply: F,
+    mut apply: impl AsyncFnMut(TableChange) -> Result<(), String>,
     stop: impl Future<Output = ()>,
-) where
-    F: FnMut(TableChange) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
+) {
     let api: Api<ConfigMap> = Api::namespaced(client, namespace);
     let mut stop = std::pin::pin!(stop);
+    let whence = format!("{namespace}/{name}");
     let mut current: Option<Value> = None;
     let mut handed: Option<TableChange> = None;
-    let mut hand = async |wanted: TableChange, handed: &mut Option<TableChange>| {
-        if handed.as_ref() == Some(&wanted) {
-            return;
-        }
-        match apply(wanted.clone()).await {
-            Ok(()) => *handed = Some(wanted),
-            Err(e) => tracing::warn!(
-                "the routing table from ConfigMap {namespace}/{name} was refused: {e}"
-            ),
-        }
-    };
     loop {
         // Read it, then watch it from there.
         let round = async {
@@ -151,7 +154,7 @@ pub async fn follow<F, Fut>(
             }
         };
         if map.is_none() {
-            hand(TableChange::Removed, &mut handed).await;
+            hand(&mut apply, TableChange::Removed, &mut handed, &whence).await;
         }
         let params = WatchParams::default()
             .fields(&format!("metadata.name={name}"))
@@ -172,7 +175,7 @@ pub async fn follow<F, Fut>(
                     match resolve(table).await {
                         Ok(resolved) => {
                             let json = serde_json::to_vec(&resolved).unwrap_or_default();
-                            hand(TableChange::Table(json), &mut handed).await;
+                            hand(&mut apply, TableChange::Table(json), &mut handed, &whence).await;
                         }
                         Err(e) => {
                             tracing::warn!("ConfigMap {namespace}/{name}: {e}; trying again");
@@ -196,7 +199,7 @@ pub async fn follow<F, Fut>(
                 }
                 Some(Ok(WatchEvent::Deleted(_))) => {
                     current = None;
-                    hand(TableChange::Removed, &mut handed).await;
+                    hand(&mut apply, TableChange::Removed, &mut handed, &whence).await;
                 }
                 Some(Ok(WatchEvent::Bookmark(_))) => {}
                 Some(Ok(WatchEvent::Error(status))) => {

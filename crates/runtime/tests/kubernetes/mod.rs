@@ -5,6 +5,7 @@
 
 mod apply;
 mod failures;
+mod table_source;
 
 use std::collections::BTreeMap;
 use std::path::Path;
