@@ -135,6 +135,17 @@ pub enum Command {
         #[arg(long, value_name = "PATH")]
         dir: Option<PathBuf>,
     },
+    /// The Kubernetes objects of an environment as YAML (review, GitOps).
+    Manifests {
+        /// The environment (one with runtime = "kubernetes").
+        env: String,
+        /// The release to render live (default: the live one, else the latest composition).
+        #[arg(long)]
+        release: Option<String>,
+        /// Print instead the Role hifi needs in the environment's namespace.
+        #[arg(long, conflicts_with = "release")]
+        rbac: bool,
+    },
     /// Run the data plane (the proxy) in the foreground; `hifi up` starts it for you.
     Proxy(ProxyArgs),
 }

@@ -428,6 +428,28 @@ pub enum Error {
     /// A file could not be read or written.
     #[error("{0}")]
     Io(String),
+    /// The environment does not run on Kubernetes, so it has no objects.
+    #[error("environment {env} runs on {runtime}, not on Kubernetes; it has no Kubernetes objects")]
+    NotOnKubernetes {
+        /// The environment.
+        env: String,
+        /// Its runtime.
+        runtime: String,
+    },
+    /// An image of the release was never pushed to the registry.
+    #[error(
+        "release {release} has no image of service {service} in {repository} yet, so {env}'s objects cannot name it by digest"
+    )]
+    NotPushed {
+        /// The environment.
+        env: String,
+        /// The release.
+        release: hifi_core::ReleaseId,
+        /// The service.
+        service: String,
+        /// Where it would be.
+        repository: String,
+    },
 }
 
 /// Result with the application's error.
@@ -548,6 +570,8 @@ impl Error {
             Artifacts(_) => "artifacts",
             Controller(_) => "controller",
             Io(_) => "io",
+            NotOnKubernetes { .. } => "not_on_kubernetes",
+            NotPushed { .. } => "not_pushed",
         }
     }
 
@@ -623,6 +647,8 @@ impl Error {
                 "start it again with `hifi up`; the deployment resumes where it was".into()
             }
             Forbidden { .. } => "ask someone whose role allows it, or an admin for another role".into(),
+            NotOnKubernetes { env, .. } => format!("set `runtime = \"kubernetes\"` for {env} in hifi.toml"),
+            NotPushed { .. } => "compose again with the Docker engine and the registry reachable (composing pushes each image once), or deploy: the controller pushes what is missing".into(),
             _ => return None,
         })
     }

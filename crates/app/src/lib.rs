@@ -26,6 +26,8 @@
 //!   the diff of two environments.
 //! - [`status`]: what runs where, and each environment's history.
 //! - [`init`]: scaffolding `hifi.toml` and `.hifi/`.
+//! - [`manifests`]: the Kubernetes objects of an environment, and the Role
+//!   hifi needs there.
 //! - [`control`]: the control plane's lock, starting it in the foreground,
 //!   and stopping what runs.
 //! - [`state`]: a lost state noticed, the rolling backups, restoring one.
@@ -40,6 +42,7 @@ pub mod control;
 pub mod deploy;
 pub mod error;
 pub mod init;
+pub mod manifests;
 mod project;
 pub mod releases;
 pub mod state;
