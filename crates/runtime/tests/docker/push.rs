@@ -132,6 +132,19 @@ async fn an_image_is_pushed_once_and_named_by_the_registrys_digest() {
         "{written}"
     );
 
+    // The push's tag is the test's to remove (the image stays: it is shared).
+    let tag = format!("{repository}:{}", &image.as_str()["sha256:".len()..][..12]);
+    let options = bollard::query_parameters::RemoveImageOptions {
+        noprune: true,
+        ..Default::default()
+    };
+    let options = || options.clone();
+    super::docker()
+        .unwrap()
+        .remove_image(&tag, Some(options()), None)
+        .await
+        .unwrap();
+
     // A registry that is not there fails the push with the reason.
     let gone = format!("127.0.0.1:{}/shop/web", hifi_testkit::loopback_port());
     let e = push_image(&project.engine, &image, &gone, &log)
