@@ -200,3 +200,84 @@ async fn a_canary_is_judged_on_the_figures_of_every_proxy_replica_added_up() {
     );
     hifi.stop().await;
 }
+
+/// API calls by verb and resource, `patch deployments: 40, …`.
+fn tally(calls: &[hifi_testkit::kube::Call]) -> String {
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for call in calls {
+        *counts
+            .entry(format!("{} {}", call.verb, call.resource))
+            .or_default() += 1;
+    }
+    counts
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The figures of `bench/RESULTS.md` ("Kubernetes: API calls"): calls to the
+/// API server for a first deployment, a second one (the other slot), and
+/// per reconcile pass while nothing changes, for `services` × 2 slots.
+/// Run with `bench/kubernetes/run.sh`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement; run by bench/kubernetes/run.sh"]
+async fn api_calls_per_deployment_and_per_reconcile() {
+    let shapes: Vec<(usize, u16)> = std::env::var("HIFI_BENCH_SHAPES")
+        .unwrap_or_else(|_| "1x1,5x1,10x1,20x1,20x3,40x1".to_owned())
+        .split(',')
+        .map(|s| {
+            let (n, r) = s.split_once('x').unwrap();
+            (n.parse().unwrap(), r.parse().unwrap())
+        })
+        .collect();
+    println!(
+        "| services × replicas | first deployment | second | third (displaces the standby) | idle, per second | third by kind |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (services, replicas) in shapes {
+        let names: Vec<String> = (0..services).map(|i| format!("svc{i:02}")).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let fake = FakeKube::start(&["shop-dev", "shop-prod"]).await;
+        // Pods take a moment to become ready, so hifi waits by watch.
+        fake.ready_delay(std::time::Duration::from_millis(300));
+        let project = Project::on_kubernetes(&names, replicas);
+        let hifi = start(&project, &fake).await;
+        let mut counts = Vec::new();
+        let mut last = Vec::new();
+        for n in 0..3 {
+            if n > 0 {
+                std::fs::write(
+                    project.root().join("services/svc00/extra.txt"),
+                    format!("v{n}\n"),
+                )
+                .unwrap();
+                project.git(&["add", "-A"]);
+                project.git(&["commit", "-q", "-m", "next"]);
+            }
+            let release = project.compose_dev();
+            fake.reset_calls();
+            let id = project.deploy("dev", &release);
+            project.wait_live(id).await;
+            last = fake.calls();
+            counts.push(last.len());
+        }
+        // Idle: every reconcile pass (here every 20 ms; 100 ms by default)
+        // asks about every instance.
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        fake.reset_calls();
+        let window = std::time::Duration::from_secs(5);
+        tokio::time::sleep(window).await;
+        let idle = fake.calls();
+        println!(
+            "| {services} × {replicas} | {} | {} | {} | {:.1} ({}) | {} |",
+            counts[0],
+            counts[1],
+            counts[2],
+            idle.len() as f64 / window.as_secs_f64(),
+            tally(&idle),
+            tally(&last),
+        );
+        hifi.stop().await;
+    }
+}

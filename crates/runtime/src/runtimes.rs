@@ -59,14 +59,14 @@ impl Runtimes {
         Runtimes {
             local: LocalRuntime::with_records(layout.runtime_records()),
             docker: DockerRuntime::new(project, engine),
-            kubernetes: KubeRuntime::new(project, KubeconfigSource::Default),
+            kubernetes: KubeRuntime::new(KubeconfigSource::Default),
         }
     }
 
     /// The same runtimes, reading the kubeconfig from `source` (tests; a
     /// kubeconfig of hifi's own).
     pub fn with_kubeconfig(mut self, source: KubeconfigSource) -> Runtimes {
-        self.kubernetes = KubeRuntime::new(self.docker.project(), source);
+        self.kubernetes = KubeRuntime::new(source);
         self
     }
 

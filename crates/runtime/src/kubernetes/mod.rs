@@ -30,10 +30,15 @@
 //! as no environment runs on Kubernetes, and a broken kubeconfig fails only
 //! the environments that use it.
 //!
+//! The controller asks about every instance on every pass; those answers
+//! ([`Runtime::status`], [`Runtime::probe`]) come from one listing of the
+//! namespace's Deployments at most [`STATUS_TTL`] old, so the API server
+//! sees about one request a second per namespace while nothing changes,
+//! however many services there are.
+//!
 //! Limits: it has been tested against a faithful fake of the API server,
 //! not a live cluster; hifi does not create namespaces; an instance's
-//! address is its Service's cluster IP, which only the cluster reaches, so
-//! probes go through the API server's service proxy.
+//! address is its Service's cluster IP, which only the cluster reaches.
 
 pub mod api;
 pub mod objects;
@@ -71,13 +76,35 @@ const GONE_POLL: Duration = Duration::from_millis(200);
 /// Beyond the grace period, how long a delete may take to be seen through.
 const DELETE_WAIT: Duration = Duration::from_secs(30);
 
-/// What every part of the runtime shares: the project, the clients, the
-/// targets.
+/// How long one listing of a namespace's Deployments answers
+/// [`Runtime::status`] and [`Runtime::probe`]: the controller asks about
+/// every instance on every pass (10 a second), which must not become a
+/// request per instance per pass to the API server.
+pub const STATUS_TTL: Duration = Duration::from_secs(1);
+
+/// What one listing says of a Deployment: whether it is being deleted, and
+/// how many of its replicas are available (ready).
+#[derive(Debug, Clone, Copy)]
+struct Seen {
+    deleting: bool,
+    available: i32,
+}
+
+/// The Deployments of one namespace as last listed.
+#[derive(Debug)]
+struct Listing {
+    at: Instant,
+    deployments: HashMap<String, Seen>,
+}
+
+/// What every part of the runtime shares: the clients, the targets (which
+/// name the project as `hifi.toml` does), the last listing of each
+/// namespace.
 #[derive(Debug)]
 pub(crate) struct Shared {
-    project: String,
     clients: Clients,
     targets: RwLock<BTreeMap<String, Target>>,
+    listings: std::sync::Mutex<HashMap<(Option<String>, String), Listing>>,
 }
 
 impl Shared {
@@ -98,15 +125,15 @@ pub struct KubeRuntime {
 }
 
 impl KubeRuntime {
-    /// The runtime of project `project`, reading the kubeconfig from
-    /// `source` when an environment first needs it. No environment is
-    /// known until [`KubeRuntime::configure`].
-    pub fn new(project: &str, source: KubeconfigSource) -> KubeRuntime {
+    /// A runtime reading the kubeconfig from `source` when an environment
+    /// first needs it. No environment (nor project name: labels carry
+    /// `[project] name`) is known until [`KubeRuntime::configure`].
+    pub fn new(source: KubeconfigSource) -> KubeRuntime {
         KubeRuntime {
             shared: Arc::new(Shared {
-                project: project.to_owned(),
                 clients: Clients::new(source),
                 targets: RwLock::new(BTreeMap::new()),
+                listings: std::sync::Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -152,6 +179,81 @@ impl KubeRuntime {
             id: instance.id.clone(),
             runtime: RuntimeKind::Kubernetes,
         })
+    }
+
+    /// Deployment `name` of `namespace` as a listing at most [`STATUS_TTL`]
+    /// old says; `None` when it is not there.
+    async fn seen(&self, target: &Target, namespace: &str, name: &str) -> Result<Option<Seen>> {
+        let key = (target.context.clone(), namespace.to_owned());
+        {
+            let listings = self
+                .shared
+                .listings
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if let Some(listing) = listings.get(&key)
+                && listing.at.elapsed() < STATUS_TTL
+            {
+                return Ok(listing.deployments.get(name).copied());
+            }
+        }
+        let client = self.shared.clients.client(target).await?;
+        let api: Api<Deployment> = Api::namespaced(client, namespace);
+        let selector = selector_string(&BTreeMap::from([
+            (
+                label::PROJECT.to_owned(),
+                objects::label_value(&target.project),
+            ),
+            (label::COMPONENT.to_owned(), "service".to_owned()),
+        ]));
+        let what = format!("the Deployments of namespace {namespace}");
+        let listed = bounded(
+            target,
+            "list",
+            &what,
+            api.list(&ListParams::default().labels(&selector)),
+        )
+        .await?;
+        let deployments: HashMap<String, Seen> = listed
+            .items
+            .iter()
+            .filter_map(|d| {
+                Some((
+                    d.metadata.name.clone()?,
+                    Seen {
+                        deleting: d.metadata.deletion_timestamp.is_some(),
+                        available: d
+                            .status
+                            .as_ref()
+                            .and_then(|s| s.available_replicas)
+                            .unwrap_or(0),
+                    },
+                ))
+            })
+            .collect();
+        let found = deployments.get(name).copied();
+        self.shared
+            .listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                key,
+                Listing {
+                    at: Instant::now(),
+                    deployments,
+                },
+            );
+        Ok(found)
+    }
+
+    /// Forgets the listing of `namespace`: what was just applied or deleted
+    /// is seen on the next question.
+    fn forget(&self, target: &Target, namespace: &str) {
+        self.shared
+            .listings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(target.context.clone(), namespace.to_owned()));
     }
 
     /// The instance a Deployment of this project is, from its labels and
@@ -228,9 +330,15 @@ impl Runtime for KubeRuntime {
         let target = self.target_of(&instance, &spec.env)?;
         let client = self.shared.clients.client(&target).await?;
         let objects = slot_objects(&target, spec, image);
-        for object in &objects {
-            api::apply(&client, &target, object).await?;
+        let applied = async {
+            for object in &objects {
+                api::apply(&client, &target, object).await?;
+            }
+            Ok::<_, Error>(())
         }
+        .await;
+        self.forget(&target, &target.namespace);
+        applied?;
         let name = slot_name(&spec.service, spec.slot.as_str());
         let services: Api<Service> = Api::namespaced(client.clone(), &target.namespace);
         let addr = match &objects[1] {
@@ -289,13 +397,8 @@ impl Runtime for KubeRuntime {
         let Some(target) = self.target(&instance.env) else {
             return InstanceStatus::Unknown;
         };
-        let Ok(client) = self.shared.clients.client(&target).await else {
-            return InstanceStatus::Unknown;
-        };
-        let api: Api<Deployment> = Api::namespaced(client, namespace);
-        let object = describe("Deployment", namespace, name);
-        match bounded(&target, "get", &object, api.get_opt(name)).await {
-            Ok(Some(d)) if d.metadata.deletion_timestamp.is_none() => InstanceStatus::Running,
+        match self.seen(&target, namespace, name).await {
+            Ok(Some(seen)) if !seen.deleting => InstanceStatus::Running,
             Ok(_) => InstanceStatus::Exited {
                 code: None,
                 signal: None,
@@ -307,28 +410,21 @@ impl Runtime for KubeRuntime {
         }
     }
 
-    /// Through the API server's proxy to the slot's Service: what a pod
-    /// behind it answers, or 503 when none is ready.
+    /// The health path as the kubelet probes it on every pod (the
+    /// readiness probe): 200 while at least one replica of the slot is
+    /// available, 503 while none is — read from the Deployment's status
+    /// (one listing a second for the namespace), not a request of hifi's
+    /// own through the API server for every instance every second.
+    /// [`KubeRuntime::probe_through_api`] sends one when it must be a
+    /// request.
     async fn probe(&self, instance: &Instance, path: &str, timeout: Duration) -> Result<u16> {
+        let _ = (path, timeout);
         let (namespace, name) = self.deployment_of(instance)?;
         let target = self.target_of(&instance.describe(), &instance.env)?;
-        let client = self.shared.clients.client(&target).await?;
-        let url = format!(
-            "/api/v1/namespaces/{namespace}/services/{name}:http/proxy{}",
-            if path.starts_with('/') {
-                path.to_owned()
-            } else {
-                format!("/{path}")
-            }
-        );
-        api::get_raw(&client, &url, timeout)
-            .await
-            .map(|(code, _)| code)
-            .map_err(|reason| Error::Probe {
-                instance: instance.describe(),
-                url: url.clone(),
-                failure: ProbeFailure::Connect(std::io::Error::other(reason)),
-            })
+        Ok(match self.seen(&target, namespace, name).await? {
+            Some(seen) if !seen.deleting && seen.available > 0 => 200,
+            _ => 503,
+        })
     }
 
     /// Deletes the slot's Deployment and Service; Kubernetes gives its pods
@@ -348,8 +444,13 @@ impl Runtime for KubeRuntime {
             ..target
         };
         let client = self.shared.clients.client(&target).await?;
-        api::delete::<Service>(&client, &target, "Service", name).await?;
-        api::delete::<Deployment>(&client, &target, "Deployment", name).await?;
+        let deleted = async {
+            api::delete::<Service>(&client, &target, "Service", name).await?;
+            api::delete::<Deployment>(&client, &target, "Deployment", name).await
+        }
+        .await;
+        self.forget(&target, namespace);
+        deleted?;
         let api: Api<Deployment> = Api::namespaced(client, namespace);
         let object = describe("Deployment", namespace, name);
         let deadline = Instant::now() + grace + DELETE_WAIT;
@@ -400,12 +501,42 @@ impl Runtime for KubeRuntime {
 }
 
 impl KubeRuntime {
+    /// `GET path` on the slot's Service through the API server's service
+    /// proxy: what one ready pod answers, or the API server's 503 when no
+    /// pod is ready.
+    pub async fn probe_through_api(
+        &self,
+        instance: &Instance,
+        path: &str,
+        timeout: Duration,
+    ) -> Result<u16> {
+        let (namespace, name) = self.deployment_of(instance)?;
+        let target = self.target_of(&instance.describe(), &instance.env)?;
+        let client = self.shared.clients.client(&target).await?;
+        let url = format!(
+            "/api/v1/namespaces/{namespace}/services/{name}:http/proxy{}",
+            if path.starts_with('/') {
+                path.to_owned()
+            } else {
+                format!("/{path}")
+            }
+        );
+        api::get_raw(&client, &url, timeout)
+            .await
+            .map(|(code, _)| code)
+            .map_err(|reason| Error::Probe {
+                instance: instance.describe(),
+                url: url.clone(),
+                failure: ProbeFailure::Connect(std::io::Error::other(reason)),
+            })
+    }
+
     async fn discover_in(&self, target: &Target) -> Result<Vec<Instance>> {
         let client = self.shared.clients.client(target).await?;
         let selector = selector_string(&BTreeMap::from([
             (
                 label::PROJECT.to_owned(),
-                objects::label_value(&self.shared.project),
+                objects::label_value(&target.project),
             ),
             (label::COMPONENT.to_owned(), "service".to_owned()),
         ]));
@@ -437,7 +568,7 @@ impl KubeRuntime {
                         deployment.metadata.name.as_deref().unwrap_or_default()
                     ),
                     label::PROJECT,
-                    self.shared.project
+                    target.project
                 ),
             }
         }

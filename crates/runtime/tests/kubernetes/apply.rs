@@ -158,7 +158,7 @@ async fn a_restarted_runtime_re_adopts_what_runs_and_stop_deletes_it() {
 }
 
 #[tokio::test]
-async fn a_probe_through_the_api_server_sees_a_slot_with_no_ready_pod() {
+async fn a_probe_sees_a_slot_with_no_ready_pod_by_status_and_through_the_api_server() {
     let cluster = Cluster::new().await;
     cluster
         .fake
@@ -173,6 +173,14 @@ async fn a_probe_through_the_api_server_sees_a_slot_with_no_ready_pod() {
         cluster
             .runtime
             .probe(&instance, "/healthz", PATIENCE)
+            .await
+            .unwrap(),
+        503
+    );
+    assert_eq!(
+        cluster
+            .runtime
+            .probe_through_api(&instance, "/healthz", PATIENCE)
             .await
             .unwrap(),
         503

@@ -28,7 +28,7 @@ async fn deploy(runtime: &KubeRuntime, env: &str, timeout: Duration) -> String {
 async fn no_kubeconfig_fails_the_environment_and_says_where_hifi_looked() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nowhere");
-    let runtime = KubeRuntime::new("shop", KubeconfigSource::File(missing.clone()));
+    let runtime = KubeRuntime::new(KubeconfigSource::File(missing.clone()));
     runtime.configure(&Config::parse(CONFIG).unwrap());
     let e = deploy(&runtime, "staging", PATIENCE).await;
     assert!(e.contains("environment staging runs on Kubernetes"), "{e}");
@@ -175,7 +175,7 @@ async fn an_unreachable_api_server_fails_promptly_and_names_the_environment() {
         format!("apiVersion: v1\nkind: Config\nclusters:\n- name: gone\n  cluster:\n    server: http://127.0.0.1:{port}\nusers:\n- name: u\n  user: {{}}\ncontexts:\n- name: gone\n  context:\n    cluster: gone\n    user: u\ncurrent-context: gone\n"),
     )
     .unwrap();
-    let runtime = KubeRuntime::new("shop", KubeconfigSource::File(path));
+    let runtime = KubeRuntime::new(KubeconfigSource::File(path));
     runtime.configure(&Config::parse(CONFIG).unwrap());
     let e = deploy(&runtime, "staging", PATIENCE).await;
     assert!(

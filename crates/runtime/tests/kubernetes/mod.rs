@@ -70,17 +70,14 @@ impl Cluster {
         let fake = FakeKube::start(&["shop-staging", "shop-live"]).await;
         let dir = tempfile::tempdir().unwrap();
         let kubeconfig = fake.kubeconfig(dir.path(), &["fake", "other"]);
-        let runtime = KubeRuntime::new("shop", KubeconfigSource::File(kubeconfig));
+        let runtime = KubeRuntime::new(KubeconfigSource::File(kubeconfig));
         runtime.configure(&Config::parse(config).unwrap());
         Cluster { fake, dir, runtime }
     }
 
     /// Another runtime on the same cluster, as a restarted controller has.
     pub fn restarted(&self) -> KubeRuntime {
-        let runtime = KubeRuntime::new(
-            "shop",
-            KubeconfigSource::File(self.dir.path().join("kubeconfig")),
-        );
+        let runtime = KubeRuntime::new(KubeconfigSource::File(self.dir.path().join("kubeconfig")));
         runtime.configure(&Config::parse(CONFIG).unwrap());
         runtime
     }
