@@ -90,6 +90,18 @@ async fn a_release_goes_live_as_deployments_and_a_routing_configmap() {
         .unwrap();
     assert_eq!(web_route["active"]["backends"][0], format!("web-{slot}:80"));
     assert_eq!(web_route["internal_listen"], "0.0.0.0:9000");
+    // What the in-cluster proxy does with it: each Service name resolved
+    // (here to loopback), then the proxy's own validation.
+    let text = serde_json::to_string(&live)
+        .unwrap()
+        .replace(&format!("-{slot}:80"), "-x.localhost:80")
+        .replace("\"web-x.localhost:80\"", "\"localhost:80\"")
+        .replace("\"api-x.localhost:80\"", "\"localhost:81\"");
+    let resolved = hifi_runtime::kubernetes::table_source::resolve(&serde_json::from_str(&text).unwrap())
+        .await
+        .unwrap();
+    let spec = hifi_proxy::TableSpec::from_json(resolved.to_string().as_bytes()).unwrap();
+    spec.validate().expect("the proxy takes the table");
 
     // The next release goes to the other slot; the first stays warm.
     std::fs::write(project.root().join("services/web/extra.txt"), "v2\n").unwrap();
