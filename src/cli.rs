@@ -161,6 +161,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "local")]
         runtime: DemoRuntime,
     },
+    /// The Kubernetes objects of an environment as YAML (review, GitOps).
+    Manifests {
+        /// The environment (one with runtime = "kubernetes").
+        env: String,
+        /// The release to render live (default: the live one, else the latest composition).
+        #[arg(long)]
+        release: Option<String>,
+        /// Print instead the Role hifi needs in the environment's namespace.
+        #[arg(long, conflicts_with = "release")]
+        rbac: bool,
+    },
     /// Run the data plane (the proxy) in the foreground; `hifi up` starts it for you.
     Proxy(ProxyArgs),
 }
@@ -209,6 +220,15 @@ pub struct ProxyArgs {
     /// work-stealing runtime instead.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Take routing tables from this ConfigMap of the pod's namespace,
+    /// watched through the cluster's API server (how the proxy runs in a
+    /// Kubernetes environment).
+    #[arg(long, value_name = "NAME")]
+    pub table_configmap: Option<String>,
+    /// Also answer the admin interface's reads (stats, in-flight, health)
+    /// on this TCP address, e.g. 0.0.0.0:9900; nothing there changes routing.
+    #[arg(long, value_name = "ADDR")]
+    pub status_listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]

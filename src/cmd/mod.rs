@@ -7,6 +7,7 @@ mod compose;
 mod deploy;
 mod follow;
 mod init;
+mod manifests;
 mod release;
 mod state;
 mod status;
@@ -137,6 +138,9 @@ pub fn run(cli: Cli) -> Result {
         Command::State(command) => state::run(&ctx, command),
         Command::Token(command) => token::run(&ctx, command),
         Command::Proxy(args) => up::proxy(&ctx, args),
+        Command::Manifests { env, release, rbac } => {
+            manifests::run(&ctx, &env, release.as_deref(), rbac)
+        }
         Command::Demo { once, dir, runtime } => crate::demo::run(crate::demo::DemoOptions {
             once,
             dir,

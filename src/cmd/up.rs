@@ -181,7 +181,96 @@ pub fn proxy(ctx: &Ctx, args: ProxyArgs) -> Result {
         .enable_all()
         .build()
         .map_err(|e| Error::Io(format!("cannot start the async runtime: {e}")))?;
+    let admin = hifi_proxy::AdminClient::new(options.admin.path());
+    let cluster = match &args.table_configmap {
+        Some(name) => Some((
+            name.clone(),
+            hifi_runtime::kubernetes::table_source::in_cluster()
+                .map_err(|e| Error::Io(format!("--table-configmap {name}: {e}")))?,
+        )),
+        None => None,
+    };
+    let status = match args.status_listen {
+        Some(addr) => Some(
+            runtime
+                .block_on(tokio::net::TcpListener::bind(addr))
+                .map_err(|e| Error::Io(format!("--status-listen {addr}: {e}")))?,
+        ),
+        None => None,
+    };
     Ok(runtime
-        .block_on(hifi_proxy::serve(options, hifi_app::control::terminated()))
+        .block_on(async move {
+            let serving = hifi_proxy::serve(options, hifi_app::control::terminated());
+            let extras = async {
+                let status = async {
+                    if let Some(listener) = status {
+                        hifi_proxy::serve_status(listener, admin.clone(), std::future::pending())
+                            .await;
+                    }
+                };
+                let tables = async {
+                    if let Some((name, (client, namespace))) = cluster {
+                        follow_configmap(client, &namespace, &name, &admin).await;
+                    }
+                };
+                tokio::join!(status, tables);
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                served = serving => served,
+                () = extras => Ok(()),
+            }
+        })
         .map_err(|e| Error::Io(format!("the proxy stopped: {e}")))?)
+}
+
+/// Feeds the proxy (through its admin socket) the tables of ConfigMap
+/// `name`, as they change.
+async fn follow_configmap(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+    admin: &hifi_proxy::AdminClient,
+) {
+    use hifi_runtime::kubernetes::table_source::{TableChange, follow};
+    // The admin socket appears once the proxy has loaded its tables.
+    for _ in 0..200 {
+        if admin.tables().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let mut serving: Option<String> = None;
+    follow(
+        client,
+        namespace,
+        name,
+        async |change| match change {
+            TableChange::Table(json) => {
+                let env = serde_json::from_slice::<serde_json::Value>(&json)
+                    .ok()
+                    .and_then(|v| v.get("env")?.as_str().map(str::to_owned))
+                    .ok_or_else(|| "the table names no environment".to_owned())?;
+                admin
+                    .put_table_json(&env, json)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if let Some(old) = serving.replace(env.clone())
+                    && old != env
+                {
+                    let _ = admin.remove_table(&old).await;
+                }
+                tracing::info!(%env, "routing table taken from ConfigMap {namespace}/{name}");
+                Ok(())
+            }
+            TableChange::Removed => {
+                if let Some(env) = serving.take() {
+                    admin.remove_table(&env).await.map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            }
+        },
+        std::future::pending(),
+    )
+    .await;
 }

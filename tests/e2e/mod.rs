@@ -10,8 +10,8 @@ mod control_canary;
 mod control_crash;
 mod control_errors;
 mod load;
-mod remote;
 mod protocols;
+mod remote;
 
 mod artifacts;
 mod cards;

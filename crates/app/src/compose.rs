@@ -11,6 +11,10 @@
 //! conflict or a failed build stops before the branch moves. Merge commits
 //! are deterministic, so a composition interrupted between the branch move
 //! and the record is simply recomputed, identically, next time.
+//!
+//! When an environment runs on Kubernetes, each image is also pushed once
+//! to `[registry] url` (`<registry>/<service>`), and the registry's digest
+//! is recorded: the cluster pulls `<registry>/<service>@<digest>`.
 
 use std::path::Path;
 
@@ -20,7 +24,7 @@ use hifi_core::card::{Card, composition_order};
 use hifi_core::release::{MergedCard, Release, ReleaseId, ServiceVersion, composition_key};
 use hifi_core::{Action, Environment, Origin, Service};
 use hifi_git::{Composition, Ingredient, Oid};
-use hifi_runtime::docker::{Engine, ImageId, build_image, image_exists, image_tag};
+use hifi_runtime::docker::{Engine, ImageId, build_image, image_exists, image_tag, push_image};
 use hifi_store::releases::Recorded;
 use hifi_store::{ArtifactKind, ConflictFlag};
 
@@ -218,6 +222,9 @@ impl Project {
             builds.push((service.name.clone(), built));
             if containers && service.image.is_some() {
                 let (id, built) = self.image(service, &version.version, progress)?;
+                if let Some(registry) = self.kubernetes_registry() {
+                    self.push(service, &id, &registry, progress)?;
+                }
                 version.image_id = Some(id);
                 images.push((service.name.clone(), built));
             }
@@ -390,6 +397,58 @@ impl Project {
 }
 
 impl Project {
+    /// `[registry] url` when an environment runs on Kubernetes: where its
+    /// images must be for the cluster to pull them.
+    fn kubernetes_registry(&self) -> Option<String> {
+        let kubernetes = self
+            .config
+            .environments
+            .iter()
+            .any(|e| e.runtime == hifi_core::RuntimeKind::Kubernetes);
+        kubernetes
+            .then(|| self.config.registry.as_ref().map(|r| r.url.clone()))
+            .flatten()
+    }
+
+    /// Pushes image `id` of `service` to `<registry>/<service>` unless it
+    /// was pushed there before, and records the registry's digest: the
+    /// cluster runs `<registry>/<service>@<digest>`, exactly these bytes.
+    fn push(
+        &mut self,
+        service: &Service,
+        id: &str,
+        registry: &str,
+        progress: &mut dyn FnMut(&str),
+    ) -> Result<String> {
+        let repository = hifi_runtime::kubernetes::target::repository(registry, &service.name);
+        let key = hifi_store::pushed_key(&repository, id);
+        if let Some(digest) =
+            self.store
+                .artifact_digest(&service.name, ArtifactKind::Pushed, &key)?
+        {
+            return Ok(digest);
+        }
+        let parsed = ImageId::parse(id)
+            .ok_or_else(|| Error::BuildFailed(format!("`{id}` is not an image id")))?;
+        progress(&format!(
+            "pushing image of {} to {repository}",
+            service.name
+        ));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Io(format!("cannot start an async runtime for the push: {e}")))?;
+        let log = self.layout.artifacts().join(&service.name).join("push.log");
+        let engine = Engine::from_env();
+        let digest = runtime
+            .block_on(push_image(&engine, &parsed, &repository, &log))
+            .map_err(|e| Error::BuildFailed(e.to_string()))?;
+        let now = self.now();
+        self.store
+            .record_artifact(&service.name, ArtifactKind::Pushed, &key, &digest, now)?;
+        Ok(digest)
+    }
+
     /// The digest of a service version's directory artifact as it was when
     /// built: recorded now when it was just built, read back when reused
     /// (taken now, once, for an artifact built before digests were kept).

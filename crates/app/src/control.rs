@@ -152,6 +152,7 @@ impl Project {
         let tokio = tokio_runtime()?;
         if self.state_is_empty()? {
             let runtimes = Runtimes::with_project(layout, &self.config.name);
+            runtimes.configure(&self.config);
             let found = tokio.block_on(crate::state::previous_run(layout, &runtimes));
             if !found.is_empty() {
                 if !reset_state {
@@ -324,6 +325,7 @@ impl Project {
         // and what the runtime finds by its own records.
         let options = options(&layout, exe);
         let runtimes = Runtimes::with_project(&layout, &self.config.name);
+        runtimes.configure(&self.config);
         let tokio = tokio_runtime()?;
         let recorded = self.store.instances(None)?.len();
         let found = tokio

@@ -451,6 +451,28 @@ pub enum Error {
     /// A file could not be read or written.
     #[error("{0}")]
     Io(String),
+    /// The environment does not run on Kubernetes, so it has no objects.
+    #[error("environment {env} runs on {runtime}, not on Kubernetes; it has no Kubernetes objects")]
+    NotOnKubernetes {
+        /// The environment.
+        env: String,
+        /// Its runtime.
+        runtime: String,
+    },
+    /// An image of the release was never pushed to the registry.
+    #[error(
+        "release {release} has no image of service {service} in {repository} yet, so {env}'s objects cannot name it by digest"
+    )]
+    NotPushed {
+        /// The environment.
+        env: String,
+        /// The release.
+        release: hifi_core::ReleaseId,
+        /// The service.
+        service: String,
+        /// Where it would be.
+        repository: String,
+    },
 }
 
 /// Result with the application's error.
@@ -578,6 +600,8 @@ impl Error {
             Artifacts(_) => "artifacts",
             Controller(_) => "controller",
             Io(_) => "io",
+            NotOnKubernetes { .. } => "not_on_kubernetes",
+            NotPushed { .. } => "not_pushed",
         }
     }
 
@@ -659,6 +683,8 @@ impl Error {
             Unauthenticated { .. } => "send a valid token (HIFI_TOKEN, or `Authorization: Bearer ...`); an admin creates one with `hifi token create NAME --role ROLE`".into(),
             TokenExists { name } => format!("pick another name, or revoke it first: hifi token revoke {name}"),
             UnknownToken { .. } => "see the tokens with `hifi token list`".into(),
+            NotOnKubernetes { env, .. } => format!("set `runtime = \"kubernetes\"` for {env} in hifi.toml"),
+            NotPushed { .. } => "compose again with the Docker engine and the registry reachable (composing pushes each image once), or deploy: the controller pushes what is missing".into(),
             _ => return None,
         })
     }

@@ -29,6 +29,8 @@
 //! - [`tokens`]: API tokens — creating, listing, revoking, authenticating.
 //! - [`reports`]: outcomes as shells print them and the API returns them
 //!   (a composition's report).
+//! - [`manifests`]: the Kubernetes objects of an environment, and the Role
+//!   hifi needs there.
 //! - [`control`]: the control plane's lock, starting it in the foreground,
 //!   and stopping what runs.
 //! - [`state`]: a lost state noticed, the rolling backups, restoring one.
@@ -43,6 +45,7 @@ pub mod control;
 pub mod deploy;
 pub mod error;
 pub mod init;
+pub mod manifests;
 mod project;
 pub mod releases;
 pub mod reports;

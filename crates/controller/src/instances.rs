@@ -43,7 +43,13 @@ pub fn instance_vars(
         vars.insert(name.clone(), value);
     }
     for peer in services {
-        if let Some(port) = internal_ports.get(&peer.name) {
+        if env.runtime.runs_data_plane() {
+            // The peer's stable Service, leading to the in-cluster proxy.
+            vars.insert(
+                url_var(&peer.name),
+                hifi_runtime::kubernetes::objects::service_url(&peer.name),
+            );
+        } else if let Some(port) = internal_ports.get(&peer.name) {
             vars.insert(url_var(&peer.name), format!("http://127.0.0.1:{port}"));
         }
     }

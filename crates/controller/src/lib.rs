@@ -25,12 +25,16 @@
 //! - [`policy`]: the error policy between ticks.
 //! - [`instances`]: specifying, starting, recording and stopping instances.
 //! - [`table`]: the proxy's routing table, derived from state.
+//! - [`cluster`]: environments whose proxy runs in their cluster
+//!   (Kubernetes): the table as it reads it, and its replicas' figures
+//!   summed.
 //! - [`proxy_process`]: starting, adopting and restarting the proxy.
 //! - [`clock`]: the injected clock.
 //! - `smoke`: the pre-switch smoke check.
 //! - [`error`]: the crate's error.
 
 pub mod clock;
+pub mod cluster;
 mod env;
 pub mod error;
 pub mod instances;
@@ -136,7 +140,10 @@ impl<R: Runtime, C: Clock> Shared<R, C> {
         let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         if modified != guard.0 {
             match read_config(&self.options.layout) {
-                Ok((modified, config)) => *guard = (modified, Arc::new(config)),
+                Ok((modified, config)) => {
+                    self.runtime.configure(&config);
+                    *guard = (modified, Arc::new(config));
+                }
                 Err(e) => {
                     tracing::warn!("keeping the previous config: {e}");
                     guard.0 = modified;
@@ -176,6 +183,7 @@ impl<R: Runtime, C: Clock> Controller<R, C> {
             })?;
         }
         let proxy = AdminClient::new(&options.proxy.admin);
+        runtime.configure(&config);
         Ok(Controller {
             shared: Arc::new(Shared {
                 options,

@@ -10,12 +10,14 @@
 //! - `verify`: verification after soak, by the clock.
 //! - `gate`: the fidelity gate, checked again by the controller.
 //! - `shutdown`: every process stopped when `run` returns.
+//! - `kubernetes`: Kubernetes environments against a fake API server.
 
 // A test that unwraps fails loudly where it should.
 #![allow(clippy::unwrap_used)]
 
 mod canary;
 mod gate;
+mod kubernetes;
 mod shutdown;
 mod util;
 mod verify;

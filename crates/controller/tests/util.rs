@@ -138,6 +138,31 @@ pub struct Project {
 impl Project {
     /// A project whose services all answer version "1", committed on main.
     pub fn new(services: &[&str]) -> Project {
+        Project::with_config(services, Project::config_text)
+    }
+
+    /// [`Project::new`] with dev and prod on Kubernetes (namespaces
+    /// `shop-dev` and `shop-prod`), each service with an image and
+    /// `replicas` replicas.
+    pub fn on_kubernetes(services: &[&str], replicas: u16) -> Project {
+        Project::with_config(services, |project| {
+            let mut text = String::from(
+                "[project]\nname = \"shop\"\nbase = \"main\"\n\n[registry]\nurl = \"registry.example.com/shop\"\n",
+            );
+            for service in &project.services {
+                text.push_str(&format!(
+                    "\n[[service]]\nname = \"{service}\"\npath = \"services/{service}\"\nbuild = \"python3 -m py_compile app.py\"\nrun = \"python3 app.py\"\nhealth = \"/healthz\"\nroute = \"/{service}\"\nimage = \"Dockerfile\"\nreplicas = {replicas}\n"
+                ));
+            }
+            text.push_str(&format!(
+                "\n[[environment]]\nname = \"dev\"\nport = {}\ncards_from = \"Ready for Dev\"\nruntime = \"kubernetes\"\nsoak = \"30s\"\ndrain = \"1s\"\n\n[[environment]]\nname = \"prod\"\nport = {}\npromote_from = \"dev\"\nstrategy = \"canary\"\nruntime = \"kubernetes\"\nsoak = \"30s\"\ndrain = \"1s\"\n[environment.canary]\nsteps = [10, 50, 100]\ninterval = \"30s\"\nmin_requests = {MIN_REQUESTS}\nmax_error_rate = 0.05\nmax_p99_ms = 5000\n",
+                project.dev_port, project.prod_port
+            ));
+            text
+        })
+    }
+
+    fn with_config(services: &[&str], config: impl Fn(&Project) -> String) -> Project {
         let dir = tempfile::tempdir().expect("temp dir");
         let project = Project {
             dir,
@@ -154,7 +179,7 @@ impl Project {
         for service in services {
             project.write_app(service, App::ok("1"));
         }
-        project.write("hifi.toml", &project.config_text());
+        project.write("hifi.toml", &config(&project));
         project.commit("services at version 1");
         std::fs::create_dir_all(project.state_dir()).expect("create .hifi");
         project
@@ -258,12 +283,28 @@ impl Project {
                 Built::Reused => hifi_artifacts::digest(&artifacts.dir(service, &version))
                     .expect("digest of the artifact"),
             };
+            // With a registry, the image is taken as built and pushed (a
+            // made-up id and registry digest, derived from the version).
+            let image_id = config.registry.as_ref().map(|registry| {
+                let id = format!("sha256:{:0>64}", &version);
+                let repository = format!("{}/{}", registry.url, service.name);
+                self.store()
+                    .record_artifact(
+                        &service.name,
+                        hifi_store::ArtifactKind::Pushed,
+                        &hifi_store::pushed_key(&repository, &id),
+                        &format!("sha256:{:f>64}", &version),
+                        0,
+                    )
+                    .expect("record the push");
+                id
+            });
             services.push(ServiceVersion {
                 service: service.name.clone(),
                 version,
                 recipe: service.clone(),
                 digest: Some(digest),
-                image_id: None,
+                image_id,
             });
         }
         let release = Release {
@@ -458,6 +499,11 @@ impl Hifi {
     /// controller that talks to it, reading the project's clock; returns
     /// once every environment had its first pass.
     pub async fn start(project: &Project) -> Hifi {
+        Hifi::start_with(project, LocalRuntime::new()).await
+    }
+
+    /// [`Hifi::start`] with instances run by `runtime`.
+    pub async fn start_with(project: &Project, runtime: impl hifi_runtime::Runtime) -> Hifi {
         let state_dir = project.state_dir();
         let sock = state_dir.join("proxy.sock");
         let (proxy_stop, proxy_stopped) = oneshot::channel::<()>();
@@ -476,8 +522,8 @@ impl Hifi {
         options.start_timeout = Duration::from_secs(15);
         options.stop_grace = Duration::from_secs(2);
         options.smoke_timeout = Duration::from_secs(10);
-        let controller = Controller::new(options, LocalRuntime::new(), project.clock.clone())
-            .expect("controller");
+        let controller =
+            Controller::new(options, runtime, project.clock.clone()).expect("controller");
         let (ready_tx, ready_rx) = oneshot::channel::<()>();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {

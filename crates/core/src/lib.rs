@@ -59,8 +59,8 @@ pub mod workflow;
 pub use access::{Action, Role};
 pub use card::{Card, CardId};
 pub use config::{
-    Canary, Config, ConfigError, Environment, Notify, NotifyFormat, Origin, RuntimeKind, Server,
-    Service, Strategy, Tls, UserKey,
+    Canary, Config, ConfigError, Environment, Expose, Kubernetes, Notify, NotifyFormat, Origin,
+    Registry, RuntimeKind, Server, Service, Strategy, Tls, UserKey,
 };
 pub use deployment::{DeploymentState, Kind, Request};
 pub use event::EventKind;

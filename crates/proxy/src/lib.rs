@@ -245,6 +245,8 @@
 //! - `tracking` — in-flight requests, upgraded connections and drain tokens
 //!   per slot.
 //! - `listener` — public/internal listeners and client connections.
+//! - `status` — the read-only status listener ([`serve_status`]): the
+//!   admin interface's reads over TCP, for an in-cluster proxy's figures.
 //! - `workers` — the threads that serve client connections, each with its
 //!   own runtime and backend pool shards.
 //! - `control` — applying tables, opening/closing listeners, admin queries.
@@ -266,6 +268,7 @@ mod metrics;
 mod persist;
 mod proxy;
 mod router;
+mod status;
 pub mod table;
 mod tracking;
 mod upstream;
@@ -286,6 +289,7 @@ pub use control::{DrainAnswer, DrainRequest, Inflight};
 pub use error::{Error, Result};
 pub use health::BackendReport;
 pub use metrics::{Stats, StatsQuery};
+pub use status::serve_status;
 pub use table::{CandidateSpec, Protocol, ServiceSpec, SlotSpec, TableSpec};
 
 /// The pure parsers of the HTTP/1 path, exposed for fuzzing

@@ -17,5 +17,6 @@ mod limits;
 mod metrics;
 mod protocol;
 mod restart;
+mod status;
 mod switching;
 mod websocket;

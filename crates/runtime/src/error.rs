@@ -237,6 +237,24 @@ pub enum Error {
         log: PathBuf,
     },
 
+    /// Kubernetes refused or failed what hifi asked of it (boxed: its
+    /// variants are large, and this error travels far).
+    #[error(transparent)]
+    Kube(Box<KubeError>),
+
+    /// An image could not be pushed to its registry.
+    #[error("pushing image {image} to {repository} failed: {reason}; the push output is in {}", log.display())]
+    Push {
+        /// The image id.
+        image: String,
+        /// Where it was pushed.
+        repository: String,
+        /// The engine's or registry's words.
+        reason: String,
+        /// The push log.
+        log: PathBuf,
+    },
+
     /// The build context directory could not be read.
     #[error("could not read the build context {}: {source}", dir.display())]
     BuildContext {
@@ -246,6 +264,152 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+}
+
+/// Failures of the Kubernetes runtime; each names the object (`Deployment
+/// shop-prod/catalog-green`) and says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum KubeError {
+    /// No kubeconfig could be read, or it has no such context.
+    #[error("environment {env} runs on Kubernetes, but {reason}")]
+    Kubeconfig {
+        /// The environment.
+        env: String,
+        /// What is wrong with the kubeconfig, and what to do.
+        reason: String,
+    },
+
+    /// The environment is not one this runtime was configured with.
+    #[error(
+        "{instance}: environment {env} is not configured for Kubernetes (its `runtime` or `[registry]` changed?)"
+    )]
+    NoTarget {
+        /// The instance.
+        instance: String,
+        /// The environment.
+        env: String,
+    },
+
+    /// The API server could not be reached.
+    #[error(
+        "could not reach the Kubernetes API server of environment {env} to {verb} {object}: {reason}"
+    )]
+    Unreachable {
+        /// The environment.
+        env: String,
+        /// What hifi was doing: `apply`, `get`, `delete`, `watch`, `list`.
+        verb: String,
+        /// The object, e.g. `Deployment shop-prod/catalog-green`.
+        object: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// RBAC refused a verb (403).
+    #[error(
+        "Kubernetes refused to let hifi {verb} {object}: {message}; grant hifi the Role that `hifi manifests {env} --rbac` prints"
+    )]
+    Forbidden {
+        /// The environment.
+        env: String,
+        /// The verb.
+        verb: String,
+        /// The object.
+        object: String,
+        /// The API server's message.
+        message: String,
+    },
+
+    /// A resource quota refused the object.
+    #[error("Kubernetes refused to {verb} {object}: a resource quota is used up: {message}")]
+    Quota {
+        /// The verb.
+        verb: String,
+        /// The object.
+        object: String,
+        /// The API server's message.
+        message: String,
+    },
+
+    /// The namespace does not exist (hifi does not create namespaces).
+    #[error(
+        "namespace {namespace} does not exist, so hifi cannot {verb} {object}; create it (`kubectl create namespace {namespace}`) and grant hifi its Role there"
+    )]
+    NoNamespace {
+        /// The namespace.
+        namespace: String,
+        /// The verb.
+        verb: String,
+        /// The object.
+        object: String,
+    },
+
+    /// Any other refusal or failure of the API server.
+    #[error("could not {verb} {object}: {reason}")]
+    Api {
+        /// The verb.
+        verb: String,
+        /// The object.
+        object: String,
+        /// The API server's answer.
+        reason: String,
+    },
+
+    /// A pod of the Deployment cannot pull its image.
+    #[error("{deployment} cannot run: pod {pod} cannot pull image {image} ({reason}: {message})")]
+    ImagePull {
+        /// The Deployment.
+        deployment: String,
+        /// The pod.
+        pod: String,
+        /// The image.
+        image: String,
+        /// `ErrImagePull`, `ImagePullBackOff`, `InvalidImageName`…
+        reason: String,
+        /// The kubelet's message.
+        message: String,
+    },
+
+    /// The Deployment's pods cannot be created (a quota, an admission
+    /// webhook), or a container cannot start.
+    #[error("{deployment} cannot run: {message}")]
+    PodsRefused {
+        /// The Deployment.
+        deployment: String,
+        /// What Kubernetes said.
+        message: String,
+    },
+
+    /// The Deployment did not become available in time.
+    #[error(
+        "{deployment} did not become available within {}: {available} of {wanted} replica(s) available{detail}",
+        fmt_duration(*timeout)
+    )]
+    NotAvailable {
+        /// The Deployment.
+        deployment: String,
+        /// How long hifi waited.
+        timeout: Duration,
+        /// Available replicas at the end.
+        available: i32,
+        /// Replicas wanted.
+        wanted: i32,
+        /// The last condition or pod state seen, `; …`, or empty.
+        detail: String,
+    },
+
+    /// The Deployment vanished while hifi waited for it.
+    #[error("{deployment} was deleted while hifi waited for it to become available")]
+    Vanished {
+        /// The Deployment.
+        deployment: String,
+    },
+}
+
+impl From<KubeError> for Error {
+    fn from(e: KubeError) -> Self {
+        Error::Kube(Box::new(e))
+    }
 }
 
 /// Why a health probe did not count as healthy.

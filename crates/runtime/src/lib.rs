@@ -23,6 +23,11 @@
 //! let a restarted controller find it. The engine is contacted only when an
 //! environment uses it.
 //!
+//! [`KubeRuntime`] runs each (service, slot) of an environment as a
+//! Deployment and a Service in a Kubernetes namespace, from images pushed
+//! to a registry and named by digest; the environment's proxy runs there
+//! too ([`kubernetes::ProxyPlane`]).
+//!
 //! Limits: the local runtime is Linux-only (it reads `/proc`), and it can
 //! only stop services that stay in the process group it gave them (a service
 //! that daemonizes with `setsid` escapes it). The Docker runtime talks to a
@@ -44,6 +49,13 @@
 //!   group signalling (also of hifi's own processes, [`ProcessSpec`]);
 //!   `local/procfs.rs` reads `/proc`, `local/logfile.rs` opens logs and
 //!   reads their tail (both also used by `docker`).
+//! - [`kubernetes`] — [`KubeRuntime`]: Deployments and Services through the
+//!   API server (`kubernetes/mod.rs`), the objects rendered purely
+//!   (`kubernetes/objects.rs`, also what `hifi manifests` prints), clients
+//!   and error translation (`kubernetes/api.rs`), waiting on a Deployment
+//!   by watch (`kubernetes/rollout.rs`), the in-cluster data plane
+//!   (`kubernetes/plane.rs`) and the proxy's ConfigMap table source
+//!   (`kubernetes/table_source.rs`).
 //! - [`docker`] — [`DockerRuntime`]: containers through the Engine API
 //!   (`docker/mod.rs`), the lazily contacted [`docker::Engine`]
 //!   (`docker/engine.rs`), image builds and image ids (`docker/image.rs`),
@@ -53,6 +65,7 @@
 pub mod docker;
 pub mod error;
 pub mod instance;
+pub mod kubernetes;
 pub mod local;
 pub mod probe;
 mod runtimes;
@@ -67,6 +80,7 @@ use hifi_core::Protocol;
 pub use docker::DockerRuntime;
 pub use error::{Error, ProbeFailure, Result};
 pub use instance::{Instance, InstanceId, InstanceSpec, InstanceStatus, Port, Program};
+pub use kubernetes::KubeRuntime;
 pub use local::{LocalRuntime, ProcessSpec};
 pub use runtimes::Runtimes;
 
@@ -120,6 +134,22 @@ pub trait Runtime: Send + Sync + 'static {
     /// means (process records, container labels), whatever the controller's
     /// store says: how hifi finds what to stop after its state was lost.
     fn discover(&self) -> impl Future<Output = Result<Vec<Instance>>> + Send;
+
+    /// Takes what it needs of the project's configuration (the Kubernetes
+    /// runtime: each environment's cluster, namespace and registry); called
+    /// at start and whenever `hifi.toml` changes. Most runtimes need
+    /// nothing.
+    fn configure(&self, config: &hifi_core::Config) {
+        let _ = config;
+    }
+
+    /// The data plane of `env` when it runs where the instances run rather
+    /// than on this machine — in the cluster, for Kubernetes — and `None`
+    /// when hifi's local proxy serves it.
+    fn cluster_plane(&self, env: &str) -> Option<kubernetes::ProxyPlane> {
+        let _ = env;
+        None
+    }
 }
 
 /// A TCP port on 127.0.0.1 that was free a moment ago.

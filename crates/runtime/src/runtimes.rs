@@ -5,18 +5,21 @@
 
 use std::time::Duration;
 
-use hifi_core::{Layout, Protocol, RuntimeKind};
+use hifi_core::{Config, Layout, Protocol, RuntimeKind};
 
 use crate::docker::{DockerRuntime, Engine};
+use crate::kubernetes::{KubeRuntime, KubeconfigSource, ProxyPlane};
 use crate::{Error, Instance, InstanceSpec, InstanceStatus, LocalRuntime, Result, Runtime};
 
 /// The runtimes of one control plane: local processes (embedded, always
-/// available) and Docker containers (the engine is contacted only when an
-/// instance uses it, so machines without Docker are fine).
+/// available), Docker containers (the engine is contacted only when an
+/// instance uses it, so machines without Docker are fine) and Kubernetes
+/// (a cluster is contacted only for an environment that runs there).
 #[derive(Debug)]
 pub struct Runtimes {
     local: LocalRuntime,
     docker: DockerRuntime,
+    kubernetes: KubeRuntime,
 }
 
 /// Calls `$method` on the runtime of `$kind`.
@@ -25,6 +28,7 @@ macro_rules! dispatch {
         match $kind {
             RuntimeKind::Local => $self.local.$method($($arg),*).await,
             RuntimeKind::Docker => $self.docker.$method($($arg),*).await,
+            RuntimeKind::Kubernetes => $self.kubernetes.$method($($arg),*).await,
         }
     };
 }
@@ -55,7 +59,20 @@ impl Runtimes {
         Runtimes {
             local: LocalRuntime::with_records(layout.runtime_records()),
             docker: DockerRuntime::new(project, engine).with_home(&layout.state_dir()),
+            kubernetes: KubeRuntime::new(KubeconfigSource::Default),
         }
+    }
+
+    /// The same runtimes, reading the kubeconfig from `source` (tests; a
+    /// kubeconfig of hifi's own).
+    pub fn with_kubeconfig(mut self, source: KubeconfigSource) -> Runtimes {
+        self.kubernetes = KubeRuntime::new(source);
+        self
+    }
+
+    /// The Kubernetes runtime.
+    pub fn kubernetes(&self) -> &KubeRuntime {
+        &self.kubernetes
     }
 
     /// The local runtime, which also runs hifi's own processes (the proxy).
@@ -109,8 +126,10 @@ impl Runtime for Runtimes {
         dispatch!(self, instance.runtime, stop(instance, grace))
     }
 
-    /// Local instances, then containers. No Docker engine answering means
-    /// no containers run (they end with their engine): that is not an error.
+    /// Local instances, then containers, then Deployments. No Docker
+    /// engine answering means no containers run (they end with their
+    /// engine): that is not an error. A cluster that cannot be asked is
+    /// warned about and skipped by the Kubernetes runtime itself.
     async fn discover(&self) -> Result<Vec<Instance>> {
         let mut found = self.local.discover().await?;
         match self.docker.discover().await {
@@ -120,6 +139,15 @@ impl Runtime for Runtimes {
             }
             Err(e) => return Err(e),
         }
+        found.extend(self.kubernetes.discover().await?);
         Ok(found)
+    }
+
+    fn configure(&self, config: &Config) {
+        self.kubernetes.configure(config);
+    }
+
+    fn cluster_plane(&self, env: &str) -> Option<ProxyPlane> {
+        self.kubernetes.plane(env)
     }
 }

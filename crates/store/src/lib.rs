@@ -49,7 +49,7 @@ pub mod webhooks;
 pub use cards::{CardMove, CardRow, ConflictFlag};
 pub use events::Event;
 pub use ledger::{Approval, Deployment, Extras, NewDeployment, Rejection, Update};
-pub use releases::{ArtifactKind, Composition};
+pub use releases::{ArtifactKind, Composition, pushed_key};
 pub use routing::{Analysis, InstanceRow};
 pub use schema::LATEST as SCHEMA_VERSION;
 pub use tokens::{NewToken, StoredToken, TokenRow};

@@ -265,6 +265,16 @@ pub enum ArtifactKind {
     Directory,
     /// A container image, keyed by its tag and Dockerfile.
     Image,
+    /// An image pushed to a registry, keyed by [`pushed_key`]; its digest
+    /// is the registry's (the manifest's), which the cluster pulls by.
+    Pushed,
+}
+
+/// The key of an image pushed to `repository` (`<registry>/<service>`):
+/// `<repository>@<image id>`, so the same bytes are pushed once per
+/// repository.
+pub fn pushed_key(repository: &str, image_id: &str) -> String {
+    format!("{repository}@{image_id}")
 }
 
 impl ArtifactKind {
@@ -272,6 +282,7 @@ impl ArtifactKind {
         match self {
             ArtifactKind::Directory => "directory",
             ArtifactKind::Image => "image",
+            ArtifactKind::Pushed => "pushed",
         }
     }
 }

@@ -375,6 +375,21 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE release_services ADD COLUMN protocol TEXT NOT NULL DEFAULT 'http1'
         CHECK (protocol IN ('http1', 'h2c', 'grpc'));
     "#,
+    // 8: images pushed to a registry for Kubernetes, keyed by repository
+    // and image id, with the digest the registry gave them.
+    r#"
+    CREATE TABLE artifacts_v6 (
+        service   TEXT NOT NULL,
+        kind      TEXT NOT NULL CHECK (kind IN ('directory', 'image', 'pushed')),
+        key       TEXT NOT NULL,
+        digest    TEXT NOT NULL CHECK (digest GLOB 'sha256:*'),
+        built_at  INTEGER NOT NULL,
+        PRIMARY KEY (service, kind, key)
+    ) STRICT;
+    INSERT INTO artifacts_v6 SELECT service, kind, key, digest, built_at FROM artifacts;
+    DROP TABLE artifacts;
+    ALTER TABLE artifacts_v6 RENAME TO artifacts;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -4,11 +4,14 @@
 //! - [`ports`]: one picker of free loopback ports for listeners a test
 //!   starts (an environment's public port, a proxy's listener).
 //! - [`config`]: one typed builder of `hifi.toml` text.
+//! - [`kube`]: a fake Kubernetes API server on loopback, for the tests of
+//!   the Kubernetes runtime.
 //!
 //! It depends on no hifi crate, so every crate of the workspace can take it
 //! as a dev-dependency without a cycle.
 
 pub mod config;
+pub mod kube;
 pub mod ports;
 
 pub use config::{Config, Env, Service};

@@ -256,7 +256,10 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             slot,
             release: release.id.clone(),
         };
-        let spec = match self.spec(config, env, &placement, &service, replica, port)? {
+        let spec = match self
+            .spec(config, env, &placement, &service, replica, port)
+            .await?
+        {
             Ok(spec) => spec,
             Err(reason) => {
                 // Counted as a failed restart, so the next try waits longer.
@@ -390,13 +393,15 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             slot,
             release: release.clone(),
         };
+        // A runtime that scales a slot itself gets replica 0 only, whose
+        // spec carries the number of replicas.
         let wanted = record.services.iter().flat_map(|service| {
             let replicas = config
                 .services
                 .iter()
                 .find(|c| c.name == service.service)
                 .map_or(1, |c| c.replicas);
-            (0..replicas).map(move |replica| (service, replica))
+            (0..env.runtime.instances_per_slot(replicas)).map(move |replica| (service, replica))
         });
         for (service, replica) in wanted {
             let current = running
@@ -419,7 +424,10 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             if let Err(reason) = self.ensure_artifact(&service.recipe, &service.version) {
                 return Ok(Err(reason));
             }
-            let spec = match self.spec(config, env, &placement, service, replica, Port::Any)? {
+            let spec = match self
+                .spec(config, env, &placement, service, replica, Port::Any)
+                .await?
+            {
                 Ok(spec) => spec,
                 Err(reason) => return Ok(Err(reason)),
             };
@@ -463,7 +471,10 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         let mut checks = Vec::with_capacity(waiting.len());
         for (service, replica, r) in waiting {
             let port = Port::Fixed(r.instance.addr.port());
-            match self.spec(config, env, &placement, &service, replica, port)? {
+            match self
+                .spec(config, env, &placement, &service, replica, port)
+                .await?
+            {
                 Ok(spec) => checks.push((spec, r)),
                 Err(reason) => return Ok(Err(reason)),
             }
@@ -655,7 +666,9 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         )?;
         self.notes.verified = None;
         self.notes.healthy_since = None;
-        if let Some(left) = left {
+        if let Some(left) = left
+            && self.shared.runtime.cluster_plane(&env.name).is_none()
+        {
             let drain = DrainRequest {
                 env: env.name.clone(),
                 slot: left.to_string(),
@@ -727,17 +740,27 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
     /// request in flight on `slot`, then closes what is long-lived.
     async fn await_drained(&mut self, env: &Environment, slot: Slot) {
         let deadline = tokio::time::Instant::now() + env.drain;
+        let plane = self.shared.runtime.cluster_plane(&env.name);
         while tokio::time::Instant::now() < deadline {
-            match self
-                .shared
-                .proxy
-                .inflight(&env.name, slot.as_str(), None)
-                .await
-            {
+            let inflight = match &plane {
+                Some(plane) => crate::cluster::inflight(plane, &env.name, slot.as_str()).await,
+                None => self
+                    .shared
+                    .proxy
+                    .inflight(&env.name, slot.as_str(), None)
+                    .await
+                    .map_err(Into::into),
+            };
+            match inflight {
                 Ok(inflight) if inflight.requests == 0 && inflight.upgraded == 0 => return,
                 Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 Err(_) => return,
             }
+        }
+        if plane.is_some() {
+            // The in-cluster proxy takes no drain orders: long-lived
+            // connections to the slot end when its pods do.
+            return;
         }
         let drain = DrainRequest {
             env: env.name.clone(),

@@ -22,9 +22,9 @@ use std::sync::Arc;
 use hifi_artifacts::Artifacts;
 use hifi_core::release::ServiceVersion;
 use hifi_core::rollout::Placement;
-use hifi_core::{Config, Environment, ReleaseId, Routing, Slot, Verdict};
+use hifi_core::{Config, Environment, ReleaseId, Routing, RuntimeKind, Slot, Verdict};
 use hifi_proxy::StatsQuery;
-use hifi_runtime::{InstanceSpec, Port, Runtime, free_port};
+use hifi_runtime::{InstanceSpec, Port, Program, Runtime, free_port};
 use hifi_store::{Audit, Store};
 use serde_json::Value;
 
@@ -49,6 +49,9 @@ pub(crate) struct EnvReconciler<R: Runtime, C: Clock> {
     unavailable: HashMap<Slot, String>,
     /// The last warning logged per topic.
     warned: HashMap<&'static str, String>,
+    /// Where and for which services the in-cluster proxy's objects were
+    /// last applied (Kubernetes environments).
+    cluster_proxy: Option<(hifi_runtime::kubernetes::Target, Vec<String>)>,
 }
 
 impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
@@ -63,6 +66,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             notes: Notes::default(),
             unavailable: HashMap::new(),
             warned: HashMap::new(),
+            cluster_proxy: None,
         })
     }
 
@@ -184,7 +188,10 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             // canary's p99 may be was failed by the slot, not impatient.
             slow_ms: Some(env.canary.max_p99_ms),
         };
-        let stats = self.shared.proxy.stats(&query).await?;
+        let stats = match self.shared.runtime.cluster_plane(&env.name) {
+            Some(plane) => crate::cluster::stats(&plane, &query).await?,
+            None => self.shared.proxy.stats(&query).await?,
+        };
         // Only outcomes that were the slot's doing are judged: what clients
         // ended themselves (before the latency limit) is counted apart.
         let client_ended = stats.client_closed
@@ -229,7 +236,9 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
                         .iter()
                         .find(|c| c.name == s.service)
                         .map_or(1, |c| c.replicas);
-                    (s.service.clone(), replicas)
+                    // A runtime that scales a slot itself has one
+                    // instance per service for the controller to watch.
+                    (s.service.clone(), env.runtime.instances_per_slot(replicas))
                 })
                 .collect(),
             intact: release.recomputed_id() == *id,
@@ -323,8 +332,88 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         Artifacts::new(&self.shared.options.layout.artifacts())
     }
 
-    /// The spec of one service of a release in a slot.
-    fn spec(
+    /// The spec of one service of a release in a slot. On Kubernetes the
+    /// image is the one pushed to the registry, by its digest there
+    /// (pushed now if it was not yet).
+    async fn spec(
+        &mut self,
+        config: &Config,
+        env: &Environment,
+        placement: &Placement,
+        service: &ServiceVersion,
+        replica: u16,
+        port: Port,
+    ) -> Result<Result<InstanceSpec, String>> {
+        let mut spec = match self.local_spec(config, env, placement, service, replica, port)? {
+            Ok(spec) => spec,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        if env.runtime == RuntimeKind::Kubernetes
+            && let Program::Image { image, .. } = &mut spec.program
+        {
+            match self.pushed(config, &service.service, image).await? {
+                Ok(reference) => *image = reference,
+                Err(reason) => return Ok(Err(reason)),
+            }
+        }
+        Ok(Ok(spec))
+    }
+
+    /// `<registry>/<service>@<digest>` of image `image_id` of `service`:
+    /// from the record of its push, else pushed now from the Docker engine
+    /// that built it (a registry added after the release was composed).
+    async fn pushed(
+        &mut self,
+        config: &Config,
+        service: &str,
+        image_id: &str,
+    ) -> Result<Result<String, String>> {
+        let Some(registry) = &config.registry else {
+            return Ok(Err(format!(
+                "{} runs on Kubernetes but hifi.toml has no [registry]",
+                self.name
+            )));
+        };
+        let repository = hifi_runtime::kubernetes::target::repository(&registry.url, service);
+        let key = hifi_store::pushed_key(&repository, image_id);
+        if let Some(digest) =
+            self.store
+                .artifact_digest(service, hifi_store::ArtifactKind::Pushed, &key)?
+        {
+            return Ok(Ok(format!("{repository}@{digest}")));
+        }
+        let Some(id) = hifi_runtime::docker::ImageId::parse(image_id) else {
+            return Ok(Err(format!(
+                "`{image_id}` of service {service} is not an image id"
+            )));
+        };
+        let engine = hifi_runtime::docker::Engine::from_env();
+        let log = self
+            .shared
+            .options
+            .layout
+            .artifacts()
+            .join(service)
+            .join("push.log");
+        match hifi_runtime::docker::push_image(&engine, &id, &repository, &log).await {
+            Ok(digest) => {
+                let now = self.now();
+                self.store.record_artifact(
+                    service,
+                    hifi_store::ArtifactKind::Pushed,
+                    &key,
+                    &digest,
+                    now,
+                )?;
+                Ok(Ok(format!("{repository}@{digest}")))
+            }
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
+    /// The spec of one service of a release in a slot, as the local
+    /// runtimes run it.
+    fn local_spec(
         &mut self,
         config: &Config,
         env: &Environment,
@@ -369,6 +458,46 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
         Ok(())
     }
 
+    /// The cluster's side of [`Self::push`]: the proxy's objects applied
+    /// (again when the services change), then the table written to the
+    /// ConfigMap its replicas watch.
+    async fn push_to_cluster(
+        &mut self,
+        plane: &hifi_runtime::kubernetes::ProxyPlane,
+        config: &Config,
+        env: &Environment,
+        routing: &Routing,
+        running: &[Running],
+    ) -> Result<()> {
+        let services: Vec<String> = config.services.iter().map(|s| s.name.clone()).collect();
+        let target = plane.target().clone();
+        if self.cluster_proxy.as_ref() != Some(&(target.clone(), services.clone())) {
+            plane.ensure(&services).await?;
+            self.cluster_proxy = Some((target, services));
+        }
+        let spec = crate::cluster::table(env, &config.services, routing, running);
+        let json = spec
+            .as_ref()
+            .map(crate::cluster::table_json)
+            .transpose()?
+            .map(serde_json::Value::String)
+            .unwrap_or(serde_json::Value::Null);
+        // The generation plays no part: the ConfigMap outlives any proxy pod.
+        if self
+            .last_table
+            .as_ref()
+            .is_some_and(|(_, last)| *last == json)
+        {
+            return Ok(());
+        }
+        match &json {
+            serde_json::Value::String(text) => plane.put_table(text).await?,
+            _ => plane.remove_table().await?,
+        }
+        self.last_table = Some((0, json));
+        Ok(())
+    }
+
     /// Pushes the table `routing` implies (see the module doc for why
     /// callers push before they record).
     async fn push(
@@ -399,6 +528,12 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             preview_token: instances::preview_token(env)?,
             releases: &releases,
         };
+        if let Some(plane) = self.shared.runtime.cluster_plane(&env.name) {
+            return self
+                .push_to_cluster(&plane, config, env, routing, &running)
+                .await
+                .map_err(|e| e.to_string());
+        }
         let generation = self.shared.proxy_generation();
         match table::build(&inputs) {
             Some(spec) => {

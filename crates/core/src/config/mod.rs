@@ -43,6 +43,8 @@ pub struct Config {
     pub services: Vec<Service>,
     /// Environments, in config order (lowest first by convention).
     pub environments: Vec<Environment>,
+    /// Where images are pushed for Kubernetes environments.
+    pub registry: Option<Registry>,
     /// The team server `hifi up` serves (`[server]`), if configured.
     pub server: Option<Server>,
     /// Webhooks (`[[notify]]`), in config order.
@@ -146,8 +148,11 @@ pub struct Service {
     #[serde(
         rename = "request_timeout_ms",
         serialize_with = "serialize_millis",
+        deserialize_with = "deserialize_millis",
+        default,
         skip_serializing_if = "Option::is_none"
     )]
+    #[schema(value_type = Option<u64>)]
     pub request_timeout: Option<Duration>,
 }
 
@@ -168,6 +173,13 @@ fn serialize_millis<S: serde::Serializer>(
         Some(d) => s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
         None => s.serialize_none(),
     }
+}
+
+fn deserialize_millis<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    let millis: Option<u64> = serde::Deserialize::deserialize(d)?;
+    Ok(millis.map(Duration::from_millis))
 }
 
 /// Where an environment's releases come from.
@@ -212,6 +224,8 @@ pub enum RuntimeKind {
     Local,
     /// Containers of a Docker engine on this machine, with host networking.
     Docker,
+    /// Pods of a Kubernetes cluster, one Deployment per (service, slot).
+    Kubernetes,
 }
 
 impl RuntimeKind {
@@ -220,6 +234,7 @@ impl RuntimeKind {
         match self {
             RuntimeKind::Local => "local",
             RuntimeKind::Docker => "docker",
+            RuntimeKind::Kubernetes => "kubernetes",
         }
     }
 
@@ -227,8 +242,31 @@ impl RuntimeKind {
     pub fn runs_images(self) -> bool {
         match self {
             RuntimeKind::Local => false,
-            RuntimeKind::Docker => true,
+            RuntimeKind::Docker | RuntimeKind::Kubernetes => true,
         }
+    }
+
+    /// Whether the runtime scales a slot itself: the controller starts one
+    /// instance per (service, slot) — replica 0, carrying the number of
+    /// replicas — and the runtime keeps that many copies running (a
+    /// Deployment's `replicas`). Otherwise the controller starts, watches
+    /// and restarts every replica itself.
+    pub fn scales_slots(self) -> bool {
+        matches!(self, RuntimeKind::Kubernetes)
+    }
+
+    /// How many instances the controller itself starts for a service with
+    /// `replicas` copies per slot: all of them, or one for a runtime that
+    /// scales slots itself.
+    pub fn instances_per_slot(self, replicas: u16) -> u16 {
+        if self.scales_slots() { 1 } else { replicas }
+    }
+
+    /// Whether the environment's data plane (its proxy) runs where its
+    /// instances run rather than on this machine: in the cluster, reached
+    /// through the API server.
+    pub fn runs_data_plane(self) -> bool {
+        matches!(self, RuntimeKind::Kubernetes)
     }
 }
 
@@ -236,6 +274,60 @@ impl fmt::Display for RuntimeKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// How an environment's proxy is reached from outside its cluster: the type
+/// of the `hifi-proxy` Service.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Expose {
+    /// Inside the cluster only (the default): an Ingress or a port-forward
+    /// leads users to it.
+    #[default]
+    ClusterIp,
+    /// A port on every node.
+    NodePort,
+    /// The cloud's load balancer.
+    LoadBalancer,
+}
+
+impl Expose {
+    /// The Service type, as Kubernetes and `hifi.toml` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expose::ClusterIp => "ClusterIP",
+            Expose::NodePort => "NodePort",
+            Expose::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
+impl fmt::Display for Expose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an environment with `runtime = "kubernetes"` runs
+/// (`[environment.kubernetes]`, every key optional).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Kubernetes {
+    /// The kubeconfig context; `None` is the kubeconfig's current one.
+    pub context: Option<String>,
+    /// The namespace: `namespace`, else `<project>-<env>`.
+    pub namespace: String,
+    /// The type of the proxy's Service.
+    pub expose: Expose,
+    /// The image the environment's proxy runs (`hifi proxy`); `None`:
+    /// `<registry>/hifi:<hifi's version>`.
+    pub proxy_image: Option<String>,
+}
+
+/// Where images are pushed for Kubernetes environments (`[registry]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    /// `host[:port]/path`, without a scheme: a service's image is pushed
+    /// as `<url>/<service>` and run by digest.
+    pub url: String,
 }
 
 /// Which part of a request identifies a user for sticky canary assignment.
@@ -330,6 +422,8 @@ pub struct Environment {
     pub canary: Canary,
     /// Where its instances run (`runtime` of the environment, else of the project).
     pub runtime: RuntimeKind,
+    /// The cluster settings, exactly when `runtime` is Kubernetes.
+    pub kubernetes: Option<Kubernetes>,
     /// When deployments into it may start; none means any time.
     pub windows: Vec<crate::window::Window>,
     /// Per-environment settings passed to services, as written (`${VAR}` kept).

@@ -18,6 +18,7 @@ pub(super) struct RawConfig {
     pub(super) server: Option<Spanned<RawServer>>,
     #[serde(default)]
     pub(super) notify: Vec<Spanned<RawNotify>>,
+    pub(super) registry: Option<Spanned<RawRegistry>>,
 }
 
 #[derive(Deserialize)]
@@ -35,6 +36,21 @@ pub(super) struct RawNotify {
     pub(super) format: Option<Spanned<String>>,
     pub(super) events: Option<Spanned<Vec<String>>>,
     pub(super) secret: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRegistry {
+    pub(super) url: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKubernetes {
+    pub(super) context: Option<Spanned<String>>,
+    pub(super) namespace: Option<Spanned<String>>,
+    pub(super) expose: Option<Spanned<String>>,
+    pub(super) proxy_image: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -109,6 +125,7 @@ pub(super) struct RawEnvironment {
     pub(super) preview_token: Option<String>,
     pub(super) runtime: Option<Spanned<String>>,
     pub(super) canary: Option<Spanned<RawCanary>>,
+    pub(super) kubernetes: Option<Spanned<RawKubernetes>>,
     #[serde(default)]
     pub(super) vars: BTreeMap<String, Spanned<String>>,
 }

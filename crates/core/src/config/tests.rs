@@ -319,7 +319,114 @@ fn runtimes_default_to_local_docker_is_accepted_and_unknown_ones_are_refused() {
     assert_eq!((e.key.as_str(), e.line), ("project.runtime", Some(4)));
     let e = err(&MINIMAL.replace("port = 8100", "port = 8100\nruntime = \"kubernetes\""));
     assert_eq!(e.key, "environment[0].runtime");
-    assert!(e.message.contains("not available"), "{e}");
+    assert!(e.message.contains("no `image`"), "{e}");
+}
+
+/// MINIMAL with an image for the service, prod on Kubernetes, and `extra`
+/// after prod's `[environment.vars]` table.
+fn on_kubernetes(registry: &str, extra: &str) -> String {
+    MINIMAL
+        .replace(
+            "route = \"/catalog\"",
+            "route = \"/catalog\"\nimage = \"Dockerfile\"",
+        )
+        .replace(
+            "strategy = \"canary\"",
+            "strategy = \"canary\"\nruntime = \"kubernetes\"",
+        )
+        + registry
+        + extra
+}
+
+#[test]
+fn kubernetes_environments_get_a_namespace_and_need_a_registry() {
+    let registry = "\n[registry]\nurl = \"registry.example.com/shop\"\n";
+    let config = Config::parse(&on_kubernetes(registry, "")).unwrap();
+    let prod = config.environment("prod").unwrap();
+    assert_eq!(prod.runtime, RuntimeKind::Kubernetes);
+    assert!(prod.runtime.scales_slots() && prod.runtime.runs_images());
+    assert_eq!(prod.runtime.instances_per_slot(3), 1);
+    assert_eq!(RuntimeKind::Docker.instances_per_slot(3), 3);
+    let k8s = prod.kubernetes.as_ref().unwrap();
+    assert_eq!(k8s.namespace, "shop-prod");
+    assert_eq!(k8s.context, None);
+    assert_eq!(k8s.expose, Expose::ClusterIp);
+    assert_eq!(config.environment("dev").unwrap().kubernetes, None);
+    assert_eq!(
+        config.registry.as_ref().unwrap().url,
+        "registry.example.com/shop"
+    );
+
+    let settings = "[environment.kubernetes]\ncontext = \"prod-cluster\"\nnamespace = \"shop-live\"\nexpose = \"LoadBalancer\"\n";
+    let source = on_kubernetes("", settings) + registry;
+    let config = Config::parse(&source).unwrap();
+    let k8s = config
+        .environment("prod")
+        .unwrap()
+        .kubernetes
+        .clone()
+        .unwrap();
+    assert_eq!(k8s.context.as_deref(), Some("prod-cluster"));
+    assert_eq!(k8s.namespace, "shop-live");
+    assert_eq!(k8s.expose, Expose::LoadBalancer);
+
+    // Without a registry, the cluster could pull nothing.
+    let e = err(&on_kubernetes("", ""));
+    assert_eq!(e.key, "environment[1].runtime");
+    assert!(e.message.contains("[registry]"), "{e}");
+}
+
+#[test]
+fn kubernetes_settings_are_checked_with_file_line_and_key() {
+    let registry = "\n[registry]\nurl = \"registry.example.com/shop\"\n";
+    let with = |settings: &str| {
+        on_kubernetes("", &format!("[environment.kubernetes]\n{settings}\n")) + registry
+    };
+    let e = err(&with("namespace = \"Shop_Prod\""));
+    assert_eq!(e.key, "environment[1].kubernetes.namespace");
+    assert_eq!(e.line, Some(31));
+    assert!(e.message.contains("namespace name"), "{e}");
+    let e = err(&with("expose = \"Ingress\""));
+    assert_eq!(e.key, "environment[1].kubernetes.expose");
+    assert!(e.message.contains("LoadBalancer"), "{e}");
+    let e = err(&with("cluster = \"x\""));
+    assert!(e.message.contains("cluster"), "{e}");
+    let e = err(&with("context = \"\""));
+    assert_eq!(e.key, "environment[1].kubernetes.context");
+
+    // The table belongs to Kubernetes environments only.
+    let e = err(&(MINIMAL.to_owned() + "[environment.kubernetes]\nnamespace = \"x\"\n"));
+    assert_eq!(e.key, "environment[1].kubernetes");
+    assert!(e.message.contains("runtime = \"kubernetes\""), "{e}");
+
+    for (url, why) in [
+        ("https://registry.example.com/shop", "scheme"),
+        ("registry.example.com", "repository path"),
+        ("registry.example.com/Shop", "lowercase"),
+        ("registry.example.com/shop:1.0", "lowercase"),
+    ] {
+        let e = err(&on_kubernetes(
+            &format!("\n[registry]\nurl = \"{url}\"\n"),
+            "",
+        ));
+        assert_eq!(e.key, "registry.url", "{url}");
+        assert!(e.message.contains(why), "{url}: {e}");
+    }
+
+    // What does not reach a cluster yet is refused up front.
+    let smoke = on_kubernetes(registry, "").replace(
+        "strategy = \"canary\"",
+        "strategy = \"canary\"\nsmoke = \"curl -fsS $HIFI_CANDIDATE_URL/\"",
+    );
+    let e = err(&smoke);
+    assert_eq!(e.key, "environment[1].smoke");
+    assert!(e.message.contains("not supported yet"), "{e}");
+
+    // A service whose name clashes with the objects hifi makes.
+    let clash =
+        on_kubernetes(registry, "").replace("name = \"catalog\"", "name = \"catalog-blue\"");
+    let e = err(&clash);
+    assert!(e.message.contains("-blue"), "{e}");
 }
 
 #[test]

@@ -7,11 +7,14 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::raw::{RawCanary, RawConfig, RawEnvironment, RawNotify, RawServer, RawService};
+use super::raw::{
+    RawCanary, RawConfig, RawEnvironment, RawKubernetes, RawNotify, RawRegistry, RawServer,
+    RawService,
+};
 use super::{
-    Canary, Config, ConfigError, Environment, MAX_REPLICAS, Notify, NotifyFormat, Origin,
-    REQUEST_TIMEOUT, RuntimeKind, Server, Service, Strategy, Tls, UserKey, is_env_var_name,
-    parse_user_key,
+    Canary, Config, ConfigError, Environment, Expose, Kubernetes, MAX_REPLICAS, Notify,
+    NotifyFormat, Origin, REQUEST_TIMEOUT, Registry, RuntimeKind, Server, Service, Strategy, Tls,
+    UserKey, is_env_var_name, parse_user_key,
 };
 use crate::protocol::Protocol;
 use crate::workflow::Workflow;
@@ -68,8 +71,7 @@ impl Validator<'_> {
         }
     }
 
-    /// A runtime by name: `local` or `docker`. Kubernetes is not built into
-    /// this version; it is named in the error so a user knows it was read.
+    /// A runtime by name: `local`, `docker` or `kubernetes`.
     fn runtime(
         &self,
         key: &str,
@@ -80,19 +82,191 @@ impl Validator<'_> {
             None => Ok(default),
             Some(("local", _)) => Ok(RuntimeKind::Local),
             Some(("docker", _)) => Ok(RuntimeKind::Docker),
-            Some((other @ "kubernetes", span)) => Err(self.error(
-                key,
-                span,
-                format!(
-                    "the `{other}` runtime is not available in this version of hifi; use \"local\" or \"docker\""
-                ),
-            )),
+            Some(("kubernetes", _)) => Ok(RuntimeKind::Kubernetes),
             Some((other, span)) => Err(self.error(
                 key,
                 span,
-                format!("unknown runtime `{other}`; use \"local\" or \"docker\""),
+                format!("unknown runtime `{other}`; use \"local\", \"docker\" or \"kubernetes\""),
             )),
         }
+    }
+
+    /// `[registry]`: `url` is `host[:port]/path` without a scheme, a tag or
+    /// a digest.
+    fn registry(&self, raw: Option<Spanned<RawRegistry>>) -> Result<Option<Registry>, ConfigError> {
+        let Some(raw) = raw else { return Ok(None) };
+        let url = raw.into_inner().url;
+        let text = url.get_ref().trim_end_matches('/');
+        let refuse = |why: &str| {
+            Err(self.error(
+                "registry.url",
+                url.span(),
+                format!(
+                    "`{}` {why}; write the registry and repository path, e.g. \"registry.example.com/shop\"",
+                    url.get_ref()
+                ),
+            ))
+        };
+        if text.contains("://") {
+            return refuse("has a scheme");
+        }
+        let Some((host, path)) = text.split_once('/') else {
+            return refuse("names no repository path after the registry host");
+        };
+        let host_ok = !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+        if !host_ok {
+            return refuse("does not start with a registry host");
+        }
+        // Repository path components as the distribution spec allows them.
+        let component_ok = |c: &str| {
+            !c.is_empty()
+                && c.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+                && c.as_bytes()[0].is_ascii_alphanumeric()
+                && c.as_bytes()[c.len() - 1].is_ascii_alphanumeric()
+        };
+        if !path.split('/').all(component_ok) {
+            return refuse(
+                "has a repository path that is not lowercase letters, digits and . _ - between slashes (or carries a tag or digest)",
+            );
+        }
+        Ok(Some(Registry {
+            url: text.to_owned(),
+        }))
+    }
+
+    /// `[environment.kubernetes]` of environment `i`, resolved when it runs
+    /// on Kubernetes; refused when it does not.
+    #[allow(clippy::too_many_arguments)]
+    fn kubernetes(
+        &self,
+        i: usize,
+        project: &str,
+        env: &str,
+        runtime: RuntimeKind,
+        (runtime_key, runtime_span): (String, Range<usize>),
+        raw: Option<Spanned<RawKubernetes>>,
+        registry: Option<&Registry>,
+        services: &[Service],
+    ) -> Result<Option<Kubernetes>, ConfigError> {
+        let key = |field: &str| format!("environment[{i}].kubernetes{field}");
+        if runtime != RuntimeKind::Kubernetes {
+            return match raw {
+                Some(raw) => Err(self.error(
+                    key(""),
+                    raw.span(),
+                    format!("environment `{env}` has `[environment.kubernetes]` but runs on {runtime}; set `runtime = \"kubernetes\"` or remove the table"),
+                )),
+                None => Ok(None),
+            };
+        }
+        if registry.is_none() {
+            return Err(self.error(
+                runtime_key.clone(),
+                runtime_span.clone(),
+                format!("environment `{env}` runs on Kubernetes, which pulls images from a registry; add `[registry] url = \"registry.example.com/{project}\"`"),
+            ));
+        }
+        for service in services {
+            let clash = if service.name == PROXY_NAME {
+                Some(format!(
+                    "`{PROXY_NAME}` is the name of the environment's proxy"
+                ))
+            } else {
+                ["blue", "green"]
+                    .iter()
+                    .find(|slot| service.name.ends_with(&format!("-{slot}")))
+                    .map(|slot| format!("names ending in `-{slot}` clash with the objects of another service's {slot} slot"))
+            };
+            if let Some(why) = clash {
+                return Err(self.error(
+                    runtime_key.clone(),
+                    runtime_span.clone(),
+                    format!(
+                        "service `{}` cannot run on Kubernetes: {why}; rename the service",
+                        service.name
+                    ),
+                ));
+            }
+            // The kubelet's readiness probe is an HTTP/1.1 GET, and the
+            // in-cluster proxy's table does not carry protocols yet.
+            if service.protocol.is_http2() {
+                return Err(self.error(
+                    runtime_key.clone(),
+                    runtime_span.clone(),
+                    format!(
+                        "service `{}` speaks {}, which hifi does not run on Kubernetes yet (only http1); run environment `{env}` on the local or docker runtime",
+                        service.name, service.protocol
+                    ),
+                ));
+            }
+        }
+        let raw = raw.map(Spanned::into_inner);
+        let (context, namespace, expose, proxy_image) = match raw {
+            Some(r) => (r.context, r.namespace, r.expose, r.proxy_image),
+            None => (None, None, None, None),
+        };
+        let context = match context {
+            Some(c) if c.get_ref().trim().is_empty() => {
+                return Err(self.error(
+                    key(".context"),
+                    c.span(),
+                    "context is empty; remove it to use the kubeconfig's current context",
+                ));
+            }
+            c => c.map(Spanned::into_inner),
+        };
+        let namespace = match namespace {
+            Some(ns) if is_dns_label(ns.get_ref()) => ns.into_inner(),
+            Some(ns) => {
+                return Err(self.error(
+                    key(".namespace"),
+                    ns.span(),
+                    format!("`{}` is not a Kubernetes namespace name: lowercase letters, digits and dashes, starting and ending with a letter or digit, at most 63 characters", ns.get_ref()),
+                ));
+            }
+            None => {
+                let default = format!("{project}-{env}");
+                if !is_dns_label(&default) {
+                    return Err(self.error(
+                        runtime_key.clone(),
+                        runtime_span.clone(),
+                        format!("the default namespace `{default}` (<project>-<env>) is not a Kubernetes namespace name; set `[environment.kubernetes] namespace`"),
+                    ));
+                }
+                default
+            }
+        };
+        let expose = match expose.as_ref().map(|e| (e.get_ref().as_str(), e.span())) {
+            None | Some(("ClusterIP", _)) => Expose::ClusterIp,
+            Some(("NodePort", _)) => Expose::NodePort,
+            Some(("LoadBalancer", _)) => Expose::LoadBalancer,
+            Some((other, span)) => {
+                return Err(self.error(
+                    key(".expose"),
+                    span,
+                    format!("unknown Service type `{other}`; use \"ClusterIP\", \"NodePort\" or \"LoadBalancer\""),
+                ));
+            }
+        };
+        let proxy_image = match proxy_image {
+            Some(image)
+                if image.get_ref().trim().is_empty()
+                    || image.get_ref().contains(char::is_whitespace) =>
+            {
+                return Err(self.error(key(".proxy_image"), image.span(), "proxy_image is an image reference without spaces, e.g. \"registry.example.com/hifi:0.1.0\""));
+            }
+            image => image.map(Spanned::into_inner),
+        };
+        Ok(Some(Kubernetes {
+            context,
+            namespace,
+            expose,
+            proxy_image,
+        }))
     }
 
     fn name(&self, key: &str, name: &Spanned<String>, what: &str) -> Result<String, ConfigError> {
@@ -147,7 +321,16 @@ impl Validator<'_> {
             RuntimeKind::Local,
         )?;
         let services = self.services(raw.service)?;
-        let environments = self.environments(raw.environment, &workflow, runtime, &services)?;
+        let registry = self.registry(raw.registry)?;
+        let context = Context {
+            project: project.name.get_ref(),
+            workflow: &workflow,
+            default_runtime: runtime,
+            project_runtime_span: project.runtime.as_ref().map(|r| r.span()),
+            services: &services,
+            registry: registry.as_ref(),
+        };
+        let environments = self.environments(raw.environment, &context)?;
         let server = raw.server.map(|s| self.server(s)).transpose()?;
         let notify = raw
             .notify
@@ -163,6 +346,7 @@ impl Validator<'_> {
             follow_releases,
             services,
             environments,
+            registry,
             server,
             notify,
         })
@@ -394,10 +578,14 @@ impl Validator<'_> {
     fn environments(
         &self,
         raw: Vec<Spanned<RawEnvironment>>,
-        workflow: &Workflow,
-        default_runtime: RuntimeKind,
-        services: &[Service],
+        context: &Context<'_>,
     ) -> Result<Vec<Environment>, ConfigError> {
+        let Context {
+            workflow,
+            default_runtime,
+            services,
+            ..
+        } = *context;
         let mut envs: Vec<Environment> = Vec::new();
         let mut ports: HashMap<u16, String> = HashMap::new();
         // Names other environments refer to (promote_from, hotfix_of),
@@ -556,6 +744,43 @@ impl Validator<'_> {
                     ),
                 ));
             }
+            let runtime_at = match (&raw.runtime, &context.project_runtime_span) {
+                (Some(r), _) => (key("runtime"), r.span()),
+                (None, Some(span)) => ("project.runtime".to_owned(), span.clone()),
+                (None, None) => (key("name"), raw.name.span()),
+            };
+            let kubernetes = self.kubernetes(
+                i,
+                context.project,
+                &name,
+                runtime,
+                runtime_at,
+                raw.kubernetes,
+                context.registry,
+                services,
+            )?;
+            if kubernetes.is_some() {
+                // Neither reaches the cluster yet: a smoke command runs on
+                // this machine, and a preview token would have to sit in
+                // the routing ConfigMap. Said now rather than at a deploy.
+                let unsupported = [
+                    (
+                        "smoke",
+                        raw.smoke.as_deref().is_some_and(|s| !s.trim().is_empty()),
+                    ),
+                    (
+                        "preview_token",
+                        raw.preview_token.as_deref().is_some_and(|t| !t.is_empty()),
+                    ),
+                ];
+                if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
+                    return Err(self.error(
+                        key(field),
+                        raw.name.span(),
+                        format!("environment `{name}` runs on Kubernetes, where `{field}` is not supported yet; remove it"),
+                    ));
+                }
+            }
             let mut vars = BTreeMap::new();
             for (var, value) in raw.vars {
                 if !is_env_var_name(&var) {
@@ -588,6 +813,7 @@ impl Validator<'_> {
                 preview_token: raw.preview_token.filter(|t| !t.is_empty()),
                 canary,
                 runtime,
+                kubernetes,
                 windows,
                 vars,
             });
@@ -730,6 +956,31 @@ impl Validator<'_> {
             max_p99_increase,
         })
     }
+}
+
+/// What every environment is validated against.
+struct Context<'a> {
+    project: &'a str,
+    workflow: &'a Workflow,
+    default_runtime: RuntimeKind,
+    project_runtime_span: Option<Range<usize>>,
+    services: &'a [Service],
+    registry: Option<&'a Registry>,
+}
+
+/// The name of an environment's proxy objects in its cluster.
+const PROXY_NAME: &str = "hifi-proxy";
+
+/// An RFC 1123 label: what Kubernetes accepts as a namespace name.
+fn is_dns_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes[0] != b'-'
+        && bytes[bytes.len() - 1] != b'-'
 }
 
 /// Normalizes a service path: relative, `/`-separated, without `.` or empty

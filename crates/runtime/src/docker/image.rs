@@ -256,6 +256,91 @@ pub async fn image_id(engine: &Engine, reference: &str) -> Result<Option<ImageId
     }
 }
 
+/// How long a push may take.
+pub const PUSH_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Pushes image `id` to `repository` (`registry.example.com/shop/catalog`)
+/// through the engine, its progress appended to `log`, and returns the
+/// digest the registry gave it (`sha256:…`): what a cluster pulls it by,
+/// `<repository>@<digest>`, so it runs exactly these bytes. The image is
+/// tagged `<repository>:<12 digits of its id>` for the push.
+pub async fn push_image(
+    engine: &Engine,
+    id: &ImageId,
+    repository: &str,
+    log: &Path,
+) -> Result<String> {
+    let docker = engine.client().await?;
+    let tag = id
+        .as_str()
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect::<String>();
+    let reference = format!("{repository}:{tag}");
+    let failed = |reason: String| Error::Push {
+        image: id.to_string(),
+        repository: repository.to_owned(),
+        reason,
+        log: log.to_path_buf(),
+    };
+    docker
+        .tag_image(
+            id.as_str(),
+            Some(bollard::query_parameters::TagImageOptions {
+                repo: Some(repository.to_owned()),
+                tag: Some(tag.clone()),
+            }),
+        )
+        .await
+        .map_err(|e| engine.failed(format!("tag image {id} as {reference}"), e))?;
+    let mut out = open_log(log).map_err(|e| failed(format!("cannot open the log: {e}")))?;
+    let _ = writeln!(out, "==> hifi: pushing {id} as {reference}");
+    let pushing = docker.push_image(
+        repository,
+        Some(bollard::query_parameters::PushImageOptions {
+            tag: Some(tag.clone()),
+            ..Default::default()
+        }),
+        None,
+    );
+    let mut pushing = std::pin::pin!(pushing);
+    let outcome = tokio::time::timeout(PUSH_TIMEOUT, async {
+        while let Some(item) = pushing.next().await {
+            let info = item.map_err(|e| e.to_string())?;
+            if let Some(error) = info.error_detail.and_then(|d| d.message) {
+                return Err(error);
+            }
+            if let Some(status) = info.status {
+                let _ = writeln!(out, "{status}");
+            }
+        }
+        Ok(())
+    })
+    .await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(reason)) => return Err(failed(reason)),
+        Err(_) => return Err(failed("it did not finish within 30 minutes".to_owned())),
+    }
+    let inspected = docker
+        .inspect_image(&reference)
+        .await
+        .map_err(|e| engine.failed(format!("inspect image {reference}"), e))?;
+    let prefix = format!("{repository}@");
+    let digest = inspected
+        .repo_digests
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|d| d.strip_prefix(&prefix).map(str::to_owned))
+        .filter(|d| d.starts_with("sha256:"))
+        .ok_or_else(|| {
+            failed("the engine reported success but knows no digest for it".to_owned())
+        })?;
+    let _ = writeln!(out, "==> hifi: pushed {id} as {repository}@{digest}");
+    Ok(digest)
+}
+
 fn open_log(path: &Path) -> io::Result<std::fs::File> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;

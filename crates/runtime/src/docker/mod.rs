@@ -48,7 +48,10 @@ use hifi_core::{Protocol, ReleaseId, RuntimeKind, Slot};
 use tokio::time::{Instant, sleep};
 
 pub use self::engine::{DEFAULT_SOCKET, Engine};
-pub use self::image::{BUILD_TIMEOUT, ImageId, build_image, image_exists, image_id, image_tag};
+pub use self::image::{
+    BUILD_TIMEOUT, ImageId, PUSH_TIMEOUT, build_image, image_exists, image_id, image_tag,
+    push_image,
+};
 
 use self::engine::{REQUEST_TIMEOUT, is_not_found};
 use self::logs::Followers;

@@ -10,6 +10,7 @@
 mod build;
 mod discover;
 mod no_engine;
+mod push;
 mod run;
 mod stop;
 
