@@ -41,10 +41,7 @@ fn engine_or_skip(test: &str) -> bool {
     match why {
         None => true,
         Some(why) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED docker test `{test}`: {why} (`.ci/docker.sh start` starts one)\n"
-            );
+            hifi_testkit::skip(test, &why, "`.ci/docker.sh start` starts one");
             false
         }
     }

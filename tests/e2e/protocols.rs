@@ -144,9 +144,10 @@ fn grpcio_or_skip(test: &str) -> bool {
     match ready {
         Ok(()) => true,
         Err(why) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED gRPC test `{test}`: python3 cannot import grpcio ({why})\n"
+            hifi_testkit::skip(
+                test,
+                &format!("python3 cannot import grpcio ({why})"),
+                "apt-get install python3-grpcio, or pip install grpcio",
             );
             false
         }

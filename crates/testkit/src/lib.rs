@@ -6,6 +6,8 @@
 //! - [`config`]: one typed builder of `hifi.toml` text.
 //! - [`kube`]: a fake Kubernetes API server on loopback, for the tests of
 //!   the Kubernetes runtime.
+//! - [`skip`]: a test that cannot run here says so loudly, and fails
+//!   instead where every part is required (CI).
 //!
 //! It depends on no hifi crate, so every crate of the workspace can take it
 //! as a dev-dependency without a cycle.
@@ -13,6 +15,8 @@
 pub mod config;
 pub mod kube;
 pub mod ports;
+pub mod skip;
 
 pub use config::{Config, Env, Service};
 pub use ports::loopback_port;
+pub use skip::skip;

@@ -66,10 +66,10 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 /// is skipped.
 pub async fn engine_or_skip(test: &str) -> Option<Engine> {
     let skip = |why: String| {
-        // Straight to stderr: the harness captures only print!/eprint!.
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIPPED docker test `{test}`: {why}\n*** (start an engine with `.ci/docker.sh start`; it installs what is missing)\n"
+        hifi_testkit::skip(
+            test,
+            &why,
+            "start an engine with `.ci/docker.sh start`; it installs what is missing",
         );
         None
     };

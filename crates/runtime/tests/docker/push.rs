@@ -83,9 +83,10 @@ async fn an_image_is_pushed_once_and_named_by_the_registrys_digest() {
         return;
     };
     if !std::path::Path::new(REGISTRY).exists() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n*** SKIPPED docker test `push`: no {REGISTRY} (apt-get install docker-registry)\n"
+        hifi_testkit::skip(
+            "push",
+            &format!("no {REGISTRY}"),
+            "apt-get install docker-registry",
         );
         return;
     }
