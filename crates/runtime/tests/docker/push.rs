@@ -3,7 +3,6 @@
 //! CNCF distribution server) on 127.0.0.1, through a real engine. Skipped,
 //! loudly, without either.
 
-use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
