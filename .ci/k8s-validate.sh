@@ -140,6 +140,8 @@ runtime = "kubernetes"
 context = "prod-cluster"
 namespace = "shop-live"
 expose = "LoadBalancer"
+requests = { cpu = "250m", memory = "128Mi" }
+limits = { cpu = "1", memory = "256Mi" }
 TOML
 echo ".hifi/" > .gitignore
 git add -A
@@ -167,6 +169,15 @@ images = [c["image"] for d in yaml.safe_load_all(open(sys.argv[1]))
           for c in d["spec"]["template"]["spec"]["containers"]]
 print("k8s-validate: service images:", ", ".join(images))
 assert images and all(i.startswith(sys.argv[2]) and "@sha256:" in i for i in images), images
+PY
+"$venv/bin/python" - "$work/prod.yaml" <<'PY' || { echo "k8s-validate: prod's Deployments do not carry the configured resources"; exit 1; }
+import sys, yaml
+resources = [c.get("resources") for d in yaml.safe_load_all(open(sys.argv[1]))
+             if d["kind"] == "Deployment" and d["metadata"]["name"] != "hifi-proxy"
+             for c in d["spec"]["template"]["spec"]["containers"]]
+want = {"requests": {"cpu": "250m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}}
+assert resources and all(r == want for r in resources), resources
+print("k8s-validate: prod's service containers carry", want)
 PY
 
 for version in 1.31.0 "$newest"; do

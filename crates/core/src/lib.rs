@@ -60,7 +60,7 @@ pub use access::{Action, Role};
 pub use card::{Card, CardId};
 pub use config::{
     Canary, Config, ConfigError, Environment, Expose, Kubernetes, Notify, NotifyFormat, Origin,
-    Registry, RuntimeKind, Server, Service, Strategy, Tls, UserKey,
+    Registry, Resources, RuntimeKind, Server, Service, Strategy, Tls, UserKey,
 };
 pub use deployment::{DeploymentState, Kind, Request};
 pub use event::EventKind;

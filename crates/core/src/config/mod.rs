@@ -320,6 +320,69 @@ pub struct Kubernetes {
     /// The image the environment's proxy runs (`hifi proxy`); `None`:
     /// `<registry>/hifi:<hifi's version>`.
     pub proxy_image: Option<String>,
+    /// What each service container asks for and may use
+    /// (`requests`/`limits`). A serving setting: never part of a release.
+    pub resources: Resources,
+}
+
+/// CPU and memory for every service container of a Kubernetes environment,
+/// as Kubernetes quantities written in `hifi.toml` (`"250m"`, `"256Mi"`).
+/// An empty map leaves that side to the namespace's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// What the scheduler reserves: resource name (`cpu`, `memory`) to
+    /// quantity.
+    pub requests: BTreeMap<String, String>,
+    /// The most a container may use.
+    pub limits: BTreeMap<String, String>,
+}
+
+impl Resources {
+    /// Whether neither requests nor limits are set.
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty() && self.limits.is_empty()
+    }
+}
+
+/// The resources `requests` and `limits` may name.
+pub const RESOURCE_NAMES: [&str; 3] = ["cpu", "memory", "ephemeral-storage"];
+
+/// The value of a Kubernetes quantity (`"250m"` is 0.25, `"1Gi"` is
+/// 2^30), or why it is not one. Accepted: a non-negative decimal number
+/// with an optional suffix, binary (`Ki`…`Ei`) or decimal (`m`, `k`, `M`,
+/// `G`, `T`, `P`, `E`); exponent forms (`1e3`) are not.
+pub fn parse_quantity(text: &str) -> Result<f64, String> {
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, suffix) = text.split_at(split);
+    let well_formed = !number.is_empty()
+        && !number.starts_with('.')
+        && !number.ends_with('.')
+        && number.matches('.').count() <= 1;
+    let factor = match suffix {
+        "" => Some(1.0),
+        "m" => Some(1e-3),
+        "k" => Some(1e3),
+        "M" => Some(1e6),
+        "G" => Some(1e9),
+        "T" => Some(1e12),
+        "P" => Some(1e15),
+        "E" => Some(1e18),
+        "Ki" => Some(1024f64),
+        "Mi" => Some(1024f64.powi(2)),
+        "Gi" => Some(1024f64.powi(3)),
+        "Ti" => Some(1024f64.powi(4)),
+        "Pi" => Some(1024f64.powi(5)),
+        "Ei" => Some(1024f64.powi(6)),
+        _ => None,
+    };
+    match (well_formed, factor, number.parse::<f64>()) {
+        (true, Some(factor), Ok(n)) => Ok(n * factor),
+        _ => Err(format!(
+            "`{text}` is not a Kubernetes quantity: write a number with an optional suffix, like \"250m\", \"2\", \"512Mi\" or \"1G\""
+        )),
+    }
 }
 
 /// Where images are pushed for Kubernetes environments (`[registry]`).

@@ -51,6 +51,8 @@ pub(super) struct RawKubernetes {
     pub(super) namespace: Option<Spanned<String>>,
     pub(super) expose: Option<Spanned<String>>,
     pub(super) proxy_image: Option<Spanned<String>>,
+    pub(super) requests: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    pub(super) limits: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]

@@ -394,6 +394,37 @@ fn kubernetes_settings_are_checked_with_file_line_and_key() {
     let e = err(&with("context = \"\""));
     assert_eq!(e.key, "environment[1].kubernetes.context");
 
+    // Resources: known names, Kubernetes quantities, requests within limits.
+    let config = Config::parse(&with(
+        "requests = { cpu = \"0.5\", memory = \"128Mi\" }\nlimits = { cpu = \"1\", memory = \"1G\" }",
+    ))
+    .unwrap();
+    let resources = &config
+        .environment("prod")
+        .unwrap()
+        .kubernetes
+        .as_ref()
+        .unwrap()
+        .resources;
+    assert_eq!(resources.requests["cpu"], "0.5");
+    assert_eq!(resources.limits["memory"], "1G");
+    let e = err(&with("requests = { gpu = \"1\" }"));
+    assert_eq!(e.key, "environment[1].kubernetes.requests");
+    assert!(e.message.contains("unknown resource `gpu`"), "{e}");
+    for bad in ["1.5x", "-1", "", "1e3", ".5", "1..2", "Mi"] {
+        let e = err(&with(&format!("limits = {{ memory = \"{bad}\" }}")));
+        assert_eq!(e.key, "environment[1].kubernetes.limits.memory", "{bad}");
+        assert!(
+            e.message.contains("not a Kubernetes quantity"),
+            "{bad}: {e}"
+        );
+    }
+    let e = err(&with(
+        "requests = { memory = \"2Gi\" }\nlimits = { memory = \"2G\" }",
+    ));
+    assert_eq!(e.key, "environment[1].kubernetes.requests.memory");
+    assert!(e.message.contains("above its limit `2G`"), "{e}");
+
     // The table belongs to Kubernetes environments only.
     let e = err(&(MINIMAL.to_owned() + "[environment.kubernetes]\nnamespace = \"x\"\n"));
     assert_eq!(e.key, "environment[1].kubernetes");
@@ -488,4 +519,21 @@ fn a_cycle_through_a_list_is_a_cycle() {
         + "\n[[environment]]\nname = \"qa\"\nport = 8700\npromote_from = [\"prod\"]\n";
     let e = err(&source);
     assert!(e.message.contains("cycle"), "{e}");
+}
+
+#[test]
+fn kubernetes_quantities_have_their_values() {
+    use super::parse_quantity;
+    for (text, value) in [
+        ("250m", 0.25),
+        ("2", 2.0),
+        ("1.5", 1.5),
+        ("1k", 1e3),
+        ("1Ki", 1024.0),
+        ("512Mi", 512.0 * 1024.0 * 1024.0),
+        ("1G", 1e9),
+        ("1Gi", 1024f64.powi(3)),
+    ] {
+        assert_eq!(parse_quantity(text), Ok(value), "{text}");
+    }
 }

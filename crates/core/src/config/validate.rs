@@ -13,8 +13,8 @@ use super::raw::{
 };
 use super::{
     Canary, Config, ConfigError, Environment, Expose, Kubernetes, MAX_REPLICAS, Notify,
-    NotifyFormat, Origin, REQUEST_TIMEOUT, Registry, RuntimeKind, Server, Service, Strategy, Tls,
-    UserKey, is_env_var_name, parse_user_key,
+    NotifyFormat, Origin, REQUEST_TIMEOUT, RESOURCE_NAMES, Registry, Resources, RuntimeKind,
+    Server, Service, Strategy, Tls, UserKey, is_env_var_name, parse_quantity, parse_user_key,
 };
 use crate::protocol::Protocol;
 use crate::workflow::Workflow;
@@ -205,10 +205,18 @@ impl Validator<'_> {
             }
         }
         let raw = raw.map(Spanned::into_inner);
-        let (context, namespace, expose, proxy_image) = match raw {
-            Some(r) => (r.context, r.namespace, r.expose, r.proxy_image),
-            None => (None, None, None, None),
+        let (context, namespace, expose, proxy_image, requests, limits) = match raw {
+            Some(r) => (
+                r.context,
+                r.namespace,
+                r.expose,
+                r.proxy_image,
+                r.requests,
+                r.limits,
+            ),
+            None => (None, None, None, None, None, None),
         };
+        let resources = self.resources(&key, requests, limits)?;
         let context = match context {
             Some(c) if c.get_ref().trim().is_empty() => {
                 return Err(self.error(
@@ -266,7 +274,69 @@ impl Validator<'_> {
             namespace,
             expose,
             proxy_image,
+            resources,
         }))
+    }
+
+    /// `requests` and `limits` of `[environment.kubernetes]`: known
+    /// resource names, Kubernetes quantities, and no request above its
+    /// limit (the API server would refuse every Deployment).
+    fn resources(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        requests: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+        limits: Option<Spanned<BTreeMap<String, Spanned<String>>>>,
+    ) -> Result<Resources, ConfigError> {
+        let side = |field: &str, raw: Option<Spanned<BTreeMap<String, Spanned<String>>>>| {
+            let mut out = BTreeMap::new();
+            let Some(raw) = raw else {
+                return Ok(out);
+            };
+            let span = raw.span();
+            for (name, quantity) in raw.into_inner() {
+                if !RESOURCE_NAMES.contains(&name.as_str()) {
+                    return Err(self.error(
+                        key(&format!(".{field}")),
+                        span.clone(),
+                        format!(
+                            "unknown resource `{name}`; use {}",
+                            RESOURCE_NAMES.map(|n| format!("`{n}`")).join(", ")
+                        ),
+                    ));
+                }
+                let value = parse_quantity(quantity.get_ref()).map_err(|m| {
+                    self.error(key(&format!(".{field}.{name}")), quantity.span(), m)
+                })?;
+                out.insert(name, (quantity, value));
+            }
+            Ok(out)
+        };
+        let requests = side("requests", requests)?;
+        let limits = side("limits", limits)?;
+        for (name, (request, wanted)) in &requests {
+            if let Some((limit, most)) = limits.get(name)
+                && wanted > most
+            {
+                return Err(self.error(
+                    key(&format!(".requests.{name}")),
+                    request.span(),
+                    format!(
+                        "the {name} request `{}` is above its limit `{}`; Kubernetes would refuse every Deployment",
+                        request.get_ref(),
+                        limit.get_ref()
+                    ),
+                ));
+            }
+        }
+        let plain = |side: BTreeMap<String, (Spanned<String>, f64)>| {
+            side.into_iter()
+                .map(|(name, (q, _))| (name, q.into_inner()))
+                .collect()
+        };
+        Ok(Resources {
+            requests: plain(requests),
+            limits: plain(limits),
+        })
     }
 
     fn name(&self, key: &str, name: &Spanned<String>, what: &str) -> Result<String, ConfigError> {

@@ -15,9 +15,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, PodSpec,
-    PodTemplateSpec, Probe, Service, ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
+    PodTemplateSpec, Probe, ResourceRequirements, Service, ServiceAccount, ServicePort,
+    ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
@@ -249,6 +251,22 @@ fn meta(
     }
 }
 
+/// A service container's `resources`, `None` when none is configured.
+fn resources(configured: &hifi_core::Resources) -> Option<ResourceRequirements> {
+    let quantities = |side: &BTreeMap<String, String>| {
+        (!side.is_empty()).then(|| {
+            side.iter()
+                .map(|(name, q)| (name.clone(), Quantity(q.clone())))
+                .collect()
+        })
+    };
+    (!configured.is_empty()).then(|| ResourceRequirements {
+        requests: quantities(&configured.requests),
+        limits: quantities(&configured.limits),
+        ..ResourceRequirements::default()
+    })
+}
+
 fn http_probe(path: &str, port: &str) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
@@ -315,6 +333,7 @@ pub fn slot_objects(target: &Target, spec: &InstanceSpec, image: &str) -> [Objec
         env: Some(env),
         ports: Some(vec![tcp_port(Some("http"), SERVICE_PORT)]),
         readiness_probe: Some(http_probe(&spec.health_path, "http")),
+        resources: resources(&target.resources),
         ..Container::default()
     };
     let deployment = Deployment {

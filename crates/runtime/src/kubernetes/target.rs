@@ -2,7 +2,7 @@
 //! context, the namespace, how its proxy is exposed, the registry its
 //! images come from — resolved once from `hifi.toml`.
 
-use hifi_core::{Config, Environment, Expose};
+use hifi_core::{Config, Environment, Expose, Resources};
 
 /// Where one environment runs on Kubernetes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub struct Target {
     pub registry: String,
     /// The image the proxy runs.
     pub proxy_image: String,
+    /// What each service container asks for and may use.
+    pub resources: Resources,
 }
 
 impl Target {
@@ -38,6 +40,7 @@ impl Target {
                 .proxy_image
                 .clone()
                 .unwrap_or_else(|| default_proxy_image(&registry)),
+            resources: kubernetes.resources.clone(),
             registry,
         })
     }

@@ -41,6 +41,10 @@ async fn a_slot_is_a_deployment_and_a_service_applied_by_hifi() {
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["image"], IMAGE);
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/healthz");
+    assert!(
+        container.get("resources").is_none(),
+        "staging configures no resources: {container}"
+    );
     let env: Vec<String> = container["env"]
         .as_array()
         .unwrap()
@@ -184,5 +188,27 @@ async fn a_probe_sees_a_slot_with_no_ready_pod_by_status_and_through_the_api_ser
             .await
             .unwrap(),
         503
+    );
+}
+
+#[tokio::test]
+async fn configured_resources_reach_every_service_container() {
+    let cluster = Cluster::new().await;
+    cluster
+        .runtime
+        .start(&spec("prod", Slot::Blue))
+        .await
+        .unwrap();
+    let deployment = cluster
+        .fake
+        .object("deployments", "shop-live", "catalog-blue")
+        .expect("the Deployment");
+    let resources = &deployment["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(
+        resources,
+        &serde_json::json!({
+            "requests": { "cpu": "250m", "memory": "128Mi" },
+            "limits": { "memory": "256Mi" },
+        })
     );
 }

@@ -48,6 +48,8 @@ promote_from = "staging"
 runtime = "kubernetes"
 [environment.kubernetes]
 namespace = "shop-live"
+requests = { cpu = "250m", memory = "128Mi" }
+limits = { memory = "256Mi" }
 "#;
 
 /// The image every test runs, by digest.
