@@ -20,8 +20,10 @@ use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, TE, USER_AGENT};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-use crate::error::ProbeFailure;
+use crate::error::{Error, ProbeFailure, Result};
+use crate::instance::{Instance, InstanceSpec, InstanceStatus};
 
 /// Sends one probe of `path` to `addr` in `protocol` and returns the
 /// answer's status code.
@@ -155,5 +157,84 @@ struct AbortOnDrop(JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Upper bound for one health probe while waiting: a hung instance must not
+/// eat the whole health timeout in a single attempt.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+/// The first pause between probes (most services are up in well under a
+/// second); it doubles up to [`MAX_POLL_INTERVAL`].
+const FIRST_POLL_INTERVAL: Duration = Duration::from_millis(25);
+/// The longest pause between probes.
+const MAX_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What a runtime tells [`until_healthy`] about the instance it waits on.
+pub(crate) trait Watched {
+    /// `Some((how, last log lines))` once the instance has ended.
+    fn ended(&mut self) -> impl Future<Output = Option<(InstanceStatus, String)>> + Send;
+
+    /// Whether `port` is held by this instance (not by a stranger that
+    /// took it first).
+    fn owns_port(&mut self, port: u16) -> impl Future<Output = bool> + Send;
+
+    /// Waits `pause`, waking early when the instance ends.
+    fn pause(&mut self, pause: Duration) -> impl Future<Output = ()> + Send;
+}
+
+/// Probes `spec.health_path` on `instance` in `spec.protocol` until it
+/// answers 2xx from the instance's own port, backing off from 25 ms to
+/// 500 ms; fails at once when the instance ends, and at `timeout` with the
+/// last reason.
+pub(crate) async fn until_healthy(
+    spec: &InstanceSpec,
+    instance: &Instance,
+    timeout: Duration,
+    watched: &mut impl Watched,
+) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut interval = FIRST_POLL_INTERVAL;
+    loop {
+        if let Some((status, tail)) = watched.ended().await {
+            return Err(Error::ExitedBeforeHealthy {
+                instance: instance.describe(),
+                status,
+                log: spec.log.clone(),
+                tail,
+            });
+        }
+        // Even with no time left, probe once: the caller should get a
+        // reason, and an instance that is up should pass.
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let probe_timeout = remaining.clamp(Duration::from_millis(100), PROBE_TIMEOUT);
+        let last = match get_status(
+            instance.addr,
+            &spec.health_path,
+            spec.protocol,
+            probe_timeout,
+        )
+        .await
+        {
+            Ok(code) if (200..300).contains(&code) => {
+                if watched.owns_port(instance.addr.port()).await {
+                    tracing::info!(instance = %instance.describe(), "healthy");
+                    return Ok(());
+                }
+                ProbeFailure::NotThisInstance(instance.addr.port())
+            }
+            Ok(code) => ProbeFailure::Status(code),
+            Err(failure) => failure,
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(Error::Unhealthy {
+                instance: instance.describe(),
+                path: spec.health_path.clone(),
+                timeout,
+                last,
+            });
+        }
+        watched.pause(interval.min(deadline - now)).await;
+        interval = (interval * 2).min(MAX_POLL_INTERVAL);
     }
 }

@@ -36,16 +36,17 @@ use std::time::Duration;
 
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, HostConfig,
-    RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerWaitResponse,
+    HostConfig, RestartPolicy, RestartPolicyNameEnum,
 };
 use bollard::query_parameters::{
     CreateContainerOptions, ListContainersOptions, RemoveContainerOptions, StopContainerOptions,
     WaitContainerOptions,
 };
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use hifi_core::{Protocol, ReleaseId, RuntimeKind, Slot};
-use tokio::time::{Instant, sleep};
+use tokio::time::sleep;
 
 pub use self::engine::{DEFAULT_SOCKET, Engine};
 pub use self::image::{
@@ -55,7 +56,7 @@ pub use self::image::{
 
 use self::engine::{REQUEST_TIMEOUT, is_not_found};
 use self::logs::Followers;
-use crate::error::{Error, ProbeFailure, Result};
+use crate::error::{Error, Result};
 use crate::instance::{Instance, InstanceId, InstanceSpec, InstanceStatus, Program};
 use crate::local::{logfile, procfs};
 use crate::{Runtime, choose_port, probe};
@@ -85,10 +86,6 @@ pub mod label {
 const ID_PREFIX: &str = "docker:";
 /// Lines of output quoted when a container dies before becoming healthy.
 const TAIL_LINES: usize = 15;
-/// Upper bound for one health probe while waiting (as for local instances).
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Health polling backs off to this.
-const MAX_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// Beyond the grace period, how long the engine may take to kill and reap.
 const KILL_WAIT: Duration = Duration::from_secs(30);
 /// How long the follower of an ended container may take to write its last
@@ -545,72 +542,24 @@ impl Runtime for DockerRuntime {
     ) -> Result<()> {
         let id = self.container_id(&instance.describe(), &instance.id)?;
         let docker = self.client().await?;
-        let deadline = Instant::now() + timeout;
         // Wakes the loop the moment the container ends: fail fast.
         let waiter = docker.clone().with_timeout(timeout + REQUEST_TIMEOUT);
-        let mut ended = Some(Box::pin(waiter.wait_container(
-            id,
-            Some(WaitContainerOptions {
-                condition: "not-running".to_owned(),
-            }),
-        )));
-        let mut interval = Duration::from_millis(25);
-        loop {
-            let status = self.container_status(docker, id).await;
-            if status.is_exited() {
-                self.followers.finish(id, DRAIN_WAIT).await;
-                let tail = match logs::tail(docker, id, TAIL_LINES).await {
-                    Some(tail) => tail,
-                    None => logfile::tail(&spec.log, TAIL_LINES),
-                };
-                return Err(Error::ExitedBeforeHealthy {
-                    instance: instance.describe(),
-                    status,
-                    log: spec.log.clone(),
-                    tail,
-                });
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let probe_timeout = remaining.clamp(Duration::from_millis(100), PROBE_TIMEOUT);
-            let last = match probe::get_status(
-                instance.addr,
-                &spec.health_path,
-                spec.protocol,
-                probe_timeout,
+        let ending = waiter
+            .wait_container(
+                id,
+                Some(WaitContainerOptions {
+                    condition: "not-running".to_owned(),
+                }),
             )
-            .await
-            {
-                Ok(code) if (200..300).contains(&code) => {
-                    if self.owns_port(docker, id, instance.addr.port()).await {
-                        tracing::info!(instance = %instance.describe(), "healthy");
-                        return Ok(());
-                    }
-                    ProbeFailure::NotThisInstance(instance.addr.port())
-                }
-                Ok(code) => ProbeFailure::Status(code),
-                Err(failure) => failure,
-            };
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::Unhealthy {
-                    instance: instance.describe(),
-                    path: spec.health_path.clone(),
-                    timeout,
-                    last,
-                });
-            }
-            let nap = sleep(interval.min(deadline - now));
-            match ended.as_mut() {
-                Some(wait) => tokio::select! {
-                    // Whatever the wait says (an exit code, an error), the
-                    // next round asks the engine; the wait is spent.
-                    _ = wait.next() => ended = None,
-                    () = nap => {}
-                },
-                None => nap.await,
-            }
-            interval = (interval * 2).min(MAX_POLL_INTERVAL);
-        }
+            .boxed();
+        let mut watched = Watched {
+            runtime: self,
+            docker,
+            id,
+            ending: Some(ending),
+            log: &spec.log,
+        };
+        probe::until_healthy(spec, instance, timeout, &mut watched).await
     }
 
     async fn status(&self, instance: &Instance) -> InstanceStatus {
@@ -710,6 +659,47 @@ impl Runtime for DockerRuntime {
             (&a.env, a.slot, &a.service, a.replica).cmp(&(&b.env, b.slot, &b.service, b.replica))
         });
         Ok(found)
+    }
+}
+
+/// A container as [`probe::until_healthy`] watches it: the engine's word on
+/// whether it still runs, and a wait that ends when it does.
+struct Watched<'a> {
+    runtime: &'a DockerRuntime,
+    docker: &'a Docker,
+    id: &'a str,
+    /// Spent once it has answered (an exit code, an error): the next round
+    /// asks the engine.
+    ending: Option<BoxStream<'static, Result<ContainerWaitResponse, bollard::errors::Error>>>,
+    log: &'a std::path::Path,
+}
+
+impl probe::Watched for Watched<'_> {
+    async fn ended(&mut self) -> Option<(InstanceStatus, String)> {
+        let status = self.runtime.container_status(self.docker, self.id).await;
+        if !status.is_exited() {
+            return None;
+        }
+        self.runtime.followers.finish(self.id, DRAIN_WAIT).await;
+        let tail = match logs::tail(self.docker, self.id, TAIL_LINES).await {
+            Some(tail) => tail,
+            None => logfile::tail(self.log, TAIL_LINES),
+        };
+        Some((status, tail))
+    }
+
+    async fn owns_port(&mut self, port: u16) -> bool {
+        self.runtime.owns_port(self.docker, self.id, port).await
+    }
+
+    async fn pause(&mut self, pause: Duration) {
+        match self.ending.as_mut() {
+            Some(ending) => tokio::select! {
+                _ = ending.next() => self.ending = None,
+                () = sleep(pause) => {}
+            },
+            None => sleep(pause).await,
+        }
     }
 }
 

@@ -33,7 +33,7 @@ use tokio::time::{Instant, sleep, timeout};
 use hifi_core::{Protocol, RuntimeKind};
 
 use self::id::LocalId;
-use crate::error::{Error, ProbeFailure, Result};
+use crate::error::{Error, Result};
 use crate::instance::{Instance, InstanceId, InstanceSpec, InstanceStatus, Program};
 use crate::{Runtime, choose_port, probe};
 
@@ -57,12 +57,6 @@ pub struct ProcessSpec {
 
 /// Lines of the log quoted when an instance dies before becoming healthy.
 const TAIL_LINES: usize = 15;
-/// Upper bound for one health probe while waiting: a hung instance must not
-/// eat the whole health timeout in a single attempt.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Health polling starts fast (most services are up in well under a second)
-/// and backs off to this.
-const MAX_POLL_INTERVAL: Duration = Duration::from_millis(500);
 /// After SIGKILL the kernel needs only moments; longer means the process is
 /// stuck in uninterruptible sleep.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -518,60 +512,14 @@ impl Runtime for LocalRuntime {
         timeout: Duration,
     ) -> Result<()> {
         let id = self.local_id(&instance.describe(), &instance.id)?;
-        let deadline = Instant::now() + timeout;
-        let mut exit = self.exit_watch(&id);
-        let mut interval = Duration::from_millis(25);
-        loop {
-            if let Some(status) = self.finished(&id, exit.as_mut()).await {
-                return Err(Error::ExitedBeforeHealthy {
-                    instance: instance.describe(),
-                    status,
-                    log: spec.log.clone(),
-                    tail: logfile::tail(&spec.log, TAIL_LINES),
-                });
-            }
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            // Even with no time left, probe once: the caller should get a
-            // reason, and an instance that is up should pass.
-            let probe_timeout = remaining.clamp(Duration::from_millis(100), PROBE_TIMEOUT);
-            let last = match probe::get_status(
-                instance.addr,
-                &spec.health_path,
-                spec.protocol,
-                probe_timeout,
-            )
-            .await
-            {
-                Ok(code) if (200..300).contains(&code) => {
-                    if self.owns_port(&id, instance.addr.port()) {
-                        tracing::info!(instance = %instance.describe(), "healthy");
-                        return Ok(());
-                    }
-                    ProbeFailure::NotThisInstance(instance.addr.port())
-                }
-                Ok(code) => ProbeFailure::Status(code),
-                Err(failure) => failure,
-            };
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::Unhealthy {
-                    instance: instance.describe(),
-                    path: spec.health_path.clone(),
-                    timeout,
-                    last,
-                });
-            }
-            let nap = sleep(interval.min(deadline - now));
-            match exit.as_mut() {
-                // Wake at once when our child dies: fail fast.
-                Some(rx) => tokio::select! {
-                    Ok(()) = rx.changed() => {}
-                    () = nap => {}
-                },
-                None => nap.await,
-            }
-            interval = (interval * 2).min(MAX_POLL_INTERVAL);
-        }
+        let exit = self.exit_watch(&id);
+        let mut watched = Watched {
+            runtime: self,
+            id,
+            exit,
+            log: &spec.log,
+        };
+        probe::until_healthy(spec, instance, timeout, &mut watched).await
     }
 
     async fn status(&self, instance: &Instance) -> InstanceStatus {
@@ -639,5 +587,36 @@ impl Runtime for LocalRuntime {
         }
         found.sort_by(|a, b| (&a.env, a.slot, &a.service).cmp(&(&b.env, b.slot, &b.service)));
         Ok(found)
+    }
+}
+
+/// A local instance as [`probe::until_healthy`] watches it: its process
+/// group, and the reaper's word on our own children.
+struct Watched<'a> {
+    runtime: &'a LocalRuntime,
+    id: LocalId,
+    exit: Option<watch::Receiver<Option<InstanceStatus>>>,
+    log: &'a std::path::Path,
+}
+
+impl probe::Watched for Watched<'_> {
+    async fn ended(&mut self) -> Option<(InstanceStatus, String)> {
+        let status = self.runtime.finished(&self.id, self.exit.as_mut()).await?;
+        Some((status, logfile::tail(self.log, TAIL_LINES)))
+    }
+
+    async fn owns_port(&mut self, port: u16) -> bool {
+        self.runtime.owns_port(&self.id, port)
+    }
+
+    async fn pause(&mut self, pause: Duration) {
+        match self.exit.as_mut() {
+            // Wake at once when our child dies: fail fast.
+            Some(rx) => tokio::select! {
+                Ok(()) = rx.changed() => {}
+                () = sleep(pause) => {}
+            },
+            None => sleep(pause).await,
+        }
     }
 }
