@@ -160,6 +160,24 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// [`get_status`] of `path` on `instance`, a failure named as the
+/// runtime's error: [`Runtime::probe`](crate::Runtime::probe) for the
+/// runtimes whose instances the controller reaches directly.
+pub(crate) async fn once(
+    instance: &Instance,
+    path: &str,
+    protocol: Protocol,
+    timeout: Duration,
+) -> Result<u16> {
+    get_status(instance.addr, path, protocol, timeout)
+        .await
+        .map_err(|failure| Error::Probe {
+            instance: instance.describe(),
+            url: format!("http://{}{path}", instance.addr),
+            failure,
+        })
+}
+
 /// Upper bound for one health probe while waiting: a hung instance must not
 /// eat the whole health timeout in a single attempt.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);

@@ -533,13 +533,7 @@ impl Runtime for LocalRuntime {
         protocol: Protocol,
         timeout: Duration,
     ) -> Result<u16> {
-        probe::get_status(instance.addr, path, protocol, timeout)
-            .await
-            .map_err(|failure| Error::Probe {
-                instance: instance.describe(),
-                url: format!("http://{}{path}", instance.addr),
-                failure,
-            })
+        probe::once(instance, path, protocol, timeout).await
     }
 
     async fn stop(&self, instance: &Instance, grace: Duration) -> Result<()> {
