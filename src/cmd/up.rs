@@ -49,11 +49,16 @@ pub fn up(ctx: &Ctx, detach: bool, reset_state: bool) -> Result {
         return Ok(());
     }
     let json = ctx.out.json;
-    let alongside = alongside(&project, json);
+    let metrics = Arc::new(hifi_server::Metrics::new());
+    let alongside = alongside(&project, json, &metrics);
+    let on_pass = hifi_app::PassHook(Arc::new(move |env, took, ok| {
+        metrics.reconcile(env, took, ok);
+    }));
     project.up(
         &exe()?,
         reset_state,
         alongside,
+        Some(on_pass),
         move || {
             if !json {
                 eprintln!("hifi is up. Environments:");
@@ -76,10 +81,10 @@ pub fn up(ctx: &Ctx, detach: bool, reset_state: bool) -> Result {
 
 /// What runs beside the control plane: the team server when `[server]` is
 /// configured, the webhooks when `[[notify]]` is.
-fn alongside(project: &Project, json: bool) -> Vec<Alongside> {
+fn alongside(project: &Project, json: bool, metrics: &Arc<hifi_server::Metrics>) -> Vec<Alongside> {
     let config = project.config();
     let root = project.layout().root().to_path_buf();
-    let metrics = Arc::new(hifi_server::Metrics::new());
+    let metrics = metrics.clone();
     let mut services: Vec<Alongside> = Vec::new();
     let dashboard = config.server.as_ref().map(|s| {
         let scheme = if s.tls.is_some() { "https" } else { "http" };

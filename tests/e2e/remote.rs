@@ -142,3 +142,32 @@ fn roles_tokens_and_bad_credentials_are_told_apart_by_exit_code() {
     assert_eq!(json.as_array().unwrap().len(), 2);
     c.hifi(&["down"]).ok();
 }
+
+#[test]
+fn metrics_time_each_environments_reconciliation() {
+    let (_c, url, admin) = served();
+    let addr = url.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    use std::io::{Read, Write};
+    write!(
+        conn,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {admin}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // `hifi up` is ready once every environment had its first pass.
+    for env in ["dev", "uat"] {
+        let count = format!("hifi_reconcile_seconds_count{{env=\"{env}\",outcome=\"ok\"}} ");
+        let line = answer
+            .lines()
+            .find(|l| l.starts_with(&count))
+            .unwrap_or_else(|| panic!("no {count} in {answer}"));
+        let passes: u64 = line[count.len()..].trim().parse().unwrap();
+        assert!(passes >= 1, "{line}");
+    }
+    assert!(!answer.contains(&admin), "the token is never shown");
+}

@@ -129,6 +129,7 @@ impl Project {
         exe: &Path,
         reset_state: bool,
         alongside: Vec<Alongside>,
+        on_pass: Option<hifi_controller::PassHook>,
         on_ready: impl FnOnce(),
         on_event: impl FnMut(&Event) + Send + 'static,
     ) -> Result<()> {
@@ -149,6 +150,7 @@ impl Project {
 
         let mut options = options(layout, exe);
         options.actor = format!("hifi up ({})", std::process::id());
+        options.on_pass = on_pass;
         let tokio = tokio_runtime()?;
         if self.state_is_empty()? {
             let runtimes = Runtimes::with_project(layout, &self.config.name);

@@ -54,5 +54,6 @@ pub mod status;
 pub mod tokens;
 
 pub use error::{BadConfig, Error, ErrorKind, Regression, Result};
+pub use hifi_controller::PassHook;
 pub use hifi_core::{Layout, Role};
 pub use project::{Actor, Project, now_ms};

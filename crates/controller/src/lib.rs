@@ -81,6 +81,19 @@ pub struct Options {
     pub smoke_timeout: Duration,
     /// How to start the proxy.
     pub proxy: ProxyLaunch,
+    /// Told of every reconciliation pass (for metrics).
+    pub on_pass: Option<PassHook>,
+}
+
+/// Called after each reconciliation pass of an environment with the
+/// environment, how long the pass took and whether it succeeded.
+#[derive(Clone)]
+pub struct PassHook(pub Arc<dyn Fn(&str, Duration, bool) + Send + Sync>);
+
+impl std::fmt::Debug for PassHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PassHook")
+    }
 }
 
 impl Options {
@@ -95,6 +108,7 @@ impl Options {
             stop_grace: Duration::from_secs(5),
             smoke_timeout: Duration::from_secs(60),
             proxy,
+            on_pass: None,
         }
     }
 }
@@ -534,12 +548,18 @@ fn spawn_reconciler<R: Runtime, C: Clock>(
     let mut reconciler = env::EnvReconciler::new(name.to_string(), shared.clone())?;
     let mut stop = stop.clone();
     let tick = shared.options.tick;
+    let on_pass = shared.options.on_pass.clone();
     let name = name.to_string();
     Ok(tokio::spawn(async move {
         let mut first_pass = first_pass;
         let mut policy = policy::ErrorPolicy::default();
         loop {
-            let next = match reconciler.tick().await {
+            let began = std::time::Instant::now();
+            let outcome = reconciler.tick().await;
+            if let Some(PassHook(hook)) = &on_pass {
+                hook(&name, began.elapsed(), outcome.is_ok());
+            }
+            let next = match outcome {
                 Ok(()) => policy.succeeded(tick),
                 Err(e) => policy.failed(tick, &e.to_string()),
             };

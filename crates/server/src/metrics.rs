@@ -34,6 +34,12 @@ struct VerdictLabels {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PassLabels {
+    env: String,
+    outcome: &'static str,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: String,
 }
@@ -47,6 +53,7 @@ pub struct Metrics {
     deployments: Family<StateLabels, Gauge>,
     verdicts: Family<VerdictLabels, Gauge>,
     webhooks: Family<OutcomeLabels, Counter>,
+    passes: Family<PassLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -95,8 +102,18 @@ impl Metrics {
             "Webhook delivery attempts, by outcome",
             webhooks.clone(),
         );
+        let passes =
+            Family::<PassLabels, Histogram, fn() -> Histogram>::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+            });
+        registry.register(
+            "reconcile_seconds",
+            "Time the control plane took for one reconciliation pass, by environment and outcome",
+            passes.clone(),
+        );
         Metrics {
             registry: Mutex::new(registry),
+            passes,
             requests,
             latency,
             auth_failures,
@@ -116,6 +133,16 @@ impl Metrics {
             })
             .inc();
         self.latency.observe(took.as_secs_f64());
+    }
+
+    /// Notes a reconciliation pass of `env` that took `took`.
+    pub fn reconcile(&self, env: &str, took: Duration, ok: bool) {
+        self.passes
+            .get_or_create(&PassLabels {
+                env: env.to_string(),
+                outcome: if ok { "ok" } else { "failed" },
+            })
+            .observe(took.as_secs_f64());
     }
 
     /// Notes a failed authentication.
