@@ -88,7 +88,10 @@ pub struct Options {
 /// Called after each reconciliation pass of an environment with the
 /// environment, how long the pass took and whether it succeeded.
 #[derive(Clone)]
-pub struct PassHook(pub Arc<dyn Fn(&str, Duration, bool) + Send + Sync>);
+pub struct PassHook(pub Arc<PassFn>);
+
+/// What a [`PassHook`] calls: environment, duration, success.
+pub type PassFn = dyn Fn(&str, Duration, bool) + Send + Sync;
 
 impl std::fmt::Debug for PassHook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
