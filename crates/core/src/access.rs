@@ -97,7 +97,11 @@ impl Role {
             Action::Deploy {
                 needs_approvals: true,
             } => matches!(self, Operator | Admin),
-            Action::Approve | Action::Reject => matches!(self, Approver | Operator | Admin),
+            Action::Approve => matches!(self, Approver | Operator | Admin),
+            // An approver "reads and approves" (DESIGN.md): withholding a
+            // sign-off is theirs, taking a release out of every
+            // environment's reach is an operator's.
+            Action::Reject => matches!(self, Operator | Admin),
             Action::ManageTokens | Action::ManageState => self == Admin,
         }
     }
@@ -138,10 +142,7 @@ mod tests {
             allowed(Role::Developer),
             ["read", "change cards", "compose environments", "deploy"]
         );
-        assert_eq!(
-            allowed(Role::Approver),
-            ["read", "approve releases", "reject releases"]
-        );
+        assert_eq!(allowed(Role::Approver), ["read", "approve releases"]);
         assert_eq!(allowed(Role::Operator).len(), 7);
         assert!(!Role::Operator.allows(Action::ManageTokens));
         assert!(!Role::Operator.allows(Action::ManageState));

@@ -24,23 +24,22 @@ impl Notify {
         digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
-    /// How reports name it without revealing a secret: a `${VAR}` url as
-    /// written, else its scheme and host only (a Slack webhook's path is
-    /// its secret).
+    /// How reports name it without revealing a secret: its scheme and
+    /// host only (a Slack webhook's path is its secret), or the variable
+    /// as written when the whole url is one (`${SLACK_WEBHOOK_URL}`).
     pub fn describe(&self) -> String {
-        let target = if self.url.contains("${") {
-            self.url.clone()
-        } else {
-            redact(&self.url)
-        };
-        format!("{} {target}", self.format.as_str())
+        format!("{} {}", self.format.as_str(), redact(&self.url))
     }
 }
 
 /// `scheme://host[:port]`, without credentials, with `/…` standing for
 /// any path or query.
 pub fn redact(url: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) => (format!("{scheme}://"), rest),
+        // `${VAR}` standing for the whole url.
+        None => (String::new(), url),
+    };
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let authority = &rest[..end];
     let host = authority
@@ -51,7 +50,7 @@ pub fn redact(url: &str) -> String {
     } else {
         "/…"
     };
-    format!("{scheme}://{host}{more}")
+    format!("{scheme}{host}{more}")
 }
 
 /// One pattern of `events = [...]`.
@@ -188,6 +187,12 @@ mod tests {
             secret: None,
         };
         assert_eq!(notify.describe(), "slack ${SLACK_WEBHOOK_URL}");
+        // A secret written beside a variable is hidden all the same.
+        let mixed = Notify {
+            url: "https://hooks.slack.com/services/T0/B0/SECRET?e=${ENV}".into(),
+            ..notify.clone()
+        };
+        assert_eq!(mixed.describe(), "slack https://hooks.slack.com/…");
         assert_eq!(notify.key().len(), 16);
         let json = Notify {
             format: crate::config::NotifyFormat::Json,

@@ -394,6 +394,21 @@ fn kubernetes_settings_are_checked_with_file_line_and_key() {
     let e = err(&with("context = \"\""));
     assert_eq!(e.key, "environment[1].kubernetes.context");
 
+    // Two environments in one namespace of one cluster would overwrite
+    // each other's objects; in two clusters they are apart.
+    let both = |dev: &str| {
+        with("namespace = \"shop\"").replace(
+            "cards_from = \"in-dev\"",
+            &format!(
+                "cards_from = \"in-dev\"\nruntime = \"kubernetes\"\n[environment.kubernetes]\n{dev}"
+            ),
+        )
+    };
+    let e = err(&both("namespace = \"shop\""));
+    assert_eq!(e.key, "environment[1].kubernetes");
+    assert!(e.message.contains("both run in namespace `shop`"), "{e}");
+    Config::parse(&both("namespace = \"shop\"\ncontext = \"other-cluster\"")).unwrap();
+
     // Resources: known names, Kubernetes quantities, requests within limits.
     let config = Config::parse(&with(
         "requests = { cpu = \"0.5\", memory = \"128Mi\" }\nlimits = { cpu = \"1\", memory = \"1G\" }",

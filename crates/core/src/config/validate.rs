@@ -829,6 +829,25 @@ impl Validator<'_> {
                 context.registry,
                 services,
             )?;
+            if let Some(k8s) = &kubernetes
+                && let Some(other) = envs.iter().find(|e| {
+                    e.kubernetes
+                        .as_ref()
+                        .is_some_and(|o| o.namespace == k8s.namespace && o.context == k8s.context)
+                })
+            {
+                // Their objects have the same names (`<service>-<slot>`,
+                // `hifi-proxy`, `hifi-routing`): one would overwrite the
+                // other's.
+                return Err(self.error(
+                    key("kubernetes"),
+                    env_span.clone(),
+                    format!(
+                        "environments `{}` and `{name}` both run in namespace `{}` of the same cluster; give each its own (`[environment.kubernetes] namespace`)",
+                        other.name, k8s.namespace
+                    ),
+                ));
+            }
             if kubernetes.is_some() {
                 // Neither reaches the cluster yet: a smoke command runs on
                 // this machine, and a preview token would have to sit in

@@ -10,13 +10,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
-use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions, PropagationPolicy};
 use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::objects::Object;
+use super::objects::{Object, label, label_value};
 use super::target::Target;
 use crate::error::{KubeError, Result};
 
@@ -238,6 +239,9 @@ where
     <K as kube::Resource>::DynamicType: Default,
 {
     let api: Api<K> = Api::namespaced(client.clone(), &target.namespace);
+    if let Some(found) = bounded(target, "get", describe, api.get_opt(name)).await? {
+        ours(target, "apply", describe, found.meta())?;
+    }
     let params = PatchParams::apply(FIELD_MANAGER).force();
     bounded(
         target,
@@ -267,7 +271,10 @@ pub(crate) async fn apply(
     }
 }
 
-/// Deletes object `name` of kind `K`; one already gone is not an error.
+/// Deletes object `name` of kind `K` once hifi has checked it is this
+/// environment's; one already gone is not an error. The deletion is in
+/// the foreground (a Deployment goes only once its pods have), and only of
+/// the very object checked (its uid as a precondition).
 pub(crate) async fn delete<K>(
     client: &Client,
     target: &Target,
@@ -280,12 +287,19 @@ where
 {
     let api: Api<K> = Api::namespaced(client.clone(), &target.namespace);
     let object = super::objects::describe(kind, &target.namespace, name);
-    match tokio::time::timeout(
-        REQUEST_TIMEOUT,
-        api.delete(name, &DeleteParams::background()),
-    )
-    .await
-    {
+    let Some(found) = bounded(target, "get", &object, api.get_opt(name)).await? else {
+        return Ok(());
+    };
+    ours(target, "delete", &object, found.meta())?;
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Foreground),
+        preconditions: Some(Preconditions {
+            uid: found.meta().uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    match tokio::time::timeout(REQUEST_TIMEOUT, api.delete(name, &params)).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) if is_not_found(&e) => Ok(()),
         Ok(Err(e)) => Err(failed(target, "delete", &object, e)),
@@ -296,6 +310,36 @@ where
             reason: format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()),
         }),
     }
+}
+
+/// Refuses to change `found` unless hifi made it for `target`'s very
+/// project and environment: two environments (or two projects) that share
+/// a namespace must never overwrite or delete each other's objects, nor
+/// anything hifi did not create.
+fn ours(target: &Target, verb: &str, object: &str, found: &ObjectMeta) -> Result<(), KubeError> {
+    let labels = found.labels.as_ref();
+    let get = |key: &str| labels.and_then(|l| l.get(key)).map(String::as_str);
+    let (project, env) = (get(label::PROJECT), get(label::ENVIRONMENT));
+    if project == Some(label_value(&target.project).as_str())
+        && env == Some(label_value(&target.env).as_str())
+    {
+        return Ok(());
+    }
+    let whose = match (project, env) {
+        (Some(project), Some(env)) => {
+            format!("it belongs to environment {env} of project {project}")
+        }
+        _ => "hifi did not create it (it has no hifi.dev/project and hifi.dev/environment labels)"
+            .to_owned(),
+    };
+    Err(KubeError::Api {
+        verb: verb.to_owned(),
+        object: object.to_owned(),
+        reason: format!(
+            "{whose}, so hifi leaves it alone; give environment {} a namespace of its own (`[environment.kubernetes] namespace`)",
+            target.env
+        ),
+    })
 }
 
 /// `GET path` on the API server (a pod's or service's proxy subresource),

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use hifi_core::{Protocol, Slot};
-use hifi_runtime::Runtime;
+use hifi_runtime::kubernetes::KubeconfigSource;
+use hifi_runtime::{KubeRuntime, Runtime};
 
 use super::{Cluster, IMAGE, PATIENCE, spec};
 
@@ -211,4 +212,47 @@ async fn configured_resources_reach_every_service_container() {
             "limits": { "memory": "256Mi" },
         })
     );
+}
+
+#[tokio::test]
+async fn another_projects_objects_in_the_namespace_are_neither_overwritten_nor_deleted() {
+    let cluster = Cluster::new().await;
+    let ours = cluster
+        .runtime
+        .start(&spec("staging", Slot::Green))
+        .await
+        .unwrap();
+
+    // Project `other` wrongly set to the same namespace.
+    let other = KubeRuntime::new(KubeconfigSource::File(
+        cluster.dir.path().join("kubeconfig"),
+    ));
+    let config = super::CONFIG.replace("name = \"shop\"", "name = \"other\"").replace(
+        "name = \"staging\"\nport = 8100\ncards_from = \"In Dev\"\nruntime = \"kubernetes\"",
+        "name = \"staging\"\nport = 8100\ncards_from = \"In Dev\"\nruntime = \"kubernetes\"\n[environment.kubernetes]\nnamespace = \"shop-staging\"",
+    );
+    other.configure(&hifi_core::Config::parse(&config).unwrap());
+    let refused = other
+        .start(&spec("staging", Slot::Green))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        refused.contains("shop-staging/catalog-green")
+            && refused.contains("belongs to environment staging of project shop")
+            && refused.contains("namespace of its own"),
+        "{refused}"
+    );
+    let refused = other
+        .stop(&ours, Duration::from_secs(1))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("project shop"), "{refused}");
+    let deployment = cluster
+        .fake
+        .object("deployments", "shop-staging", "catalog-green")
+        .expect("still there");
+    assert_eq!(deployment["metadata"]["labels"]["hifi.dev/project"], "shop");
+    assert!(cluster.runtime.status(&ours).await.is_running());
 }
