@@ -182,10 +182,18 @@ async fn releases_show_their_fidelity_chain_and_can_be_rejected() {
         ),
         (Some("po"), Some(1))
     );
+    // An approver signs off; taking a release out of reach is an operator's.
+    s.post(
+        &format!("releases/{release}/reject"),
+        &s.approver,
+        json!({"reason": "wrong prices"}),
+    )
+    .await
+    .problem(403, "forbidden");
     let rejected = s
         .post(
             &format!("releases/{release}/reject"),
-            &s.approver,
+            &s.operator,
             json!({"reason": "wrong prices"}),
         )
         .await
@@ -193,7 +201,7 @@ async fn releases_show_their_fidelity_chain_and_can_be_rejected() {
     assert_eq!(rejected["live_in"], json!(["dev"]));
     s.post(
         &format!("releases/{release}/reject"),
-        &s.approver,
+        &s.operator,
         json!({"reason": " "}),
     )
     .await
