@@ -222,14 +222,15 @@ pub(crate) async fn bounded<T>(
 }
 
 /// Server-side apply of one object of kind `K`, with field manager `hifi`,
-/// forcing ownership of the fields hifi sets.
+/// forcing ownership of the fields hifi sets; returns the object as the
+/// API server now has it.
 async fn apply_as<K>(
     client: &Client,
     target: &Target,
     object: &K,
     name: &str,
     describe: &str,
-) -> Result<(), KubeError>
+) -> Result<K, KubeError>
 where
     K: kube::Resource<Scope = NamespaceResourceScope>
         + Clone
@@ -250,25 +251,35 @@ where
         api.patch(name, &params, &Patch::Apply(object)),
     )
     .await
-    .map(|_| ())
 }
 
-/// Server-side apply of `object` into `target`'s namespace.
+/// Server-side apply of `object` into `target`'s namespace; returns the
+/// object as the API server now has it (a Service with its cluster IP).
 pub(crate) async fn apply(
     client: &Client,
     target: &Target,
     object: &Object,
-) -> Result<(), KubeError> {
+) -> Result<Object, KubeError> {
     let name = object.name();
     let describe = object.describe();
-    match object {
-        Object::ServiceAccount(o) => apply_as(client, target, o, name, &describe).await,
-        Object::Role(o) => apply_as(client, target, o, name, &describe).await,
-        Object::RoleBinding(o) => apply_as(client, target, o, name, &describe).await,
-        Object::ConfigMap(o) => apply_as(client, target, o, name, &describe).await,
-        Object::Deployment(o) => apply_as(client, target, o.as_ref(), name, &describe).await,
-        Object::Service(o) => apply_as(client, target, o.as_ref(), name, &describe).await,
-    }
+    Ok(match object {
+        Object::ServiceAccount(o) => {
+            Object::ServiceAccount(apply_as(client, target, o, name, &describe).await?)
+        }
+        Object::Role(o) => Object::Role(apply_as(client, target, o, name, &describe).await?),
+        Object::RoleBinding(o) => {
+            Object::RoleBinding(apply_as(client, target, o, name, &describe).await?)
+        }
+        Object::ConfigMap(o) => {
+            Object::ConfigMap(apply_as(client, target, o, name, &describe).await?)
+        }
+        Object::Deployment(o) => Object::Deployment(Box::new(
+            apply_as(client, target, o.as_ref(), name, &describe).await?,
+        )),
+        Object::Service(o) => Object::Service(Box::new(
+            apply_as(client, target, o.as_ref(), name, &describe).await?,
+        )),
+    })
 }
 
 /// Deletes object `name` of kind `K` once hifi has checked it is this

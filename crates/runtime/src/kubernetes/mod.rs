@@ -331,29 +331,24 @@ impl Runtime for KubeRuntime {
         let client = self.shared.clients.client(&target).await?;
         let objects = slot_objects(&target, spec, image);
         let applied = async {
+            let mut applied = Vec::with_capacity(objects.len());
             for object in &objects {
-                api::apply(&client, &target, object).await?;
+                applied.push(api::apply(&client, &target, object).await?);
             }
-            Ok::<_, Error>(())
+            Ok::<_, Error>(applied)
         }
         .await;
         self.forget(&target, &target.namespace);
-        applied?;
+        let applied = applied?;
         let name = slot_name(&spec.service, spec.slot.as_str());
-        let services: Api<Service> = Api::namespaced(client.clone(), &target.namespace);
-        let addr = match &objects[1] {
-            Object::Service(_) => bounded(
-                &target,
-                "get",
-                &describe("Service", &target.namespace, &name),
-                services.get_opt(&name),
-            )
-            .await?
-            .as_ref()
-            .and_then(cluster_addr)
-            .unwrap_or_else(unknown_addr),
-            _ => unknown_addr(),
-        };
+        // The Service as applied carries the cluster IP it was given.
+        let addr = applied
+            .iter()
+            .find_map(|o| match o {
+                Object::Service(service) => cluster_addr(service),
+                _ => None,
+            })
+            .unwrap_or_else(unknown_addr);
         tracing::info!(%instance, deployment = %name, namespace = %target.namespace, "applied");
         Ok(Instance {
             id: InstanceId::new(format!("{ID_PREFIX}{}/{name}", target.namespace)),
