@@ -1,0 +1,459 @@
+// hifi's dashboard: renders the API's JSON into pages (board, pipeline,
+// canary, releases, history, diff) and re-renders the page shown whenever
+// the event stream says something happened. Elements are built with
+// textContent only, never innerHTML, so nothing the API returns is parsed
+// as markup. The session cookie is HttpOnly: this script never sees it.
+'use strict';
+(() => {
+  const EVENT_KINDS = [
+    'project.initialized', 'card.added', 'card.moved', 'card.removed',
+    'compose.conflict', 'compose.conflict-cleared', 'release.composed',
+    'release.verified', 'release.approved', 'release.rejected',
+    'deployment.created', 'deployment.building', 'deployment.starting',
+    'deployment.verifying', 'deployment.live', 'deployment.superseded',
+    'deployment.failed', 'deployment.aborted', 'deployment.rolled-back',
+    'deployment.updated', 'deployment.smoke-passed', 'canary.step',
+    'canary.extended', 'canary.paused', 'canary.resumed',
+    'canary.abort-requested', 'canary.promote-requested', 'canary.stalled',
+    'instance.started', 'instance.healthy', 'instance.unhealthy',
+    'instance.crashed', 'instance.restarted', 'instance.stopped',
+    'slot.unavailable', 'routing.repaired', 'controller.started',
+    'controller.stopped', 'proxy.restarted', 'environment.added',
+    'environment.removed', 'state.restored', 'state.reset',
+  ];
+  const SVG = 'http://www.w3.org/2000/svg';
+  const page = document.getElementById('page');
+  let me = null;
+  let renderSeq = 0;
+  let pending = null;
+  let poll = null;
+  const activity = [];
+
+  // ---- helpers -----------------------------------------------------------
+
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+      else if (k === 'class') el.className = v;
+      else el.setAttribute(k, v === true ? '' : String(v));
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return el;
+  }
+
+  function s(tag, attrs) {
+    const el = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, String(v));
+    return el;
+  }
+
+  const short = (id) => (id ? String(id).slice(0, 12) : '—');
+  const when = (ms) => (ms ? new Date(ms).toLocaleString() : '—');
+  const pct = (x) => (x * 100).toFixed(2) + ' %';
+  const releaseLink = (id) =>
+    id ? h('a', { href: '#/release/' + encodeURIComponent(id), class: 'rel' }, short(id)) : '—';
+
+  class Problem extends Error {
+    constructor(p, status) {
+      super(p && p.detail ? p.detail : 'request failed (' + status + ')');
+      this.problem = p;
+      this.status = status;
+    }
+  }
+
+  async function api(method, path, body) {
+    const init = { method, headers: { accept: 'application/json' }, credentials: 'same-origin' };
+    if (body !== undefined) {
+      init.headers['content-type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const r = await fetch('/api/v1/' + path, init);
+    const text = await r.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch (_) { json = null; }
+    if (r.status === 401) {
+      // The session ended (signed out, expired, token revoked): sign in again.
+      location.reload();
+      throw new Problem(json, r.status);
+    }
+    if (!r.ok) throw new Problem(json, r.status);
+    return json;
+  }
+
+  function toast(text, bad) {
+    const t = document.getElementById('toast');
+    t.textContent = text;
+    t.className = bad ? 'show bad' : 'show';
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => { t.className = ''; }, 6000);
+  }
+
+  function confirmAction(text) {
+    const dialog = document.getElementById('confirm');
+    document.getElementById('confirm-text').textContent = text;
+    dialog.returnValue = '';
+    return new Promise((resolve) => {
+      dialog.addEventListener('close', () => resolve(dialog.returnValue === 'ok'), { once: true });
+      dialog.showModal();
+    });
+  }
+
+  // A button that asks first, then calls the API; disabled (saying why)
+  // when the role or the state forbids it.
+  function actionButton(label, action, env, why, question, call) {
+    const b = h('button', { 'data-action': action, 'data-env': env, disabled: !!why, title: why || question }, label);
+    b.addEventListener('click', async () => {
+      if (!(await confirmAction(question))) return;
+      b.disabled = true;
+      try {
+        const out = await call();
+        toast(label + ' ' + env + ': done' + (out && out.deployment ? ' (deployment ' + out.deployment.id + ')' : ''));
+      } catch (e) {
+        toast(label + ' ' + env + ': ' + e.message, true);
+      }
+      refresh();
+    });
+    return b;
+  }
+
+  const forbids = (what) => 'your role (' + me.role + ') may not ' + what;
+
+  // ---- pages -------------------------------------------------------------
+
+  async function board() {
+    const b = await api('GET', 'board');
+    const cards = new Map(b.cards.map((c) => [c.id, c]));
+    const conflicts = new Map();
+    for (const f of b.conflicts) {
+      const list = conflicts.get(f.card) || [];
+      list.push(f);
+      conflicts.set(f.card, list);
+    }
+    const canMove = me.may.move_cards;
+    const columns = b.stages.map((col) => {
+      const column = h('section', { class: 'column', 'data-stage': col.stage },
+        h('h2', {}, col.stage, h('span', { class: 'count' }, col.cards.length)));
+      if (canMove) {
+        column.addEventListener('dragover', (e) => { e.preventDefault(); column.classList.add('over'); });
+        column.addEventListener('dragleave', () => column.classList.remove('over'));
+        column.addEventListener('drop', async (e) => {
+          e.preventDefault();
+          column.classList.remove('over');
+          const id = e.dataTransfer.getData('text/plain');
+          const card = cards.get(id);
+          if (!id || !card || card.stage === col.stage) return;
+          const el = page.querySelector('[data-card="' + CSS.escape(id) + '"]');
+          if (el) column.append(el);
+          try {
+            await api('POST', 'cards/' + encodeURIComponent(id) + '/move', { stage: col.stage });
+            toast(id + ' moved to ' + col.stage);
+          } catch (err) {
+            toast('moving ' + id + ': ' + err.message, true);
+          }
+          refresh();
+        });
+      }
+      for (const id of col.cards) {
+        const c = cards.get(id) || { id, title: '', branch: '', live_in: [], hotfix: false };
+        const flags = conflicts.get(id);
+        const el = h('article', {
+          class: 'card' + (flags ? ' conflict' : '') + (c.hotfix ? ' hotfix' : ''),
+          'data-card': id,
+          draggable: canMove ? 'true' : 'false',
+          title: canMove ? 'drag to another stage' : forbids('move cards'),
+        },
+        h('strong', {}, id), c.hotfix ? h('span', { class: 'tag hot' }, 'hotfix') : null,
+        h('div', { class: 'title' }, c.title || ''),
+        h('div', { class: 'branch' }, c.branch),
+        flags ? h('div', { class: 'flag' }, 'conflict in ' + flags.map((f) => f.env + ' with ' + (f.with_cards.join(', ') || 'the base') + (f.files.length ? ' (' + f.files.join(', ') + ')' : '')).join('; ')) : null,
+        h('div', { class: 'envs' },
+          (c.live_in || []).map((env) => h('span', { class: 'tag live', 'data-live': env }, env))));
+        if (canMove) {
+          el.addEventListener('dragstart', (e) => {
+            e.dataTransfer.setData('text/plain', id);
+            e.dataTransfer.effectAllowed = 'move';
+          });
+        }
+        column.append(el);
+      }
+      return column;
+    });
+    return [h('div', { class: 'board' }, columns)];
+  }
+
+  function instancesTable(env) {
+    if (!env.instances.length) return h('p', { class: 'muted' }, 'no instances');
+    return h('table', { class: 'instances' },
+      h('tr', {}, h('th', {}, 'service'), h('th', {}, 'slot'), h('th', {}, '#'), h('th', {}, 'release'), h('th', {}, 'health'), h('th', {}, 'restarts')),
+      env.instances.map((i) => h('tr', {},
+        h('td', {}, i.service), h('td', {}, i.slot), h('td', {}, i.replica),
+        h('td', {}, releaseLink(i.release)),
+        h('td', { class: 'health ' + i.health }, i.health), h('td', {}, i.restarts))));
+  }
+
+  async function pipeline() {
+    const st = await api('GET', 'environments');
+    const out = [h('p', { class: 'muted' }, st.running ? 'control plane running (pid ' + st.pid + ')' : 'control plane not running: deployments wait for `hifi up`')];
+    for (const env of st.environments) {
+      const r = env.routing;
+      const deploy = me.may.deploy.includes(env.env);
+      const from = env.origin.startsWith('promotes from ') ? env.origin.slice('promotes from '.length) : null;
+      const d = env.deployment;
+      const buttons = [];
+      if (from) {
+        buttons.push(actionButton('Promote', 'promote', env.env,
+          deploy ? null : forbids('deploy to ' + env.env),
+          'Promote ' + from + "'s verified live release to " + env.env + '?',
+          () => api('POST', 'environments/' + encodeURIComponent(env.env) + '/promote', { from })));
+      } else {
+        buttons.push(actionButton('Compose', 'compose', env.env,
+          me.may.compose ? null : forbids('compose environments'),
+          'Compose ' + env.env + ' from the base branch and its cards?',
+          () => api('POST', 'environments/' + encodeURIComponent(env.env) + '/compose')));
+        buttons.push(actionButton('Deploy', 'deploy', env.env,
+          deploy ? (env.composed ? null : 'nothing composed yet') : forbids('deploy to ' + env.env),
+          'Deploy the latest composition of ' + env.env + '?',
+          () => api('POST', 'environments/' + encodeURIComponent(env.env) + '/deploy', {})));
+      }
+      buttons.push(actionButton('Approve', 'approve', env.env,
+        !me.may.approve ? forbids('approve releases') : (env.approvals ? null : 'nothing waits for a sign-off here'),
+        'Sign off release ' + short(env.approvals && env.approvals.release) + ' for ' + env.env + '?',
+        () => api('POST', 'environments/' + encodeURIComponent(env.env) + '/approve', {})));
+      buttons.push(actionButton('Rollback', 'rollback', env.env,
+        !deploy ? forbids('roll back ' + env.env) : (r.standby ? null : 'there is no previous state to go back to'),
+        'Roll ' + env.env + ' back to ' + short(r.standby && r.standby.release) + '?',
+        () => api('POST', 'environments/' + encodeURIComponent(env.env) + '/rollback', {})));
+      buttons.push(actionButton('Abort', 'abort', env.env,
+        !deploy ? forbids('steer the canary of ' + env.env) : (d ? null : 'no deployment in progress'),
+        'Abort the deployment in progress in ' + env.env + '? Users go back to the live release.',
+        () => api('POST', 'environments/' + encodeURIComponent(env.env) + '/canary/abort')));
+      const weight = r.candidate ? r.weight : 0;
+      out.push(h('section', { class: 'env', 'data-env': env.env },
+        h('h2', {}, env.env, h('span', { class: 'muted' }, ' ' + env.strategy + ', ' + env.origin + ', port ' + env.port)),
+        h('dl', {},
+          h('dt', {}, 'live'), h('dd', { class: 'live-release' }, r.active ? [releaseLink(r.active.release), ' on ', h('span', { class: 'slot ' + r.active.slot }, r.active.slot), ' since ', when(r.live_since)] : 'nothing'),
+          h('dt', {}, 'traffic'), h('dd', { class: 'traffic' },
+            r.active ? r.active.slot + ' ' + (100 - weight) + ' %' : '',
+            r.candidate ? ' · ' + r.candidate.slot + ' ' + weight + ' % (candidate ' + short(r.candidate.release) + ')' : ''),
+          h('dt', {}, 'verified'), h('dd', { class: env.verified ? 'ok' : 'bad', 'data-verified': env.verified }, env.verified ? 'verified here' : 'not verified'),
+          env.rejected ? [h('dt', {}, 'rejected'), h('dd', { class: 'bad' }, env.rejected.reason + ' (' + env.rejected.actor + ')')] : null,
+          h('dt', {}, 'cards'), h('dd', {}, env.cards.length ? env.cards.join(', ') : '—'),
+          h('dt', {}, 'approvals'), h('dd', { class: 'approvals' }, env.approvals ? env.approvals.have + ' of ' + env.approvals.need + ' for ' + short(env.approvals.release) : 'none needed now'),
+          h('dt', {}, 'deployment'), h('dd', { class: 'deployment' }, d ? '#' + d.id + ' ' + d.strategy + ' ' + d.state + (d.paused ? ' (paused)' : '') + ' by ' + d.actor : 'none in progress'),
+          h('dt', {}, 'standby'), h('dd', {}, r.standby ? [releaseLink(r.standby.release), ' on ', r.standby.slot] : '—')),
+        instancesTable(env),
+        h('div', { class: 'actions' }, buttons)));
+    }
+    return out;
+  }
+
+  function chart(view, metric, limit, label, fmt) {
+    const W = 460, H = 150, L = 48, R = 10, T = 12, B = 24;
+    const pts = view.points;
+    const svg = s('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', 'data-metric': metric, 'data-points': pts.length, role: 'img' });
+    const values = pts.map((p) => p[metric]);
+    const top = Math.max(limit * 1.5, ...values, 1e-9);
+    const t0 = pts.length ? pts[0].at : 0;
+    const t1 = pts.length > 1 ? pts[pts.length - 1].at : t0 + 1;
+    const x = (t) => L + ((t - t0) / Math.max(t1 - t0, 1)) * (W - L - R);
+    const y = (v) => T + (1 - v / top) * (H - T - B);
+    svg.append(s('rect', { x: L, y: T, width: W - L - R, height: H - T - B, class: 'frame' }));
+    const ly = y(limit);
+    svg.append(s('line', { x1: L, x2: W - R, y1: ly, y2: ly, class: 'limit' }));
+    const lt = s('text', { x: W - R - 4, y: ly - 4, 'text-anchor': 'end', class: 'limit-label' });
+    lt.textContent = 'limit ' + fmt(limit);
+    svg.append(lt);
+    const yl = s('text', { x: 4, y: T + 10, class: 'axis' });
+    yl.textContent = fmt(top);
+    svg.append(yl);
+    const name = s('text', { x: L + 4, y: H - 6, class: 'axis' });
+    name.textContent = label + (pts.length ? ' · ' + new Date(t0).toLocaleTimeString() + ' → ' + new Date(t1).toLocaleTimeString() : ' · no judged window yet');
+    svg.append(name);
+    if (pts.length) {
+      const d = pts.map((p, i) => (i ? 'L' : 'M') + x(p.at).toFixed(1) + ' ' + y(p[metric]).toFixed(1)).join(' ');
+      svg.append(s('path', { d, class: 'series slot-' + (view.deployment && view.deployment.slot || 'candidate') }));
+      for (const p of pts) {
+        const c = s('circle', { cx: x(p.at).toFixed(1), cy: y(p[metric]).toFixed(1), r: 3.5, class: 'v-' + p.verdict });
+        const tip = s('title');
+        tip.textContent = 'step ' + p.step + ' at ' + p.weight + ' %: ' + fmt(p[metric]) + ', ' + p.requests + ' requests, ' + p.verdict;
+        c.append(tip);
+        svg.append(c);
+      }
+    }
+    return svg;
+  }
+
+  async function canary() {
+    const views = await api('GET', 'canary');
+    if (!views.length) return [h('p', { class: 'muted' }, 'no environment deploys by canary')];
+    const out = [];
+    let live = false;
+    for (const v of views) {
+      const d = v.deployment;
+      live = live || v.in_progress;
+      const f = v.forecast;
+      const th = v.thresholds;
+      out.push(h('section', { class: 'canary', 'data-env': v.env, 'data-in-progress': v.in_progress },
+        h('h2', {}, v.env, ' ', h('span', { class: 'muted' }, d ? 'deployment #' + d.id + ' ' + d.state + (d.paused ? ' (paused)' : '') + ' — candidate ' + short(d.release) + ' on ' + (d.slot || '?') : 'no canary yet')),
+        h('p', { class: 'step' },
+          d ? 'step ' + (d.step + 1) + ' of ' + th.steps.length + ': ' + (v.step_weight !== null ? v.step_weight : d.weight) + ' % of users' +
+            (v.next_weight !== null ? ', next ' + v.next_weight + ' %' : ', next: live') : '',
+          ' · steps ' + th.steps.join(' → ') + ' % every ' + th.interval_ms / 1000 + ' s, at least ' + th.min_requests + ' requests'),
+        h('div', { class: 'charts' },
+          chart(v, 'error_ratio', th.max_error_rate, 'error ratio (candidate slot)', pct),
+          chart(v, 'p99_ms', th.max_p99_ms, 'p99 latency (candidate slot)', (n) => Math.round(n) + ' ms')),
+        h('p', { class: 'forecast ' + (f ? f.verdict : '') },
+          f ? 'the judge, on figures like the last ones: ' + ({ pass: 'pass → ' + (v.next_weight !== null ? v.next_weight + ' %' : 'live'), extend: 'extend the step', fail: 'fail → abort' })[f.verdict] + (f.reasons.length ? ' (' + f.reasons.join('; ') + ')' : '')
+            : (v.in_progress ? 'no window judged yet' : ''))));
+    }
+    // Judged windows come in between events too: look again while one runs.
+    if (live) poll = setTimeout(refresh, 2000);
+    return out;
+  }
+
+  async function releases() {
+    const list = await api('GET', 'releases');
+    return [h('table', { class: 'list' },
+      h('tr', {}, h('th', {}, 'release'), h('th', {}, 'composed for'), h('th', {}, 'cards'), h('th', {}, 'live in'), h('th', {}, 'created')),
+      list.map((r) => h('tr', {},
+        h('td', {}, releaseLink(r.release.id)), h('td', {}, r.release.composed_for),
+        h('td', {}, r.release.cards.map((c) => c.id).join(', ') || '—'),
+        h('td', {}, r.live_in.join(', ') || '—'), h('td', {}, when(r.release.created_at)))))];
+  }
+
+  async function release(id) {
+    const r = await api('GET', 'releases/' + encodeURIComponent(id));
+    const rel = r.summary.release;
+    const table = (head, rows) => h('table', { class: 'list' }, h('tr', {}, head.map((x) => h('th', {}, x))), rows.map((row) => h('tr', {}, row.map((c) => h('td', {}, c)))));
+    return [h('section', { class: 'release', 'data-release': rel.id },
+      h('h2', {}, 'release ', h('code', {}, rel.id)),
+      r.summary.rejected ? h('p', { class: 'bad' }, 'rejected by ' + r.summary.rejected.actor + ': ' + r.summary.rejected.reason) : null,
+      h('h3', {}, 'composition'),
+      h('dl', {}, h('dt', {}, 'composed for'), h('dd', {}, rel.composed_for), h('dt', {}, 'base'), h('dd', {}, h('code', {}, rel.base_commit)),
+        h('dt', {}, 'commit'), h('dd', {}, h('code', {}, rel.commit)), h('dt', {}, 'created'), h('dd', {}, when(rel.created_at))),
+      table(['card', 'branch', 'commit'], rel.cards.map((c) => [c.id, c.branch, h('code', {}, c.commit)])),
+      h('h3', {}, 'artifacts'),
+      table(['service', 'version', 'digest', 'image'], rel.services.map((sv) => [sv.service, h('code', {}, short(sv.version)), h('code', {}, sv.digest || '—'), h('code', {}, sv.image_id || '—')])),
+      h('h3', {}, 'verified'),
+      r.verified.length ? table(['environment', 'when'], r.verified.map((v) => [v.env, when(v.at)])) : h('p', { class: 'muted' }, 'not verified anywhere yet'),
+      h('h3', {}, 'approvals'),
+      r.approvals.length ? table(['environment', 'by', 'when'], r.approvals.map((a) => [a.env, a.actor, when(a.at)])) : h('p', { class: 'muted' }, 'no sign-offs'),
+      h('h3', {}, 'live in'), h('p', { class: 'live-in' }, r.summary.live_in.join(', ') || 'nowhere'),
+      h('h3', {}, 'deployments'),
+      table(['#', 'environment', 'strategy', 'state', 'by', 'when'], r.deployments.map((d) => [d.id, d.env, d.strategy, d.state, d.actor, when(d.created_at)])))];
+  }
+
+  async function envPicker(names, key, value, onchange) {
+    return h('select', { name: key, onchange }, names.map((n) => h('option', { value: n, selected: n === value }, n)));
+  }
+
+  function params() {
+    const q = location.hash.split('?')[1] || '';
+    return new URLSearchParams(q);
+  }
+
+  async function history() {
+    const st = await api('GET', 'environments');
+    const names = st.environments.map((e) => e.env);
+    const env = params().get('env') || names[0];
+    const out = [h('p', {}, 'environment ', await envPicker(names, 'env', env, (e) => { location.hash = '#/history?env=' + encodeURIComponent(e.target.value); }))];
+    if (env) {
+      const entries = await api('GET', 'environments/' + encodeURIComponent(env) + '/history');
+      out.push(h('table', { class: 'list history' },
+        h('tr', {}, ['#', 'release', 'strategy', 'state', 'by', 'when', 'steps'].map((x) => h('th', {}, x))),
+        entries.map((e) => h('tr', {},
+          h('td', {}, e.deployment.id), h('td', {}, releaseLink(e.deployment.release)), h('td', {}, e.deployment.strategy),
+          h('td', { class: 'state ' + e.deployment.state }, e.deployment.state + (e.deployment.reason ? ': ' + e.deployment.reason : '')),
+          h('td', {}, e.deployment.actor), h('td', {}, when(e.deployment.created_at)),
+          h('td', {}, h('details', {}, h('summary', {}, e.steps.length + ' events'),
+            h('ol', {}, e.steps.map((ev) => h('li', {}, when(ev.at) + ' ' + ev.actor + ' ' + ev.kind + ': ' + ev.message)))))))));
+    }
+    out.push(h('h3', {}, 'activity since this page opened'),
+      h('ol', { class: 'activity' }, activity.map((ev) => h('li', {}, when(ev.at) + ' ' + ev.actor + ' ' + ev.kind + (ev.env ? ' [' + ev.env + ']' : '') + ': ' + ev.message))));
+    return out;
+  }
+
+  async function diff() {
+    const st = await api('GET', 'environments');
+    const names = st.environments.map((e) => e.env);
+    const p = params();
+    const from = p.get('from') || names[0];
+    const to = p.get('to') || names[1] || names[0];
+    const go = (a, b) => { location.hash = '#/diff?from=' + encodeURIComponent(a) + '&to=' + encodeURIComponent(b); };
+    const out = [h('p', {}, 'from ', await envPicker(names, 'from', from, (e) => go(e.target.value, to)),
+      ' to ', await envPicker(names, 'to', to, (e) => go(from, e.target.value)))];
+    if (from && to) {
+      const d = await api('GET', 'diff?from=' + encodeURIComponent(from) + '&to=' + encodeURIComponent(to));
+      const part = (title, changes) => [h('h3', {}, title),
+        changes.length ? h('table', { class: 'list diff' }, h('tr', {}, h('th', {}, ''), h('th', {}, from), h('th', {}, to)),
+          changes.map((c) => h('tr', {}, h('td', {}, c.name), h('td', {}, c.a === null ? '—' : c.a), h('td', {}, c.b === null ? '—' : c.b))))
+          : h('p', { class: 'muted' }, 'no difference')];
+      out.push(h('p', {}, from, ': ', releaseLink(d.diff.release_a), ' (', d.state_a || 'nothing', ') · ', to, ': ', releaseLink(d.diff.release_b), ' (', d.state_b || 'nothing', ')'),
+        part('cards', d.diff.cards), part('services', d.diff.services), part('vars', d.diff.vars));
+    }
+    return out;
+  }
+
+  const PAGES = { board, pipeline, canary, releases, release, history, diff };
+
+  // ---- rendering and live updates -----------------------------------------
+
+  async function render() {
+    const seq = ++renderSeq;
+    clearTimeout(poll);
+    const [path] = location.hash.replace(/^#\/?/, '').split('?');
+    const [name, arg] = path.split('/');
+    const fn = PAGES[name] || board;
+    for (const a of document.querySelectorAll('nav a')) {
+      a.classList.toggle('here', a.getAttribute('href') === '#/' + (PAGES[name] ? name : 'board'));
+    }
+    try {
+      if (!me) me = await api('GET', 'me');
+      const nodes = await fn(arg ? decodeURIComponent(arg) : undefined);
+      // A newer render started meanwhile: it wins.
+      if (seq !== renderSeq) return;
+      page.replaceChildren(...nodes);
+      page.dataset.page = PAGES[name] ? name : 'board';
+      page.dataset.rendered = String(seq);
+      if (page.dataset.page === 'board' && !performance.getEntriesByName('board-shown').length) {
+        performance.mark('board-shown');
+      }
+    } catch (e) {
+      if (seq !== renderSeq) return;
+      page.replaceChildren(h('p', { class: 'error' }, e.message));
+    }
+  }
+
+  // Several events in a burst make one re-render. A dialog being answered
+  // is not torn down under the user.
+  function refresh() {
+    clearTimeout(pending);
+    pending = setTimeout(() => {
+      if (document.getElementById('confirm').open) return refresh();
+      render();
+    }, 100);
+  }
+
+  function follow() {
+    const live = document.getElementById('live');
+    const es = new EventSource('/api/v1/events');
+    es.onopen = () => { live.className = 'live on'; live.title = 'live: following the event stream'; };
+    es.onerror = () => { live.className = 'live'; live.title = 'reconnecting to the event stream…'; };
+    const seen = (e) => {
+      try { activity.unshift(JSON.parse(e.data)); } catch (_) { /* not JSON */ }
+      activity.length = Math.min(activity.length, 50);
+      refresh();
+    };
+    for (const kind of EVENT_KINDS) es.addEventListener(kind, seen);
+    es.onmessage = seen;
+  }
+
+  window.addEventListener('hashchange', render);
+  render();
+  follow();
+})();
