@@ -103,10 +103,7 @@ fn app(state: Arc<AppState>) -> axum::Router {
         .route("/", get(dashboard::index))
         .route("/assets/app.js", get(dashboard::script))
         .route("/assets/app.css", get(dashboard::style))
-        .route(
-            "/session",
-            post(session::sign_in).delete(session::sign_out),
-        )
+        .route("/session", post(session::sign_in).delete(session::sign_out))
         .route("/session/logout", post(session::sign_out))
         .route("/api/v1/openapi.json", get(openapi))
         .nest("/api/v1", api)

@@ -70,9 +70,9 @@ impl Sessions {
 
     /// Starts a session for `actor`; returns its id (the cookie's value),
     /// which is never kept.
-    pub fn start(&self, actor: &Actor) -> Result<(String, Session), Problem> {
+    pub fn start(&self, actor: &Actor) -> Result<(String, Session), getrandom::Error> {
         let mut random = [0u8; 32];
-        getrandom::fill(&mut random).map_err(Problem::internal)?;
+        getrandom::fill(&mut random)?;
         let id: String = random.iter().map(|b| format!("{b:02x}")).collect();
         let now = self.clock.now_ms();
         let session = Session {
@@ -148,35 +148,37 @@ fn own_origin(headers: &HeaderMap, uri: &axum::http::Uri, secure: bool) -> Optio
     Some(format!("{scheme}://{}", host.to_ascii_lowercase()))
 }
 
-/// Refuses a cookie-authenticated write whose `Origin` is missing or names
-/// another site.
-pub fn check_origin(
+/// Why a cookie-authenticated write is refused: its `Origin` is missing
+/// (when `required`) or names another site.
+pub fn bad_origin(
     headers: &HeaderMap,
     uri: &axum::http::Uri,
     secure: bool,
     required: bool,
-) -> Result<(), Problem> {
+) -> Option<Problem> {
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
     let Some(origin) = origin else {
         if !required {
-            return Ok(());
+            return None;
         }
-        return Err(Problem::new(
+        return Some(Problem::new(
             StatusCode::FORBIDDEN,
             "bad_origin",
             "a change made with the session cookie must carry an Origin header naming this server",
         )
-        .with_hint("scripts and the CLI send `Authorization: Bearer <token>` instead of the cookie"));
+        .with_hint(
+            "scripts and the CLI send `Authorization: Bearer <token>` instead of the cookie",
+        ));
     };
     match own_origin(headers, uri, secure) {
-        Some(own) if own == origin.trim().to_ascii_lowercase() => Ok(()),
+        Some(own) if own == origin.trim().to_ascii_lowercase() => None,
         _ => {
             tracing::warn!(
                 origin,
                 path = uri.path(),
                 "refused a cookie write from another origin"
             );
-            Err(Problem::new(
+            Some(Problem::new(
                 StatusCode::FORBIDDEN,
                 "bad_origin",
                 "this change comes from a page of another site; it was refused",
@@ -203,8 +205,10 @@ pub async fn actor(
             "the session has ended; sign in again",
         ));
     };
-    if !is_safe(&parts.method) {
-        check_origin(&parts.headers, &parts.uri, state.secure, true)?;
+    if !is_safe(&parts.method)
+        && let Some(problem) = bad_origin(&parts.headers, &parts.uri, state.secure, true)
+    {
+        return Err(problem);
     }
     let name = session.token.clone();
     match state.pool.run(move |p| p.token_actor(&name)).await {
@@ -286,8 +290,10 @@ pub async fn sign_in(State(s): State<Arc<AppState>>, req: Request) -> Response {
     match (result, form) {
         (Ok((id, _)), true) => {
             let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response();
-            r.headers_mut()
-                .insert(header::SET_COOKIE, set_cookie(&id, LIFETIME_MS / 1000, s.secure));
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                set_cookie(&id, LIFETIME_MS / 1000, s.secure),
+            );
             r
         }
         (Ok((id, session)), false) => {
@@ -297,8 +303,10 @@ pub async fn sign_in(State(s): State<Arc<AppState>>, req: Request) -> Response {
                 expires_at: session.expires_at,
             })
             .into_response();
-            r.headers_mut()
-                .insert(header::SET_COOKIE, set_cookie(&id, LIFETIME_MS / 1000, s.secure));
+            r.headers_mut().insert(
+                header::SET_COOKIE,
+                set_cookie(&id, LIFETIME_MS / 1000, s.secure),
+            );
             r
         }
         (Err(problem), true) => {
@@ -320,7 +328,9 @@ async fn sign_in_inner(
         .map(|p| p.0.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     // A page of another site must not sign a browser in as someone else.
-    check_origin(&parts.headers, &parts.uri, s.secure, false)?;
+    if let Some(problem) = bad_origin(&parts.headers, &parts.uri, s.secure, false) {
+        return Err(problem);
+    }
     if let Some(until) = s.limiter.held_until(ip) {
         let wait = (until - s.clock.now_ms()).max(1000) / 1000;
         return Err(Problem::new(
@@ -339,7 +349,9 @@ async fn sign_in_inner(
     let token = if is_form(&parts.headers) {
         form_token(&bytes)
     } else {
-        serde_json::from_slice::<SignIn>(&bytes).ok().map(|b| b.token)
+        serde_json::from_slice::<SignIn>(&bytes)
+            .ok()
+            .map(|b| b.token)
     };
     let Some(secret) = token.filter(|t| !t.trim().is_empty()) else {
         return Err(Problem::new(
@@ -351,7 +363,7 @@ async fn sign_in_inner(
     match s.pool.run(move |p| p.authenticate(&secret)).await {
         Ok(actor) => {
             tracing::info!(token = actor.name, client = %ip, "dashboard session started");
-            s.sessions.start(&actor)
+            s.sessions.start(&actor).map_err(Problem::internal)
         }
         Err(problem) => {
             if problem.status() == StatusCode::UNAUTHORIZED {
@@ -371,7 +383,7 @@ pub async fn sign_out(State(s): State<Arc<AppState>>, req: Request) -> Response 
     if let Some(id) = cookie_id(&parts.headers)
         && s.sessions.get(&id).is_some()
     {
-        if let Err(problem) = check_origin(&parts.headers, &parts.uri, s.secure, true) {
+        if let Some(problem) = bad_origin(&parts.headers, &parts.uri, s.secure, true) {
             return problem.into_response();
         }
         s.sessions.end(&id);
@@ -391,8 +403,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_cookie_is_secure_under_tls() {
+        let line = set_cookie("ab", 60, true);
+        assert!(
+            line.to_str()
+                .unwrap()
+                .ends_with("HttpOnly; SameSite=Strict; Secure")
+        );
+    }
+
+    #[test]
     fn form_token_is_percent_decoded() {
-        assert_eq!(form_token(b"token=hifi_ab%5Fc+d").as_deref(), Some("hifi_ab_c d"));
+        assert_eq!(
+            form_token(b"token=hifi_ab%5Fc+d").as_deref(),
+            Some("hifi_ab_c d")
+        );
         assert_eq!(form_token(b"other=1&token=x").as_deref(), Some("x"));
         assert_eq!(form_token(b"token=%zz"), None);
         assert_eq!(form_token(b"token=%4"), None);
@@ -401,7 +426,10 @@ mod tests {
     #[test]
     fn the_cookie_is_found_among_others() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; hifi_session=abc; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; hifi_session=abc; b=2"),
+        );
         assert_eq!(cookie_id(&h).as_deref(), Some("abc"));
         h.insert(header::COOKIE, HeaderValue::from_static("hifi_session="));
         assert_eq!(cookie_id(&h), None);

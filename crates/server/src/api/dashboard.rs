@@ -131,10 +131,7 @@ pub struct Forecast {
 /// Every canary environment, with its figures and thresholds.
 #[utoipa::path(get, path = "/canary", tag = "dashboard",
     responses((status = 200, body = Vec<CanaryView>)))]
-pub async fn canary(
-    State(s): State<Arc<AppState>>,
-    Authed(actor): Authed,
-) -> Out<Vec<CanaryView>> {
+pub async fn canary(State(s): State<Arc<AppState>>, Authed(actor): Authed) -> Out<Vec<CanaryView>> {
     s.read(move |p| {
         let envs: Vec<_> = p
             .config()
@@ -168,9 +165,7 @@ pub async fn canary(
                     Some(h) => (Some(h.deployment.clone()), h.analyses.clone()),
                     None => (None, Vec::new()),
                 };
-                let in_progress = deployment
-                    .as_ref()
-                    .is_some_and(|d| !d.state.is_terminal());
+                let in_progress = deployment.as_ref().is_some_and(|d| !d.state.is_terminal());
                 let step = deployment
                     .as_ref()
                     .and_then(|d| usize::try_from(d.step).ok());

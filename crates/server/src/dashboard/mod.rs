@@ -165,7 +165,10 @@ mod tests {
 
     #[test]
     fn names_are_escaped() {
-        assert_eq!(escape("<a href='x'>&\""), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;");
+        assert_eq!(
+            escape("<a href='x'>&\""),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;"
+        );
         assert!(shell("<b>", "viewer").contains("&lt;b&gt;"));
     }
 }

@@ -1,0 +1,4 @@
+//! The web dashboard: its sessions over HTTP, and the pages in a real
+//! headless Chromium.
+
+mod sessions;
