@@ -311,7 +311,7 @@ pub async fn sign_in(State(s): State<Arc<AppState>>, req: Request) -> Response {
         }
         (Err(problem), true) => {
             let status = problem.status();
-            (status, dashboard::sign_in_page(Some(&problem.detail))).into_response()
+            dashboard::html(status, dashboard::sign_in_page(Some(&problem.detail)))
         }
         (Err(problem), false) => problem.into_response(),
     }

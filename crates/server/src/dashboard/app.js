@@ -240,11 +240,11 @@
           h('dt', {}, 'traffic'), h('dd', { class: 'traffic' },
             r.active ? r.active.slot + ' ' + (100 - weight) + ' %' : '',
             r.candidate ? ' · ' + r.candidate.slot + ' ' + weight + ' % (candidate ' + short(r.candidate.release) + ')' : ''),
-          h('dt', {}, 'verified'), h('dd', { class: env.verified ? 'ok' : 'bad', 'data-verified': env.verified }, env.verified ? 'verified here' : 'not verified'),
+          h('dt', {}, 'verified'), h('dd', { class: env.verified ? 'ok' : 'bad', 'data-verified': String(env.verified) }, env.verified ? 'verified here' : 'not verified'),
           env.rejected ? [h('dt', {}, 'rejected'), h('dd', { class: 'bad' }, env.rejected.reason + ' (' + env.rejected.actor + ')')] : null,
           h('dt', {}, 'cards'), h('dd', {}, env.cards.length ? env.cards.join(', ') : '—'),
-          h('dt', {}, 'approvals'), h('dd', { class: 'approvals' }, env.approvals ? env.approvals.have + ' of ' + env.approvals.need + ' for ' + short(env.approvals.release) : 'none needed now'),
-          h('dt', {}, 'deployment'), h('dd', { class: 'deployment' }, d ? '#' + d.id + ' ' + d.strategy + ' ' + d.state + (d.paused ? ' (paused)' : '') + ' by ' + d.actor : 'none in progress'),
+          h('dt', {}, 'approvals'), h('dd', { class: 'approvals', 'data-have': env.approvals ? env.approvals.have : null }, env.approvals ? env.approvals.have + ' of ' + env.approvals.need + ' for ' + short(env.approvals.release) : 'none needed now'),
+          h('dt', {}, 'deployment'), h('dd', { class: 'deployment', 'data-deployment': d ? d.id : null }, d ? '#' + d.id + ' ' + d.strategy + ' ' + d.state + (d.paused ? ' (paused)' : '') + ' by ' + d.actor : 'none in progress'),
           h('dt', {}, 'standby'), h('dd', {}, r.standby ? [releaseLink(r.standby.release), ' on ', r.standby.slot] : '—')),
         instancesTable(env),
         h('div', { class: 'actions' }, buttons)));
@@ -298,7 +298,7 @@
       live = live || v.in_progress;
       const f = v.forecast;
       const th = v.thresholds;
-      out.push(h('section', { class: 'canary', 'data-env': v.env, 'data-in-progress': v.in_progress },
+      out.push(h('section', { class: 'canary', 'data-env': v.env, 'data-in-progress': String(v.in_progress) },
         h('h2', {}, v.env, ' ', h('span', { class: 'muted' }, d ? 'deployment #' + d.id + ' ' + d.state + (d.paused ? ' (paused)' : '') + ' — candidate ' + short(d.release) + ' on ' + (d.slot || '?') : 'no canary yet')),
         h('p', { class: 'step' },
           d ? 'step ' + (d.step + 1) + ' of ' + th.steps.length + ': ' + (v.step_weight !== null ? v.step_weight : d.weight) + ' % of users' +
@@ -321,18 +321,18 @@
     return [h('table', { class: 'list' },
       h('tr', {}, h('th', {}, 'release'), h('th', {}, 'composed for'), h('th', {}, 'cards'), h('th', {}, 'live in'), h('th', {}, 'created')),
       list.map((r) => h('tr', {},
-        h('td', {}, releaseLink(r.release.id)), h('td', {}, r.release.composed_for),
-        h('td', {}, r.release.cards.map((c) => c.id).join(', ') || '—'),
-        h('td', {}, r.live_in.join(', ') || '—'), h('td', {}, when(r.release.created_at)))))];
+        h('td', {}, releaseLink(r.id)), h('td', {}, r.composed_for),
+        h('td', {}, r.cards.map((c) => c.id).join(', ') || '—'),
+        h('td', {}, r.live_in.join(', ') || '—'), h('td', {}, when(r.created_at)))))];
   }
 
   async function release(id) {
     const r = await api('GET', 'releases/' + encodeURIComponent(id));
-    const rel = r.summary.release;
+    const rel = r;
     const table = (head, rows) => h('table', { class: 'list' }, h('tr', {}, head.map((x) => h('th', {}, x))), rows.map((row) => h('tr', {}, row.map((c) => h('td', {}, c)))));
     return [h('section', { class: 'release', 'data-release': rel.id },
       h('h2', {}, 'release ', h('code', {}, rel.id)),
-      r.summary.rejected ? h('p', { class: 'bad' }, 'rejected by ' + r.summary.rejected.actor + ': ' + r.summary.rejected.reason) : null,
+      r.rejected ? h('p', { class: 'bad' }, 'rejected by ' + r.rejected.actor + ': ' + r.rejected.reason) : null,
       h('h3', {}, 'composition'),
       h('dl', {}, h('dt', {}, 'composed for'), h('dd', {}, rel.composed_for), h('dt', {}, 'base'), h('dd', {}, h('code', {}, rel.base_commit)),
         h('dt', {}, 'commit'), h('dd', {}, h('code', {}, rel.commit)), h('dt', {}, 'created'), h('dd', {}, when(rel.created_at))),
@@ -343,7 +343,7 @@
       r.verified.length ? table(['environment', 'when'], r.verified.map((v) => [v.env, when(v.at)])) : h('p', { class: 'muted' }, 'not verified anywhere yet'),
       h('h3', {}, 'approvals'),
       r.approvals.length ? table(['environment', 'by', 'when'], r.approvals.map((a) => [a.env, a.actor, when(a.at)])) : h('p', { class: 'muted' }, 'no sign-offs'),
-      h('h3', {}, 'live in'), h('p', { class: 'live-in' }, r.summary.live_in.join(', ') || 'nowhere'),
+      h('h3', {}, 'live in'), h('p', { class: 'live-in' }, r.live_in.join(', ') || 'nowhere'),
       h('h3', {}, 'deployments'),
       table(['#', 'environment', 'strategy', 'state', 'by', 'when'], r.deployments.map((d) => [d.id, d.env, d.strategy, d.state, d.actor, when(d.created_at)])))];
   }

@@ -43,9 +43,11 @@ fn harden(mut r: Response, cache: &'static str) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
+    // Not `no-referrer`: under it Chromium sends `Origin: null` with the
+    // page's own writes, which the Origin check must refuse.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
@@ -68,7 +70,8 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-fn html(status: StatusCode, body: String) -> Response {
+/// An HTML page.
+pub fn html(status: StatusCode, body: String) -> Response {
     harden(
         (
             status,

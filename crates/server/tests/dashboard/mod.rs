@@ -1,4 +1,6 @@
 //! The web dashboard: its sessions over HTTP, and the pages in a real
 //! headless Chromium.
 
+mod browser;
+mod pages;
 mod sessions;
