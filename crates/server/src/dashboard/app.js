@@ -238,8 +238,9 @@
         h('dl', {},
           h('dt', {}, 'live'), h('dd', { class: 'live-release' }, r.active ? [releaseLink(r.active.release), ' on ', h('span', { class: 'slot ' + r.active.slot }, r.active.slot), ' since ', when(r.live_since)] : 'nothing'),
           h('dt', {}, 'traffic'), h('dd', { class: 'traffic' },
-            r.active ? r.active.slot + ' ' + (100 - weight) + ' %' : '',
-            r.candidate ? ' · ' + r.candidate.slot + ' ' + weight + ' % (candidate ' + short(r.candidate.release) + ')' : ''),
+            [r.active ? r.active.slot + ' ' + (100 - weight) + ' %' : null,
+              r.candidate ? r.candidate.slot + ' ' + weight + ' % (candidate ' + short(r.candidate.release) + ')' : null]
+              .filter(Boolean).join(' · ') || 'none'),
           h('dt', {}, 'verified'), h('dd', { class: env.verified ? 'ok' : 'bad', 'data-verified': String(env.verified) }, env.verified ? 'verified here' : 'not verified'),
           env.rejected ? [h('dt', {}, 'rejected'), h('dd', { class: 'bad' }, env.rejected.reason + ' (' + env.rejected.actor + ')')] : null,
           h('dt', {}, 'cards'), h('dd', {}, env.cards.length ? env.cards.join(', ') : '—'),
@@ -439,9 +440,12 @@
     }, 100);
   }
 
+  let stream = null;
+
   function follow() {
     const live = document.getElementById('live');
     const es = new EventSource('/api/v1/events');
+    stream = es;
     es.onopen = () => { live.className = 'live on'; live.title = 'live: following the event stream'; };
     es.onerror = () => { live.className = 'live'; live.title = 'reconnecting to the event stream…'; };
     const seen = (e) => {
@@ -454,6 +458,10 @@
   }
 
   window.addEventListener('hashchange', render);
+  // A page left behind (kept in the back-forward cache) must not hold its
+  // stream open: browsers allow a host six HTTP/1.1 connections.
+  window.addEventListener('pagehide', () => { if (stream) stream.close(); stream = null; });
+  window.addEventListener('pageshow', (e) => { if (e.persisted) { follow(); render(); } });
   render();
   follow();
 })();

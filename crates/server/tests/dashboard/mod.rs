@@ -4,3 +4,4 @@
 mod browser;
 mod pages;
 mod sessions;
+mod showcase;
