@@ -5,22 +5,8 @@
 // as markup. The session cookie is HttpOnly: this script never sees it.
 'use strict';
 (() => {
-  const EVENT_KINDS = [
-    'project.initialized', 'card.added', 'card.moved', 'card.removed',
-    'compose.conflict', 'compose.conflict-cleared', 'release.composed',
-    'release.verified', 'release.approved', 'release.rejected',
-    'deployment.created', 'deployment.building', 'deployment.starting',
-    'deployment.verifying', 'deployment.live', 'deployment.superseded',
-    'deployment.failed', 'deployment.aborted', 'deployment.rolled-back',
-    'deployment.updated', 'deployment.smoke-passed', 'canary.step',
-    'canary.extended', 'canary.paused', 'canary.resumed',
-    'canary.abort-requested', 'canary.promote-requested', 'canary.stalled',
-    'instance.started', 'instance.healthy', 'instance.unhealthy',
-    'instance.crashed', 'instance.restarted', 'instance.stopped',
-    'slot.unavailable', 'routing.repaired', 'controller.started',
-    'controller.stopped', 'proxy.restarted', 'environment.added',
-    'environment.removed', 'state.restored', 'state.reset',
-  ];
+  // Every kind of event, as the server names them (SSE event names).
+  const EVENT_KINDS = (document.body.dataset.events || '').split(' ').filter(Boolean);
   const SVG = 'http://www.w3.org/2000/svg';
   const page = document.getElementById('page');
   let me = null;
@@ -394,8 +380,8 @@
         changes.length ? h('table', { class: 'list diff' }, h('tr', {}, h('th', {}, ''), h('th', {}, from), h('th', {}, to)),
           changes.map((c) => h('tr', {}, h('td', {}, c.name), h('td', {}, c.a === null ? '—' : c.a), h('td', {}, c.b === null ? '—' : c.b))))
           : h('p', { class: 'muted' }, 'no difference')];
-      out.push(h('p', {}, from, ': ', releaseLink(d.diff.release_a), ' (', d.state_a || 'nothing', ') · ', to, ': ', releaseLink(d.diff.release_b), ' (', d.state_b || 'nothing', ')'),
-        part('cards', d.diff.cards), part('services', d.diff.services), part('vars', d.diff.vars));
+      out.push(h('p', {}, from, ': ', releaseLink(d.release_a), ' (', d.state_a || 'nothing', ') · ', to, ': ', releaseLink(d.release_b), ' (', d.state_b || 'nothing', ')'),
+        ...part('cards', d.cards), ...part('services', d.services), ...part('vars', d.vars));
     }
     return out;
   }

@@ -111,9 +111,15 @@ The token is exchanged for a session cookie; this page never keeps it.</p>
 /// The dashboard's shell for a signed-in user.
 fn shell(name: &str, role: &str) -> String {
     let (name, role) = (escape(name), escape(role));
+    // The script listens for every kind of event by its SSE name.
+    let events = hifi_core::EventKind::ALL
+        .iter()
+        .map(|k| k.as_str())
+        .collect::<Vec<_>>()
+        .join(" ");
     format!(
         r##"{HEAD}<script src="/assets/app.js" defer></script></head>
-<body>
+<body data-events="{events}">
 <header><span class="brand">hifi</span>
 <nav><a href="#/board">Board</a><a href="#/pipeline">Pipeline</a><a href="#/canary">Canary</a><a href="#/releases">Releases</a><a href="#/history">History</a><a href="#/diff">Diff</a></nav>
 <span class="who" id="who">{name} <em>{role}</em></span>

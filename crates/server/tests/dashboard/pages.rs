@@ -168,6 +168,20 @@ async fn an_operator_promotes_through_the_confirmation() {
         ] {
             assert!(chain.contains(part), "{part} missing from {chain}");
         }
+        // History says who did what; the diff compares two environments.
+        open(c, &s.url, "#/history?env=prod").await;
+        let history = wait_for(c, "table.history").await.text().await.unwrap();
+        assert!(
+            history.contains("otto") && history.contains("pending"),
+            "{history}"
+        );
+        open(c, &s.url, "#/diff?from=dev&to=prod").await;
+        let diff = wait_for(c, "#page[data-page=\"diff\"]")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(diff.contains("services") && diff.contains("vars"), "{diff}");
     })
     .await;
 }
