@@ -1,7 +1,10 @@
 //! The views the dashboard needs beyond the CLI's: who the caller is and
 //! what their role lets them do (so buttons it forbids are disabled, with
 //! the reason), and every canary environment's judged figures with the
-//! thresholds they are judged against.
+//! thresholds they are judged against, plus what the proxy measures right
+//! now for each service in each slot (the dashboard keeps these samples
+//! to draw them over time). Live figures come from the local proxy's admin
+//! socket; environments on Kubernetes have none here.
 
 use std::sync::Arc;
 
@@ -9,7 +12,7 @@ use axum::extract::State;
 use hifi_app::Project;
 use hifi_core::config::Strategy;
 use hifi_core::rollout::{Judgement, Window, judge, step_weight};
-use hifi_core::{Action, Kind, Role};
+use hifi_core::{Action, Kind, Role, Slot};
 use hifi_store::{Analysis, Deployment};
 use serde::{Deserialize, Serialize};
 
@@ -100,6 +103,36 @@ pub struct CanaryView {
     pub points: Vec<Analysis>,
     /// What the judge decides if the next window looks like the last one.
     pub forecast: Option<Forecast>,
+    /// What the proxy measured over the last [`LIVE_WINDOW_MS`], service by
+    /// service, in the candidate's slot and the stable one (while a
+    /// canary is in progress).
+    pub live: Vec<LiveFigures>,
+    /// Why `live` is empty while a canary is in progress (no proxy runs).
+    pub live_note: Option<String>,
+}
+
+/// How far back the live figures look, in ms.
+pub const LIVE_WINDOW_MS: u64 = 10_000;
+
+/// One service in one slot, as the proxy measured it just now.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LiveFigures {
+    /// The service.
+    pub service: String,
+    /// The slot (`blue`, `green`).
+    pub slot: Slot,
+    /// `candidate` or `stable`.
+    pub role: String,
+    /// Requests in the window.
+    pub requests: u64,
+    /// Of which failed.
+    pub errors: u64,
+    /// errors / requests (0 without requests).
+    pub error_ratio: f64,
+    /// 99th percentile latency, when there were requests.
+    pub p99_ms: Option<f64>,
+    /// When measured (unix ms, the proxy's clock).
+    pub at: u64,
 }
 
 /// A canary's limits.
@@ -132,7 +165,74 @@ pub struct Forecast {
 #[utoipa::path(get, path = "/canary", tag = "dashboard",
     responses((status = 200, body = Vec<CanaryView>)))]
 pub async fn canary(State(s): State<Arc<AppState>>, Authed(actor): Authed) -> Out<Vec<CanaryView>> {
-    s.read(move |p| {
+    let (mut views, services, socket) = s
+        .pool
+        .run(move |p| {
+            let names: Vec<String> = p.config().services.iter().map(|s| s.name.clone()).collect();
+            Ok((canary_views(p, &actor)?, names, p.layout().proxy_socket()))
+        })
+        .await?;
+    let admin = hifi_proxy::AdminClient::new(socket);
+    for view in views.iter_mut().filter(|v| v.in_progress) {
+        let Some(candidate) = view.deployment.as_ref().and_then(|d| d.slot) else {
+            continue;
+        };
+        match live(&admin, &view.env, candidate, &services).await {
+            Ok(figures) => view.live = figures,
+            Err(note) => view.live_note = Some(note),
+        }
+    }
+    Ok(axum::Json(views))
+}
+
+/// What the proxy measures now for every service in both slots.
+async fn live(
+    admin: &hifi_proxy::AdminClient,
+    env: &str,
+    candidate: Slot,
+    services: &[String],
+) -> Result<Vec<LiveFigures>, String> {
+    // The proxy keeps its windows by the wall clock, so it is asked by it.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    let stable = match candidate {
+        Slot::Blue => Slot::Green,
+        Slot::Green => Slot::Blue,
+    };
+    let mut out = Vec::new();
+    for service in services {
+        for (slot, role) in [(candidate, "candidate"), (stable, "stable")] {
+            let query = hifi_proxy::StatsQuery {
+                env: env.to_string(),
+                slot: slot.to_string(),
+                service: Some(service.clone()),
+                since_ms: now.saturating_sub(LIVE_WINDOW_MS),
+                slow_ms: None,
+            };
+            let stats =
+                tokio::time::timeout(std::time::Duration::from_secs(1), admin.stats(&query))
+                    .await
+                    .map_err(|_| "the proxy did not answer within 1 s".to_string())?
+                    .map_err(|e| format!("no live figures: the proxy cannot be asked ({e})"))?;
+            out.push(LiveFigures {
+                service: service.clone(),
+                slot,
+                role: role.to_string(),
+                requests: stats.requests,
+                errors: stats.errors,
+                error_ratio: stats.error_ratio,
+                p99_ms: stats.p99_ms,
+                at: now,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn canary_views(p: &mut Project, actor: &hifi_app::Actor) -> hifi_app::Result<Vec<CanaryView>> {
+    {
         let envs: Vec<_> = p
             .config()
             .environments
@@ -142,7 +242,7 @@ pub async fn canary(State(s): State<Arc<AppState>>, Authed(actor): Authed) -> Ou
             .collect();
         envs.into_iter()
             .map(|env| {
-                let history = p.history(&actor, &env.name)?;
+                let history = p.history(actor, &env.name)?;
                 // Newest first: the one in progress, else the latest canary.
                 let entry = history
                     .iter()
@@ -200,9 +300,10 @@ pub async fn canary(State(s): State<Arc<AppState>>, Authed(actor): Authed) -> Ou
                     in_progress,
                     points,
                     forecast,
+                    live: Vec::new(),
+                    live_note: None,
                 })
             })
             .collect()
-    })
-    .await
+    }
 }

@@ -239,14 +239,16 @@
     return out;
   }
 
-  function chart(view, metric, limit, label, fmt) {
+  // A chart of one or more series ({ name, cls, pts: [{ at, v, tip, dot }] })
+  // over time, with the limit drawn as a dashed line.
+  function plot(metric, limit, label, fmt, series) {
     const W = 460, H = 150, L = 48, R = 10, T = 12, B = 24;
-    const pts = view.points;
-    const svg = s('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', 'data-metric': metric, 'data-points': pts.length, role: 'img' });
-    const values = pts.map((p) => p[metric]);
-    const top = Math.max(limit * 1.5, ...values, 1e-9);
-    const t0 = pts.length ? pts[0].at : 0;
-    const t1 = pts.length > 1 ? pts[pts.length - 1].at : t0 + 1;
+    const all = series.flatMap((sr) => sr.pts);
+    const count = Math.max(0, ...series.map((sr) => sr.pts.length));
+    const svg = s('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', 'data-metric': metric, 'data-points': count, role: 'img' });
+    const top = Math.max(limit * 1.5, ...all.map((p) => p.v), 1e-9);
+    const t0 = all.length ? Math.min(...all.map((p) => p.at)) : 0;
+    const t1 = all.length ? Math.max(...all.map((p) => p.at), t0 + 1) : 1;
     const x = (t) => L + ((t - t0) / Math.max(t1 - t0, 1)) * (W - L - R);
     const y = (v) => T + (1 - v / top) * (H - T - B);
     svg.append(s('rect', { x: L, y: T, width: W - L - R, height: H - T - B, class: 'frame' }));
@@ -259,20 +261,70 @@
     yl.textContent = fmt(top);
     svg.append(yl);
     const name = s('text', { x: L + 4, y: H - 6, class: 'axis' });
-    name.textContent = label + (pts.length ? ' · ' + new Date(t0).toLocaleTimeString() + ' → ' + new Date(t1).toLocaleTimeString() : ' · no judged window yet');
+    name.textContent = label + (all.length ? ' · ' + new Date(t0).toLocaleTimeString() + ' → ' + new Date(t1).toLocaleTimeString() : ' · nothing measured yet');
     svg.append(name);
-    if (pts.length) {
-      const d = pts.map((p, i) => (i ? 'L' : 'M') + x(p.at).toFixed(1) + ' ' + y(p[metric]).toFixed(1)).join(' ');
-      svg.append(s('path', { d, class: 'series slot-' + (view.deployment && view.deployment.slot || 'candidate') }));
-      for (const p of pts) {
-        const c = s('circle', { cx: x(p.at).toFixed(1), cy: y(p[metric]).toFixed(1), r: 3.5, class: 'v-' + p.verdict });
+    for (const sr of series) {
+      if (!sr.pts.length) continue;
+      const d = sr.pts.map((p, i) => (i ? 'L' : 'M') + x(p.at).toFixed(1) + ' ' + y(p.v).toFixed(1)).join(' ');
+      svg.append(s('path', { d, class: 'series ' + sr.cls, 'data-series': sr.name, 'data-samples': sr.pts.length }));
+      for (const p of sr.pts) {
+        if (!p.dot) continue;
+        const c = s('circle', { cx: x(p.at).toFixed(1), cy: y(p.v).toFixed(1), r: 3.5, class: p.dot });
         const tip = s('title');
-        tip.textContent = 'step ' + p.step + ' at ' + p.weight + ' %: ' + fmt(p[metric]) + ', ' + p.requests + ' requests, ' + p.verdict;
+        tip.textContent = p.tip;
         c.append(tip);
         svg.append(c);
       }
+      if (series.length > 1) {
+        const last = sr.pts[sr.pts.length - 1];
+        const tag = s('text', { x: x(last.at) - 4, y: y(last.v) - 4, 'text-anchor': 'end', class: 'series-label ' + sr.cls });
+        tag.textContent = sr.name;
+        svg.append(tag);
+      }
     }
     return svg;
+  }
+
+  function chart(view, metric, limit, label, fmt) {
+    const pts = view.points.map((p) => ({
+      at: p.at, v: p[metric], dot: 'v-' + p.verdict,
+      tip: 'step ' + p.step + ' at ' + p.weight + ' %: ' + fmt(p[metric]) + ', ' + p.requests + ' requests, ' + p.verdict,
+    }));
+    return plot(metric, limit, label, fmt, [{ name: 'candidate', cls: 'slot-' + ((view.deployment && view.deployment.slot) || 'candidate'), pts }]);
+  }
+
+  // The live figures seen since this page opened, per environment, then
+  // per service and slot: the proxy answers for the last seconds only.
+  const liveSeen = new Map();
+
+  function remember(view) {
+    const bySeries = liveSeen.get(view.env) || new Map();
+    liveSeen.set(view.env, bySeries);
+    for (const f of view.live) {
+      const key = f.service + ' ' + f.slot + ' (' + f.role + ')';
+      const list = bySeries.get(key) || [];
+      if (!list.length || list[list.length - 1].at < f.at) list.push(f);
+      if (list.length > 150) list.shift();
+      bySeries.set(key, list);
+    }
+    return bySeries;
+  }
+
+  function liveChart(bySeries, metric, limit, label, fmt) {
+    const series = [...bySeries.entries()].map(([name, list]) => ({
+      name,
+      cls: 'slot-' + list[0].slot + (list[0].role === 'stable' ? ' stable' : ''),
+      pts: list.filter((f) => f.requests > 0 && f[metric] !== null).map((f) => ({ at: f.at, v: f[metric] })),
+    }));
+    return plot('live-' + metric, limit, label, fmt, series);
+  }
+
+  function liveSection(v, th) {
+    const bySeries = remember(v);
+    if (v.live_note) return h('p', { class: 'muted live-note' }, v.live_note);
+    return h('div', { class: 'charts live-charts' },
+      liveChart(bySeries, 'error_ratio', th.max_error_rate, 'live error ratio, last 10 s, per service and slot', pct),
+      liveChart(bySeries, 'p99_ms', th.max_p99_ms, 'live p99, last 10 s, per service and slot', (n) => Math.round(n) + ' ms'));
   }
 
   async function canary() {
@@ -294,6 +346,7 @@
         h('div', { class: 'charts' },
           chart(v, 'error_ratio', th.max_error_rate, 'error ratio (candidate slot)', pct),
           chart(v, 'p99_ms', th.max_p99_ms, 'p99 latency (candidate slot)', (n) => Math.round(n) + ' ms')),
+        v.in_progress ? liveSection(v, th) : null,
         h('p', { class: 'forecast ' + (f ? f.verdict : '') },
           f ? 'the judge, on figures like the last ones: ' + ({ pass: 'pass → ' + (v.next_weight !== null ? v.next_weight + ' %' : 'live'), extend: 'extend the step', fail: 'fail → abort' })[f.verdict] + (f.reasons.length ? ' (' + f.reasons.join('; ') + ')' : '')
             : (v.in_progress ? 'no window judged yet' : ''))));

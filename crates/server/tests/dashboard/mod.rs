@@ -2,6 +2,7 @@
 //! headless Chromium.
 
 mod browser;
+mod live;
 mod pages;
 mod sessions;
 mod showcase;

@@ -346,6 +346,49 @@ async fn the_canary_chart_follows_the_judged_windows_with_its_thresholds() {
                 .await
                 .is_ok()
         );
+        // Without a proxy there are no live figures, and the page says why.
+        wait_for(c, &format!("{section} .live-note")).await;
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_canary_page_draws_live_figures_per_service_and_slot_over_time() {
+    let s = Server::start_with(&canary_config()).await;
+    canary_in_progress(&s);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let socket = s.project().layout().proxy_socket();
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    super::live::proxy_with_traffic(socket, "dev", 50.0, stop.clone()).await;
+    with_browsers(1, |b| async move {
+        let c = &b[0];
+        sign_in(c, &s.url, &s.viewer).await;
+        open(c, &s.url, "#/canary").await;
+        let chart = "section.canary[data-env=\"dev\"] svg[data-metric=\"live-error_ratio\"]";
+        // Samples gather as the page looks again every 2 s.
+        wait_for(
+            c,
+            &format!("{chart} path[data-series=\"api blue (candidate)\"][data-samples=\"2\"]"),
+        )
+        .await;
+        wait_for(
+            c,
+            &format!("{chart} path[data-series=\"api green (stable)\"]"),
+        )
+        .await;
+        wait_for(
+            c,
+            "svg[data-metric=\"live-p99_ms\"] path[data-series=\"api blue (candidate)\"]",
+        )
+        .await;
+        let live = s.get("canary", &s.viewer).await.expect(200);
+        let figures = live[0]["live"].as_array().unwrap();
+        assert_eq!(figures.len(), 2, "{live}");
+        let blue = figures.iter().find(|f| f["slot"] == "blue").unwrap();
+        assert_eq!(blue["role"], "candidate");
+        assert!(blue["requests"].as_u64().unwrap() > 0, "{live}");
+        assert!(blue["errors"].as_u64().unwrap() > 0, "{live}");
+    })
+    .await;
+    stop.cancel();
 }

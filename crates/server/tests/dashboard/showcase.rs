@@ -184,6 +184,10 @@ async fn shot(c: &Client, name: &str) {
 async fn screenshots_of_the_board_the_pipeline_and_a_live_canary() {
     let s = Server::start_with(&shop()).await;
     staged_shop(&s);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let socket = s.project().layout().proxy_socket();
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    super::live::proxy_with_traffic(socket, "uat", 30.0, stop.clone()).await;
     with_browsers(1, |b| async move {
         let c = &b[0];
         sign_in(c, &s.url, &s.operator).await;
@@ -204,9 +208,15 @@ async fn screenshots_of_the_board_the_pipeline_and_a_live_canary() {
         )
         .await;
         wait_for(c, "section.canary[data-env=\"uat\"] .forecast.fail").await;
+        wait_for(
+            c,
+            "svg[data-metric=\"live-p99_ms\"] path[data-series=\"api blue (candidate)\"][data-samples=\"4\"]",
+        )
+        .await;
         shot(c, "canary").await;
     })
     .await;
+    stop.cancel();
 }
 
 /// 10 environments in a chain and 200 cards over the stages.
