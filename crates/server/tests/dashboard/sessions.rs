@@ -342,3 +342,75 @@ async fn me_and_canary_are_in_the_openapi_document() {
     assert_eq!(me["may"]["deploy"], json!(["dev"]));
     assert_eq!(me["may"]["approve"], false);
 }
+
+/// Opens `GET /api/v1/events` with `header` (HTTP/1.0: the body runs until
+/// the stream closes) and reads the answer's head.
+async fn open_stream(s: &Server, header: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request = format!("GET /api/v1/events HTTP/1.0\r\nHost: {addr}\r\n{header}\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0);
+        head.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(
+        head.contains(" 200 ") && head.contains("text/event-stream"),
+        "{head}"
+    );
+    tcp
+}
+
+/// Reads until the server closes the stream (within 10 s).
+async fn ends(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = tokio::time::timeout_at(deadline, tcp.read(&mut buf))
+            .await
+            .expect("the stream was still open after 10 s")
+            .unwrap_or(0);
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_a_token_ends_its_open_event_streams() {
+    let s = Server::start().await;
+    let cookie = pair(&sign_in(&s, &s.viewer).await);
+    let by_cookie = open_stream(&s, &format!("Cookie: {cookie}")).await;
+    let by_bearer = open_stream(&s, &format!("Authorization: Bearer {}", s.viewer)).await;
+    let other = open_stream(&s, &format!("Authorization: Bearer {}", s.developer)).await;
+    s.project().revoke_token(&root(), "vic").unwrap();
+    ends(by_cookie).await;
+    ends(by_bearer).await;
+    // Another token's stream goes on: it gets the next event.
+    s.post(
+        "cards",
+        &s.developer,
+        json!({ "id": "PAY-1", "branch": "feature/a" }),
+    )
+    .await
+    .expect(201);
+    let mut other = other;
+    let mut buf = [0u8; 4096];
+    let n = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio::io::AsyncReadExt::read(&mut other, &mut buf),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(n > 0, "the other stream closed");
+}
