@@ -10,6 +10,11 @@
   const SVG = 'http://www.w3.org/2000/svg';
   const page = document.getElementById('page');
   let me = null;
+  let asked = null;
+  // Who the caller is and what they may do, asked once.
+  const whoAmI = () => (asked = asked || api('GET', 'me').then(
+    (m) => { me = m; },
+    (e) => { asked = null; throw e; }));
   let renderSeq = 0;
   let pending = null;
   let poll = null;
@@ -112,7 +117,9 @@
   // ---- pages -------------------------------------------------------------
 
   async function board() {
-    const b = await api('GET', 'board');
+    // The board is the first page most loads show: its data and the
+    // caller's rights are asked for at once.
+    const [b] = await Promise.all([api('GET', 'board'), whoAmI()]);
     const cards = new Map(b.cards.map((c) => [c.id, c]));
     const conflicts = new Map();
     for (const f of b.conflicts) {
@@ -453,7 +460,7 @@
       a.classList.toggle('here', a.getAttribute('href') === '#/' + (PAGES[name] ? name : 'board'));
     }
     try {
-      if (!me) me = await api('GET', 'me');
+      if (name !== 'board' && PAGES[name]) await whoAmI();
       const nodes = await fn(arg ? decodeURIComponent(arg) : undefined);
       // A newer render started meanwhile: it wins.
       if (seq !== renderSeq) return;
