@@ -128,27 +128,31 @@
       conflicts.set(f.card, list);
     }
     const canMove = me.may.move_cards;
+    const stages = b.stages.map((col) => col.stage);
+    async function move(id, stage) {
+      const card = cards.get(id);
+      if (!id || !card || card.stage === stage) return;
+      const el = page.querySelector('[data-card="' + CSS.escape(id) + '"]');
+      const column = page.querySelector('[data-stage="' + CSS.escape(stage) + '"]');
+      if (el && column) column.append(el);
+      try {
+        await api('POST', 'cards/' + encodeURIComponent(id) + '/move', { stage });
+        toast(id + ' moved to ' + stage);
+      } catch (err) {
+        toast('moving ' + id + ': ' + err.message, true);
+      }
+      refresh();
+    }
     const columns = b.stages.map((col) => {
       const column = h('section', { class: 'column', 'data-stage': col.stage },
         h('h2', {}, col.stage, h('span', { class: 'count' }, col.cards.length)));
       if (canMove) {
         column.addEventListener('dragover', (e) => { e.preventDefault(); column.classList.add('over'); });
         column.addEventListener('dragleave', () => column.classList.remove('over'));
-        column.addEventListener('drop', async (e) => {
+        column.addEventListener('drop', (e) => {
           e.preventDefault();
           column.classList.remove('over');
-          const id = e.dataTransfer.getData('text/plain');
-          const card = cards.get(id);
-          if (!id || !card || card.stage === col.stage) return;
-          const el = page.querySelector('[data-card="' + CSS.escape(id) + '"]');
-          if (el) column.append(el);
-          try {
-            await api('POST', 'cards/' + encodeURIComponent(id) + '/move', { stage: col.stage });
-            toast(id + ' moved to ' + col.stage);
-          } catch (err) {
-            toast('moving ' + id + ': ' + err.message, true);
-          }
-          refresh();
+          move(e.dataTransfer.getData('text/plain'), col.stage);
         });
       }
       for (const id of col.cards) {
@@ -158,7 +162,7 @@
           class: 'card' + (flags ? ' conflict' : '') + (c.hotfix ? ' hotfix' : ''),
           'data-card': id,
           draggable: canMove ? 'true' : 'false',
-          title: canMove ? 'drag to another stage' : forbids('move cards'),
+          title: canMove ? 'drag to another stage (or focus it and press ← →)' : forbids('move cards'),
         },
         h('strong', {}, id), c.hotfix ? h('span', { class: 'tag hot' }, 'hotfix') : null,
         h('div', { class: 'title' }, c.title || ''),
@@ -170,6 +174,15 @@
           el.addEventListener('dragstart', (e) => {
             e.dataTransfer.setData('text/plain', id);
             e.dataTransfer.effectAllowed = 'move';
+          });
+          // Without a mouse: focus a card, move it with the arrow keys.
+          el.tabIndex = 0;
+          el.addEventListener('keydown', (e) => {
+            const step = { ArrowRight: 1, ArrowLeft: -1 }[e.key];
+            const to = stages[stages.indexOf(c.stage) + (step || 0)];
+            if (!step || !to) return;
+            e.preventDefault();
+            move(id, to);
           });
         }
         column.append(el);

@@ -91,6 +91,17 @@ async fn a_card_dragged_to_another_stage_moves_in_a_second_browser_without_a_rel
         );
         let board = s.get("board", &s.viewer).await.expect(200);
         assert_eq!(board["cards"][0]["stage"], "In Dev", "{board}");
+
+        // Without a mouse: the arrow keys move a focused card.
+        let card = wait_for(dev, "[data-stage=\"In Dev\"] [data-card=\"PAY-1\"]").await;
+        card.send_keys(&fantoccini::key::Key::Right.to_string())
+            .await
+            .unwrap();
+        wait_for(
+            watcher,
+            "[data-stage=\"Ready for Test\"] [data-card=\"PAY-1\"]",
+        )
+        .await;
     })
     .await;
 }
