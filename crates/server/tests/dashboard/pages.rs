@@ -102,6 +102,33 @@ async fn a_card_dragged_to_another_stage_moves_in_a_second_browser_without_a_rel
             "[data-stage=\"Ready for Test\"] [data-card=\"PAY-1\"]",
         )
         .await;
+
+        // A composition that failed on a conflict flags the card, live.
+        let p = s.project();
+        let mut store = hifi_store::Store::open(&p.layout().db()).unwrap();
+        let audit = hifi_store::Audit {
+            actor: "dora".into(),
+            at: p.now(),
+        };
+        let flag = hifi_store::ConflictFlag {
+            env: "dev".into(),
+            card: "PAY-1".parse().unwrap(),
+            with_cards: Vec::new(),
+            files: vec!["services/api/app.py".into()],
+            at: p.now(),
+        };
+        store
+            .record_conflict(&audit, &flag, "PAY-1 conflicts")
+            .unwrap();
+        let text = wait_for(watcher, "[data-card=\"PAY-1\"].conflict .flag")
+            .await
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            text.contains("dev") && text.contains("services/api/app.py"),
+            "{text}"
+        );
     })
     .await;
 }

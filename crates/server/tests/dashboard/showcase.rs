@@ -82,6 +82,16 @@ fn staged_shop(s: &Server) {
         actor: "hifi".into(),
         at: p.now(),
     };
+    let flag = hifi_store::ConflictFlag {
+        env: "dev".into(),
+        card: "PAY-3".parse().unwrap(),
+        with_cards: vec!["PAY-1".parse().unwrap()],
+        files: vec!["services/api/app.py".into()],
+        at: p.now(),
+    };
+    store
+        .record_conflict(&audit, &flag, "PAY-3 conflicts with PAY-1")
+        .unwrap();
     let release = dev.deployment.release.clone();
     instance(
         &mut store,
@@ -196,6 +206,7 @@ async fn screenshots_of_the_board_the_pipeline_and_a_live_canary() {
             "[data-stage=\"In Dev\"] [data-card=\"PAY-1\"] [data-live=\"dev\"]",
         )
         .await;
+        wait_for(c, "[data-card=\"PAY-3\"].conflict .flag").await;
         wait_for(c, "#live.on").await;
         shot(c, "board").await;
         open(c, &s.url, "#/pipeline").await;
