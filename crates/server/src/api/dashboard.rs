@@ -1,6 +1,6 @@
 //! The views the dashboard needs beyond the CLI's: who the caller is and
 //! what their role lets them do (so buttons it forbids are disabled, with
-//! the reason), and every canary environment's judged figures with the
+//! the reason), the newest events of the log (the audit), and every canary environment's judged figures with the
 //! thresholds they are judged against, plus what the proxy measures right
 //! now for each service in each slot (the dashboard keeps these samples
 //! to draw them over time). Live figures come from the local proxy's admin
@@ -13,11 +13,12 @@ use hifi_app::Project;
 use hifi_core::config::Strategy;
 use hifi_core::rollout::{Judgement, Window, judge, step_weight};
 use hifi_core::{Action, Kind, Role, Slot};
-use hifi_store::{Analysis, Deployment};
+use hifi_store::{Analysis, Deployment, Event};
 use serde::{Deserialize, Serialize};
 
-use super::Out;
+use super::{Out, QueryOf};
 use crate::auth::Authed;
+use crate::problem::Problem;
 use crate::state::AppState;
 
 /// The caller, and what their role lets them do.
@@ -306,4 +307,45 @@ fn canary_views(p: &mut Project, actor: &hifi_app::Actor) -> hifi_app::Result<Ve
             })
             .collect()
     }
+}
+
+/// `GET /audit?limit=N`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// How many of the newest events (1 to 500; default 100).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// The most events one audit answer holds.
+const AUDIT_MAX: usize = 500;
+
+/// The newest events of the log, newest first: who did what, when, where.
+#[utoipa::path(get, path = "/audit", tag = "dashboard", params(AuditQuery),
+    responses((status = 200, body = Vec<Event>)))]
+pub async fn audit(
+    State(s): State<Arc<AppState>>,
+    Authed(actor): Authed,
+    QueryOf(q): QueryOf<AuditQuery>,
+) -> Out<Vec<Event>> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=AUDIT_MAX).contains(&limit) {
+        return Err(Problem::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "bad_input",
+            format!("limit is how many events, from 1 to {AUDIT_MAX}"),
+        ));
+    }
+    s.read(move |p| {
+        let newest = p.last_event(&actor)?;
+        let from = newest
+            .saturating_sub(i64::try_from(limit).unwrap_or(i64::MAX))
+            .max(0);
+        let mut events = p.events_after(&actor, from, limit)?;
+        events.reverse();
+        Ok(events)
+    })
+    .await
 }

@@ -7,7 +7,8 @@
 //! - `events.rs`: the event log as Server-Sent Events.
 //! - `admin.rs`: following a deployment, tokens, the state's backups.
 //! - `dashboard.rs`: what the dashboard asks beyond the CLI: the caller
-//!   and what they may do, and the canaries' figures with their thresholds.
+//!   and what they may do, the audit (the newest events), and the
+//!   canaries' figures with their thresholds.
 //! - `types.rs`: request bodies.
 
 mod admin;
@@ -113,6 +114,7 @@ pub fn routes() -> (axum::Router<Arc<AppState>>, OpenApi) {
         .routes(routes!(admin::restore))
         .routes(routes!(dashboard::me))
         .routes(routes!(dashboard::canary))
+        .routes(routes!(dashboard::audit))
         .split_for_parts();
     describe(&mut doc);
     (router, doc)

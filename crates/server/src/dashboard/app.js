@@ -18,7 +18,6 @@
   let renderSeq = 0;
   let pending = null;
   let poll = null;
-  const activity = [];
 
   // ---- helpers -----------------------------------------------------------
 
@@ -433,8 +432,14 @@
           h('td', {}, h('details', {}, h('summary', {}, e.steps.length + ' events'),
             h('ol', {}, e.steps.map((ev) => h('li', {}, when(ev.at) + ' ' + ev.actor + ' ' + ev.kind + ': ' + ev.message)))))))));
     }
-    out.push(h('h3', {}, 'activity since this page opened'),
-      h('ol', { class: 'activity' }, activity.map((ev) => h('li', {}, when(ev.at) + ' ' + ev.actor + ' ' + ev.kind + (ev.env ? ' [' + ev.env + ']' : '') + ': ' + ev.message))));
+    const events = await api('GET', 'audit?limit=100');
+    out.push(h('h3', {}, 'audit: the newest ' + events.length + ' events'),
+      h('table', { class: 'list audit' },
+        h('tr', {}, ['#', 'when', 'who', 'what', 'where', 'card', 'release', ''].map((x) => h('th', {}, x))),
+        events.map((ev) => h('tr', {},
+          h('td', {}, ev.seq), h('td', {}, when(ev.at)), h('td', {}, ev.actor), h('td', {}, ev.kind),
+          h('td', {}, ev.env || ''), h('td', {}, ev.card || ''), h('td', {}, ev.release ? releaseLink(ev.release) : ''),
+          h('td', {}, ev.message)))));
     return out;
   }
 
@@ -507,11 +512,7 @@
     stream = es;
     es.onopen = () => { live.className = 'live on'; live.title = 'live: following the event stream'; };
     es.onerror = () => { live.className = 'live'; live.title = 'reconnecting to the event stream…'; };
-    const seen = (e) => {
-      try { activity.unshift(JSON.parse(e.data)); } catch (_) { /* not JSON */ }
-      activity.length = Math.min(activity.length, 50);
-      refresh();
-    };
+    const seen = () => refresh();
     for (const kind of EVENT_KINDS) es.addEventListener(kind, seen);
     es.onmessage = seen;
   }

@@ -213,6 +213,11 @@ async fn an_operator_promotes_through_the_confirmation() {
             history.contains("otto") && history.contains("pending"),
             "{history}"
         );
+        let audit = wait_for(c, "table.audit").await.text().await.unwrap();
+        assert!(
+            audit.contains("release.approved") && audit.contains("po"),
+            "{audit}"
+        );
         open(c, &s.url, "#/diff?from=dev&to=prod").await;
         let diff = wait_for(c, "#page[data-page=\"diff\"]")
             .await

@@ -414,3 +414,49 @@ async fn revoking_a_token_ends_its_open_event_streams() {
     .unwrap();
     assert!(n > 0, "the other stream closed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_is_the_newest_events_newest_first() {
+    let s = Server::start().await;
+    s.post(
+        "cards",
+        &s.developer,
+        json!({ "id": "PAY-1", "branch": "feature/a" }),
+    )
+    .await
+    .expect(201);
+    s.post(
+        "cards/PAY-1/move",
+        &s.developer,
+        json!({ "stage": "In Dev" }),
+    )
+    .await
+    .expect(200);
+    let audit = s.get("audit?limit=2", &s.viewer).await.expect(200);
+    let events = audit.as_array().unwrap();
+    assert_eq!(events.len(), 2, "{audit}");
+    assert_eq!(events[0]["kind"], "card.moved");
+    assert_eq!(events[0]["actor"], "dora");
+    assert_eq!(events[1]["kind"], "card.added");
+    assert!(events[0]["seq"].as_i64() > events[1]["seq"].as_i64());
+    let all = s.get("audit", &s.viewer).await.expect(200);
+    assert!(
+        all.as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "token.created")
+    );
+    for bad in [
+        "audit?limit=0",
+        "audit?limit=501",
+        "audit?limit=x",
+        "audit?since=1",
+    ] {
+        s.get(bad, &s.viewer).await.problem(400, "bad_input");
+    }
+    let doc = s
+        .raw("GET", "/api/v1/openapi.json", None, &[], b"")
+        .await
+        .expect(200);
+    assert!(doc["paths"]["/api/v1/audit"]["get"].is_object());
+}
