@@ -54,14 +54,15 @@ async fn backend(stop: CancellationToken) -> String {
 /// A proxy whose admin socket is the project's, serving `env` with the
 /// stable slot green and the candidate blue at `weight` %, and traffic
 /// through it (a request every 50 ms, one in four failing) until `stop`.
+/// Returns the proxy's state directory, removed when dropped.
 pub async fn proxy_with_traffic(
     socket: std::path::PathBuf,
     env: &str,
     weight: f64,
     stop: CancellationToken,
-) {
-    let state = tempfile::tempdir().unwrap().keep();
-    let options = hifi_proxy::ProxyOptions::new(state, AdminAddr::unix(&socket));
+) -> tempfile::TempDir {
+    let state = tempfile::tempdir().unwrap();
+    let options = hifi_proxy::ProxyOptions::new(state.path(), AdminAddr::unix(&socket));
     let until = stop.clone();
     tokio::spawn(hifi_proxy::serve(options, async move {
         until.cancelled().await
@@ -125,4 +126,5 @@ pub async fn proxy_with_traffic(
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     });
+    state
 }

@@ -402,7 +402,7 @@ async fn the_canary_page_draws_live_figures_per_service_and_slot_over_time() {
     let stop = tokio_util::sync::CancellationToken::new();
     let socket = s.project().layout().proxy_socket();
     std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
-    super::live::proxy_with_traffic(socket, "dev", 50.0, stop.clone()).await;
+    let _proxy_state = super::live::proxy_with_traffic(socket, "dev", 50.0, stop.clone()).await;
     with_browsers(1, |b| async move {
         let c = &b[0];
         sign_in(c, &s.url, &s.viewer).await;

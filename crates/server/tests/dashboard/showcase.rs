@@ -197,7 +197,7 @@ async fn screenshots_of_the_board_the_pipeline_and_a_live_canary() {
     let stop = tokio_util::sync::CancellationToken::new();
     let socket = s.project().layout().proxy_socket();
     std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
-    super::live::proxy_with_traffic(socket, "uat", 30.0, stop.clone()).await;
+    let _proxy_state = super::live::proxy_with_traffic(socket, "uat", 30.0, stop.clone()).await;
     with_browsers(1, |b| async move {
         let c = &b[0];
         sign_in(c, &s.url, &s.operator).await;
