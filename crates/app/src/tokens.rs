@@ -104,6 +104,27 @@ impl Project {
         }
     }
 
+    /// The actor the token named `name` stands for while it stays valid
+    /// (known, not revoked, not expired): what a dashboard session made
+    /// with its secret acts as, checked again on every request so revoking
+    /// the token ends its sessions.
+    pub fn token_actor(&self, name: &str) -> Result<Actor> {
+        let refuse = |reason: String| Error::Unauthenticated { reason };
+        let Some(row) = self.store.tokens()?.into_iter().find(|t| t.name == name) else {
+            return Err(refuse(format!("token {name} no longer exists")));
+        };
+        if row.revoked_at.is_some() {
+            return Err(refuse(format!("token {name} was revoked")));
+        }
+        if row.expires_at.is_some_and(|at| at <= self.now()) {
+            return Err(refuse(format!("token {name} has expired")));
+        }
+        Ok(Actor {
+            name: row.name,
+            role: row.role,
+        })
+    }
+
     /// The actor a presented secret stands for, if it is a valid token:
     /// known, matching its stored hash (compared in constant time), not
     /// revoked, not expired. The reason of a refusal never holds the secret.

@@ -1,5 +1,6 @@
-//! Who is asking: `Authorization: Bearer <token>` turned into the
-//! [`Actor`] the application layer checks roles against. Without a valid
+//! Who is asking: `Authorization: Bearer <token>` (or a dashboard
+//! session's cookie, see `session.rs`) turned into the [`Actor`] the
+//! application layer checks roles against. Without a valid
 //! token the answer is 401; a token in the query string (where logs and
 //! browser histories keep it) is refused outright. Failed attempts are
 //! logged — the client's address and why, never the secret — and an
@@ -120,6 +121,15 @@ impl FromRequestParts<Arc<AppState>> for Authed {
                 "too_many_failures",
                 format!("too many failed authentications from {ip}; try again in {wait} s"),
             ));
+        }
+        // A browser signed in to the dashboard sends its session cookie
+        // instead of a token.
+        if parts.headers.get(header::AUTHORIZATION).is_none()
+            && let Some(id) = crate::session::cookie_id(&parts.headers)
+        {
+            return crate::session::actor(state, parts, &id, ip)
+                .await
+                .map(Authed);
         }
         let presented = parts
             .headers

@@ -13,8 +13,13 @@
 //!
 //! - [`api`]: the routes of `/api/v1` and the OpenAPI document generated
 //!   from them (utoipa).
-//! - `auth.rs`: bearer tokens into actors; refusing tokens in URLs;
-//!   holding back addresses that keep failing.
+//! - `auth.rs`: bearer tokens (or a session cookie) into actors; refusing
+//!   tokens in URLs; holding back addresses that keep failing.
+//! - `session.rs`: dashboard sessions — a token traded for an HttpOnly
+//!   cookie, its hash kept with the token's name, role and expiry; writes
+//!   with the cookie must come from this server's Origin.
+//! - `dashboard/`: the web dashboard at `/` — a shell rendered here, one
+//!   small script and a stylesheet, embedded in the binary.
 //! - `body.rs`: strict, bounded JSON request bodies.
 //! - [`problem`]: errors as `application/problem+json` with a stable code.
 //! - `pool.rs`: opened projects, reused across requests.
@@ -33,11 +38,13 @@ pub mod api;
 mod auth;
 mod body;
 pub mod client;
+mod dashboard;
 mod listen;
 mod metrics;
 pub mod notify;
 mod pool;
 pub mod problem;
+mod session;
 mod state;
 
 use std::path::{Path, PathBuf};
@@ -48,7 +55,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use hifi_core::clock::{Clock, SystemClock};
 use tokio_util::sync::CancellationToken;
 
@@ -88,10 +95,16 @@ pub fn openapi_json() -> String {
     doc.to_pretty_json().unwrap_or_default()
 }
 
-/// The whole application: `/api/v1`, `/healthz`, `/metrics`.
+/// The whole application: `/api/v1`, the dashboard and its sessions,
+/// `/healthz`, `/metrics`.
 fn app(state: Arc<AppState>) -> axum::Router {
     let (api, _) = api::routes();
     axum::Router::new()
+        .route("/", get(dashboard::index))
+        .route("/assets/app.js", get(dashboard::script))
+        .route("/assets/app.css", get(dashboard::style))
+        .route("/session", post(session::sign_in).delete(session::sign_out))
+        .route("/session/logout", post(session::sign_out))
         .route("/api/v1/openapi.json", get(openapi))
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
@@ -119,8 +132,10 @@ pub async fn serve(
         metrics: options.metrics,
         events: EventFeed::start(layout.db(), shutdown.clone()),
         shutdown: shutdown.clone(),
-        clock: options.clock,
+        clock: options.clock.clone(),
         openapi: doc.to_pretty_json().unwrap_or_default(),
+        sessions: session::Sessions::new(options.clock.clone()),
+        secure: listener.is_tls(),
     });
     listen::run(listener, app(state), shutdown).await
 }

@@ -1,5 +1,5 @@
 //! What every handler shares: the project pool, the limiter of failed
-//! authentications, the metrics, the feed of new events and the shutdown
+//! authentications, the dashboard's sessions, the metrics, the feed of new events and the shutdown
 //! signal.
 
 use std::path::PathBuf;
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Limiter;
 use crate::metrics::Metrics;
 use crate::pool::Pool;
+use crate::session::Sessions;
 
 /// The server's shared state.
 pub struct AppState {
@@ -31,6 +32,10 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// The OpenAPI document, as JSON.
     pub openapi: String,
+    /// Signed-in dashboard browsers.
+    pub sessions: Sessions,
+    /// Whether this server speaks TLS (session cookies are then `Secure`).
+    pub secure: bool,
 }
 
 /// Watches the event log for new events — written by this server, the

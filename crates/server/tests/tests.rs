@@ -6,5 +6,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod dashboard;
 mod util;
 mod webhooks;

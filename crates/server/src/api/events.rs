@@ -3,7 +3,8 @@
 //! event name; a client that reconnects with `Last-Event-ID` gets every
 //! event after that one, so nothing is lost across a dropped connection.
 //! Without it, the stream starts with the next event. Streams end when the
-//! server stops.
+//! server stops, and when the token they were opened with is revoked or
+//! expires (or the dashboard session they run in ends).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -27,6 +28,8 @@ const BATCH: usize = 100;
 struct Follow {
     state: Arc<AppState>,
     actor: Actor,
+    /// The dashboard session the stream was opened in, if it was.
+    session: Option<String>,
     after: i64,
     ready: VecDeque<Event>,
     latest: tokio::sync::watch::Receiver<i64>,
@@ -61,7 +64,13 @@ pub async fn events(
     };
     let who = actor.clone();
     let newest = s.pool.run(move |p| p.last_event(&who)).await?;
+    let session = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .is_none()
+        .then(|| crate::session::cookie_id(&headers))
+        .flatten();
     let follow = Follow {
+        session,
         latest: s.events.subscribe(),
         after: resume.unwrap_or(newest),
         state: s,
@@ -86,11 +95,21 @@ async fn next(mut f: Follow) -> Option<(Result<Sse_, Infallible>, Follow)> {
         // Mark what is seen before reading, so an event written meanwhile
         // still wakes the next wait.
         f.latest.borrow_and_update();
+        if let Some(id) = &f.session
+            && f.state.sessions.get(id).is_none()
+        {
+            return None;
+        }
         let (actor, after) = (f.actor.clone(), f.after);
         match f
             .state
             .pool
-            .run(move |p| p.events_after(&actor, after, BATCH))
+            .run(move |p| {
+                // Every actor of the API is a token: a revoked one is
+                // followed no further.
+                p.token_actor(&actor.name)?;
+                p.events_after(&actor, after, BATCH)
+            })
             .await
         {
             Ok(events) if !events.is_empty() => {
@@ -98,6 +117,14 @@ async fn next(mut f: Follow) -> Option<(Result<Sse_, Infallible>, Follow)> {
                 continue;
             }
             Ok(_) => {}
+            Err(problem) if problem.status() == StatusCode::UNAUTHORIZED => {
+                tracing::info!(
+                    token = f.actor.name,
+                    "event stream ended: {}",
+                    problem.detail
+                );
+                return None;
+            }
             Err(problem) => {
                 tracing::warn!("event stream: {}", problem.detail);
             }

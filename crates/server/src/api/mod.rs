@@ -6,10 +6,14 @@
 //! - `releases.rs`: releases, their fidelity chain, rejecting, the diff.
 //! - `events.rs`: the event log as Server-Sent Events.
 //! - `admin.rs`: following a deployment, tokens, the state's backups.
+//! - `dashboard.rs`: what the dashboard asks beyond the CLI: the caller
+//!   and what they may do, the audit (the newest events), and the
+//!   canaries' figures with their thresholds.
 //! - `types.rs`: request bodies.
 
 mod admin;
 mod cards;
+pub mod dashboard;
 mod environments;
 mod events;
 mod releases;
@@ -22,7 +26,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use hifi_app::Project;
 use serde::de::DeserializeOwned;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, ResponseBuilder};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -108,6 +112,9 @@ pub fn routes() -> (axum::Router<Arc<AppState>>, OpenApi) {
         .routes(routes!(admin::revoke_token))
         .routes(routes!(admin::backups))
         .routes(routes!(admin::restore))
+        .routes(routes!(dashboard::me))
+        .routes(routes!(dashboard::canary))
+        .routes(routes!(dashboard::audit))
         .split_for_parts();
     describe(&mut doc);
     (router, doc)
@@ -170,14 +177,25 @@ fn describe(doc: &mut OpenApi) {
         <hifi_app::deploy::CanaryAction as utoipa::ToSchema>::name().to_string(),
         <hifi_app::deploy::CanaryAction as utoipa::PartialSchema>::schema(),
     );
+    // The dashboard's session cookie authenticates too (writes with it
+    // must carry this server's Origin).
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            crate::session::COOKIE,
+            "The dashboard's session (POST /session); writes must carry this server's Origin",
+        ))),
+    );
     let requirement =
         utoipa::openapi::security::SecurityRequirement::new("token", Vec::<String>::new());
+    let session =
+        utoipa::openapi::security::SecurityRequirement::new("session", Vec::<String>::new());
     for item in doc.paths.paths.values_mut() {
         for op in [&mut item.get, &mut item.post, &mut item.delete]
             .into_iter()
             .flatten()
         {
-            op.security = Some(vec![requirement.clone()]);
+            op.security = Some(vec![requirement.clone(), session.clone()]);
             for (status, description) in ERRORS {
                 let response = ResponseBuilder::new()
                     .description(description)
