@@ -59,8 +59,26 @@ impl Limiter {
             .map(|(start, _)| start + WINDOW_MS)
     }
 
+    /// What a failed attempt from `ip` is answered: `problem` (the attempt
+    /// counted), or 429 once the address is held back. Only failures are
+    /// held back: a valid token or session always passes, so one client
+    /// guessing behind a shared address (a NAT, a reverse proxy) cannot
+    /// lock out everyone else behind it.
+    pub fn refuse(&self, ip: IpAddr, problem: Problem) -> Problem {
+        if let Some(until) = self.held_until(ip) {
+            let wait = (until - self.clock.now_ms()).max(1000) / 1000;
+            return Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_failures",
+                format!("too many failed authentications from {ip}; try again in {wait} s"),
+            );
+        }
+        self.failed(ip);
+        problem
+    }
+
     /// Notes a failed attempt from `ip`.
-    pub fn failed(&self, ip: IpAddr) {
+    fn failed(&self, ip: IpAddr) {
         let now = self.clock.now_ms();
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         // Bounded: old windows go once the map grows.
@@ -114,14 +132,6 @@ impl FromRequestParts<Arc<AppState>> for Authed {
             .get::<Peer>()
             .map(|p| p.0.ip())
             .unwrap_or(IpAddr::from([127, 0, 0, 1]));
-        if let Some(until) = state.limiter.held_until(ip) {
-            let wait = (until - state.clock.now_ms()).max(1000) / 1000;
-            return Err(Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_failures",
-                format!("too many failed authentications from {ip}; try again in {wait} s"),
-            ));
-        }
         // A browser signed in to the dashboard sends its session cookie
         // instead of a token.
         if parts.headers.get(header::AUTHORIZATION).is_none()
@@ -152,17 +162,17 @@ impl FromRequestParts<Arc<AppState>> for Authed {
         match state.pool.run(move |p| p.authenticate(&secret)).await {
             Ok(actor) => Ok(Authed(actor)),
             Err(problem) => {
-                if problem.status() == StatusCode::UNAUTHORIZED {
-                    state.limiter.failed(ip);
-                    state.metrics.auth_failed();
-                    tracing::warn!(
-                        client = %ip,
-                        path = parts.uri.path(),
-                        reason = problem.detail,
-                        "failed authentication"
-                    );
+                if problem.status() != StatusCode::UNAUTHORIZED {
+                    return Err(problem);
                 }
-                Err(problem)
+                state.metrics.auth_failed();
+                tracing::warn!(
+                    client = %ip,
+                    path = parts.uri.path(),
+                    reason = problem.detail,
+                    "failed authentication"
+                );
+                Err(state.limiter.refuse(ip, problem))
             }
         }
     }

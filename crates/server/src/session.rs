@@ -196,13 +196,15 @@ pub async fn actor(
     ip: IpAddr,
 ) -> Result<Actor, Problem> {
     let Some(session) = state.sessions.get(id) else {
-        state.limiter.failed(ip);
         state.metrics.auth_failed();
         tracing::warn!(client = %ip, path = parts.uri.path(), "unknown or expired session");
-        return Err(Problem::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthenticated",
-            "the session has ended; sign in again",
+        return Err(state.limiter.refuse(
+            ip,
+            Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "the session has ended; sign in again",
+            ),
         ));
     };
     if !is_safe(&parts.method)
@@ -331,14 +333,6 @@ async fn sign_in_inner(
     if let Some(problem) = bad_origin(&parts.headers, &parts.uri, s.secure, false) {
         return Err(problem);
     }
-    if let Some(until) = s.limiter.held_until(ip) {
-        let wait = (until - s.clock.now_ms()).max(1000) / 1000;
-        return Err(Problem::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "too_many_failures",
-            format!("too many failed authentications from {ip}; try again in {wait} s"),
-        ));
-    }
     let bytes = axum::body::to_bytes(body, MAX_SIGN_IN).await.map_err(|_| {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -366,12 +360,12 @@ async fn sign_in_inner(
             s.sessions.start(&actor).map_err(Problem::internal)
         }
         Err(problem) => {
-            if problem.status() == StatusCode::UNAUTHORIZED {
-                s.limiter.failed(ip);
-                s.metrics.auth_failed();
-                tracing::warn!(client = %ip, reason = problem.detail, "failed sign-in");
+            if problem.status() != StatusCode::UNAUTHORIZED {
+                return Err(problem);
             }
-            Err(problem)
+            s.metrics.auth_failed();
+            tracing::warn!(client = %ip, reason = problem.detail, "failed sign-in");
+            Err(s.limiter.refuse(ip, problem))
         }
     }
 }

@@ -329,7 +329,17 @@ async fn health_metrics_and_the_openapi_document_are_served() {
         .await
         .problem(401, "unauthenticated");
     s.verified_in_dev();
+    // Made-up methods share one label rather than each adding its own.
+    for method in ["X1", "X2"] {
+        s.raw(method, "/healthz", None, &[], b"").await;
+    }
     let metrics = s.raw("GET", "/metrics", Some(&s.viewer), &[], b"").await;
+    assert!(!metrics.text.contains("X1"), "{}", metrics.text);
+    assert!(
+        metrics.text.contains("method=\"other\""),
+        "{}",
+        metrics.text
+    );
     assert_eq!(metrics.status.as_u16(), 200);
     assert!(
         metrics
