@@ -136,6 +136,7 @@ pub async fn serve(
         openapi: doc.to_pretty_json().unwrap_or_default(),
         sessions: session::Sessions::new(options.clock.clone()),
         secure: listener.is_tls(),
+        writes: tokio::sync::Mutex::new(()),
     });
     listen::run(listener, app(state), shutdown).await
 }

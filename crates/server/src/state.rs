@@ -36,6 +36,11 @@ pub struct AppState {
     pub sessions: Sessions,
     /// Whether this server speaks TLS (session cookies are then `Secure`).
     pub secure: bool,
+    /// Short writes take turns here, in arrival order, instead of in
+    /// SQLite's busy handler, whose sleeps let a late writer overtake one
+    /// that has waited long (under 50 concurrent writers, some waited
+    /// seconds).
+    pub writes: tokio::sync::Mutex<()>,
 }
 
 /// Watches the event log for new events — written by this server, the

@@ -56,7 +56,7 @@ pub async fn compose(
     Authed(actor): Authed,
     Segment(env): Segment<String>,
 ) -> Out<ComposeReport> {
-    s.write(move |p| p.compose_report(&actor, &env, &mut |_| {}))
+    s.write_long(move |p| p.compose_report(&actor, &env, &mut |_| {}))
         .await
 }
 

@@ -75,8 +75,23 @@ impl AppState {
         self.pool.run(f).await.map(axum::Json)
     }
 
-    /// Runs an operation, then tells the event streams to look.
+    /// Runs a short operation (a few statements in one transaction) after
+    /// the ones that arrived before it, then tells the event streams to
+    /// look.
     pub async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Project) -> hifi_app::Result<T> + Send + 'static,
+    ) -> Out<T> {
+        let turn = self.writes.lock().await;
+        let result = self.pool.run(f).await;
+        drop(turn);
+        self.events.poke();
+        result.map(axum::Json)
+    }
+
+    /// Runs a long operation (a composition: merges and builds, with short
+    /// transactions between them) without holding up the short ones.
+    pub async fn write_long<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Project) -> hifi_app::Result<T> + Send + 'static,
     ) -> Out<T> {
