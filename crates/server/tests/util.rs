@@ -254,28 +254,6 @@ pub async fn serve(
 /// Records, as the control plane would, that deployment `id` went live in
 /// `env` and was verified there.
 pub fn goes_live(project: &Project, env: &str, id: i64) {
-    use hifi_core::DeploymentState::*;
     let mut store = hifi_store::Store::open(&project.layout().db()).unwrap();
-    let audit = hifi_store::Audit {
-        actor: "hifi".into(),
-        at: project.now(),
-    };
-    let d = store.deployment(id).unwrap();
-    let mut routing = store.routing(env).unwrap();
-    routing.begin(d.release.clone()).unwrap();
-    routing.promote(project.now()).unwrap();
-    for state in [Building, Starting, Verifying, Live] {
-        store
-            .update_deployment(
-                &audit,
-                id,
-                hifi_store::Update {
-                    state: Some(state),
-                    routing: (state == Live).then_some(&routing),
-                    ..Default::default()
-                },
-            )
-            .unwrap();
-    }
-    store.record_verification(&audit, env, &d.release).unwrap();
+    hifi_store::testing::went_live(&mut store, env, id, project.now()).unwrap();
 }

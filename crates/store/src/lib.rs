@@ -28,6 +28,8 @@
 //! - [`backups`]: rolling backups (online backup API), listing and restoring.
 //! - [`tokens`]: API tokens (names, roles, hashes of their secrets).
 //! - [`webhooks`]: each webhook's delivery cursor and failures.
+//! - `testing` (feature `testing`, for other crates' tests): state
+//!   recorded as the control plane would record it.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,6 +45,8 @@ pub mod releases;
 pub mod routing;
 mod schema;
 mod stats;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod tokens;
 pub mod webhooks;
 

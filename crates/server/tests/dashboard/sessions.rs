@@ -7,18 +7,34 @@ use serde_json::json;
 
 use crate::util::{Answer, Server, root};
 
+/// `POST /session` with `token` as JSON.
+async fn post_token(s: &Server, token: &str) -> Answer {
+    let body = serde_json::to_vec(&json!({ "token": token })).unwrap();
+    s.raw(
+        "POST",
+        "/session",
+        None,
+        &[("content-type", "application/json")],
+        &body,
+    )
+    .await
+}
+
+/// `POST /session` with `token` as the sign-in page's form sends it.
+async fn post_form(s: &Server, token: &str) -> Answer {
+    s.raw(
+        "POST",
+        "/session",
+        None,
+        &[("content-type", "application/x-www-form-urlencoded")],
+        format!("token={token}").as_bytes(),
+    )
+    .await
+}
+
 /// Signs in with `token` (JSON); returns the `Set-Cookie` line.
 async fn sign_in(s: &Server, token: &str) -> String {
-    let body = serde_json::to_vec(&json!({ "token": token })).unwrap();
-    let answer = s
-        .raw(
-            "POST",
-            "/session",
-            None,
-            &[("content-type", "application/json")],
-            &body,
-        )
-        .await;
+    let answer = post_token(s, token).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     assert!(!answer.text.contains(token), "the secret came back");
     answer.headers["set-cookie"].to_str().unwrap().to_string()
@@ -58,15 +74,7 @@ async fn sign_in_sets_a_strict_httponly_cookie_with_a_random_id() {
     assert_ne!(value, again, "each session has an id of its own");
 
     // The form the sign-in page posts is answered with the dashboard.
-    let form = s
-        .raw(
-            "POST",
-            "/session",
-            None,
-            &[("content-type", "application/x-www-form-urlencoded")],
-            format!("token={}", s.viewer).as_bytes(),
-        )
-        .await;
+    let form = post_form(&s, &s.viewer).await;
     assert_eq!(form.status, 303);
     assert_eq!(form.headers["location"], "/");
     assert!(
@@ -82,62 +90,23 @@ async fn a_wrong_token_is_refused_and_counted_like_a_bearer_failure() {
     let s = Server::start().await;
     let (head, last) = s.viewer.split_at(s.viewer.len() - 1);
     let forged = format!("{head}{}", if last == "0" { "1" } else { "0" });
-    let body = serde_json::to_vec(&json!({ "token": forged })).unwrap();
-    let refused = s
-        .raw(
-            "POST",
-            "/session",
-            None,
-            &[("content-type", "application/json")],
-            &body,
-        )
-        .await;
+    let refused = post_token(&s, &forged).await;
     assert!(refused.headers.get("set-cookie").is_none());
     assert!(!refused.text.contains(&forged));
     refused.problem(401, "unauthenticated");
-    let page = s
-        .raw(
-            "POST",
-            "/session",
-            None,
-            &[("content-type", "application/x-www-form-urlencoded")],
-            format!("token={forged}").as_bytes(),
-        )
-        .await;
+    let page = post_form(&s, &forged).await;
     assert_eq!(page.status, 401);
     assert!(page.text.contains("id=\"sign-in\""), "{}", page.text);
     assert!(!page.text.contains(&forged), "the page echoed the token");
     for _ in 0..hifi_server::MAX_FAILURES {
-        s.raw(
-            "POST",
-            "/session",
-            None,
-            &[("content-type", "application/json")],
-            &body,
-        )
-        .await;
+        post_token(&s, &forged).await;
     }
     // Wrong tokens are held back now; a right one still signs in (one
     // guesser behind a shared address locks out no one else).
-    s.raw(
-        "POST",
-        "/session",
-        None,
-        &[("content-type", "application/json")],
-        &body,
-    )
-    .await
-    .problem(429, "too_many_failures");
-    let good = serde_json::to_vec(&json!({ "token": s.viewer })).unwrap();
-    let signed_in = s
-        .raw(
-            "POST",
-            "/session",
-            None,
-            &[("content-type", "application/json")],
-            &good,
-        )
-        .await;
+    post_token(&s, &forged)
+        .await
+        .problem(429, "too_many_failures");
+    let signed_in = post_token(&s, &s.viewer).await;
     assert!(
         signed_in.headers.get("set-cookie").is_some(),
         "{}: {}",
