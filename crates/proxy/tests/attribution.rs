@@ -25,6 +25,16 @@ async fn stats(proxy: &TestProxy, slot: &str, slow_ms: Option<u64>) -> Stats {
         .expect("stats")
 }
 
+/// Asserts the proxy's metrics count `n` requests of blue's that ended
+/// with `outcome`.
+async fn assert_outcome(proxy: &TestProxy, outcome: &str, n: u64) {
+    let text = proxy.admin.metrics_text().await.expect("metrics");
+    let line = format!(
+        r#"hifi_proxy_outcomes_total{{env="prod",service="catalog",slot="blue",outcome="{outcome}"}} {n}"#
+    );
+    assert!(text.contains(&line), "no `{line}` in {text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_abandoned_upload_is_the_clients_not_the_backends() {
     let (proxy, _blue, port) = one_backend().await;
@@ -46,11 +56,7 @@ async fn an_abandoned_upload_is_the_clients_not_the_backends() {
     .await;
     let s = stats(&proxy, "blue", None).await;
     assert_eq!((s.requests, s.errors, s.error_ratio), (4, 0, 0.0), "{s:?}");
-    let text = proxy.admin.metrics_text().await.expect("metrics");
-    assert!(
-        text.contains(r#"hifi_proxy_outcomes_total{env="prod",service="catalog",slot="blue",outcome="client_closed"} 3"#),
-        "{text}"
-    );
+    assert_outcome(&proxy, "client_closed", 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,11 +131,7 @@ async fn clients_giving_up_on_a_hanging_backend_fail_the_step_beyond_slow_ms() {
     // And above it: not errors.
     let s = stats(&proxy, "blue", Some(5_000)).await;
     assert_eq!((s.errors, s.abandoned_slow), (0, 0), "{s:?}");
-    let text = proxy.admin.metrics_text().await.expect("metrics");
-    assert!(
-        text.contains(r#"hifi_proxy_outcomes_total{env="prod",service="catalog",slot="blue",outcome="abandoned"} 2"#),
-        "{text}"
-    );
+    assert_outcome(&proxy, "abandoned", 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,11 +158,7 @@ async fn a_backend_reset_is_the_backends_failure() {
     );
     let s = stats(&proxy, "blue", None).await;
     assert_eq!((s.requests, s.errors, s.client_closed), (1, 1, 0), "{s:?}");
-    let text = proxy.admin.metrics_text().await.expect("metrics");
-    assert!(
-        text.contains(r#"hifi_proxy_outcomes_total{env="prod",service="catalog",slot="blue",outcome="backend_failed"} 1"#),
-        "{text}"
-    );
+    assert_outcome(&proxy, "backend_failed", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
