@@ -1,10 +1,8 @@
 //! A project on disk: a git repository with one service and `hifi.toml`
 //! (dev composed from In Dev, prod promoting from dev with one approval).
 
-use std::path::Path;
-use std::process::Command;
-
 use hifi_app::{Actor, Project, Role};
+use hifi_testkit::repo::git;
 use hifi_testkit::{Config, Env, Service, loopback_port};
 
 /// The project's config: one service; dev composed from In Dev, prod
@@ -37,18 +35,6 @@ pub struct Repo {
     pub dir: tempfile::TempDir,
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
-}
-
 impl Repo {
     /// main with the service and `hifi.toml`, and a branch `feature/a`.
     pub fn new() -> Repo {
@@ -58,21 +44,7 @@ impl Repo {
     /// [`Repo::new`] with another `hifi.toml`.
     pub fn with_config(config: &str) -> Repo {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        git(root, &["init", "-q", "-b", "main"]);
-        git(root, &["config", "user.name", "Test"]);
-        git(root, &["config", "user.email", "test@example.com"]);
-        std::fs::create_dir_all(root.join("services/api")).unwrap();
-        std::fs::write(root.join("services/api/app.py"), "print('api')\n").unwrap();
-        std::fs::write(root.join("hifi.toml"), config).unwrap();
-        std::fs::write(root.join(".gitignore"), ".hifi/\n").unwrap();
-        git(root, &["add", "-A"]);
-        git(root, &["commit", "-q", "-m", "api"]);
-        git(root, &["checkout", "-q", "-b", "feature/a"]);
-        std::fs::write(root.join("services/api/a.txt"), "a\n").unwrap();
-        git(root, &["add", "-A"]);
-        git(root, &["commit", "-q", "-m", "a"]);
-        git(root, &["checkout", "-q", "main"]);
+        hifi_testkit::repo::one_service(dir.path(), config);
         Repo { dir }
     }
 

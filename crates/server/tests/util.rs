@@ -1,7 +1,6 @@
 //! A project with a running team server, and HTTP helpers.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,18 +21,6 @@ pub fn config() -> String {
         .environment(Env::cards("dev", loopback_port(), "In Dev"))
         .environment(Env::promote("prod", loopback_port(), "dev").set("four_eyes", "true"))
         .render()
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
 }
 
 /// A project, its server, and a token for each role.
@@ -105,20 +92,7 @@ impl Server {
     pub async fn start_with(config: &str) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let root_dir = dir.path();
-        git(root_dir, &["init", "-q", "-b", "main"]);
-        git(root_dir, &["config", "user.name", "Test"]);
-        git(root_dir, &["config", "user.email", "test@example.com"]);
-        std::fs::create_dir_all(root_dir.join("services/api")).unwrap();
-        std::fs::write(root_dir.join("services/api/app.py"), "print('api')\n").unwrap();
-        std::fs::write(root_dir.join("hifi.toml"), config).unwrap();
-        std::fs::write(root_dir.join(".gitignore"), ".hifi/\n").unwrap();
-        git(root_dir, &["add", "-A"]);
-        git(root_dir, &["commit", "-q", "-m", "api"]);
-        git(root_dir, &["checkout", "-q", "-b", "feature/a"]);
-        std::fs::write(root_dir.join("services/api/a.txt"), "a\n").unwrap();
-        git(root_dir, &["add", "-A"]);
-        git(root_dir, &["commit", "-q", "-m", "a"]);
-        git(root_dir, &["checkout", "-q", "main"]);
+        hifi_testkit::repo::one_service(root_dir, config);
 
         let clock = Arc::new(ManualClock::new());
         let mut project = Project::open_with_clock(root_dir, clock.clone()).unwrap();

@@ -6,6 +6,8 @@
 //! - [`config`]: one typed builder of `hifi.toml` text.
 //! - [`kube`]: a fake Kubernetes API server on loopback, for the tests of
 //!   the Kubernetes runtime.
+//! - [`repo`]: git repositories for tests, without this machine's git
+//!   configuration.
 //! - [`skip`]: a test that cannot run here says so loudly, and fails
 //!   instead where every part is required (CI).
 //!
@@ -15,6 +17,7 @@
 pub mod config;
 pub mod kube;
 pub mod ports;
+pub mod repo;
 pub mod skip;
 
 pub use config::{Config, Env, Service};
