@@ -86,10 +86,7 @@ fn alongside(project: &Project, json: bool, metrics: &Arc<hifi_server::Metrics>)
     let root = project.layout().root().to_path_buf();
     let metrics = metrics.clone();
     let mut services: Vec<Alongside> = Vec::new();
-    let dashboard = config.server.as_ref().map(|s| {
-        let scheme = if s.tls.is_some() { "https" } else { "http" };
-        format!("{scheme}://{}", s.listen)
-    });
+    let dashboard = config.server.as_ref().map(|s| s.public_url());
     if let Some(server) = config.server.clone() {
         let (root, metrics, url) = (
             root.clone(),
@@ -118,6 +115,7 @@ fn alongside(project: &Project, json: bool, metrics: &Arc<hifi_server::Metrics>)
             }
             let mut options = hifi_server::Options::new(&root);
             options.metrics = metrics;
+            options.public_url = server.url.clone();
             Ok(Box::pin(async move {
                 if let Err(e) = hifi_server::serve(options, listener, stop).await {
                     tracing::error!("the team server stopped: {e}");

@@ -76,6 +76,9 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     /// Metrics shared with the notifier.
     pub metrics: Arc<Metrics>,
+    /// `[server] url`: where users reach the server through a reverse
+    /// proxy; the dashboard's writes must come from that origin.
+    pub public_url: Option<String>,
 }
 
 impl Options {
@@ -85,6 +88,7 @@ impl Options {
             dir: dir.to_path_buf(),
             clock: Arc::new(SystemClock),
             metrics: Arc::new(Metrics::new()),
+            public_url: None,
         }
     }
 }
@@ -135,7 +139,13 @@ pub async fn serve(
         clock: options.clock.clone(),
         openapi: doc.to_pretty_json().unwrap_or_default(),
         sessions: session::Sessions::new(options.clock.clone()),
-        secure: listener.is_tls(),
+        // Behind an https proxy the browser's side is https too.
+        secure: listener.is_tls()
+            || options
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://")),
+        public_url: options.public_url.clone(),
         writes: tokio::sync::Mutex::new(()),
     });
     listen::run(listener, app(state), shutdown).await

@@ -149,11 +149,12 @@ fn own_origin(headers: &HeaderMap, uri: &axum::http::Uri, secure: bool) -> Optio
 }
 
 /// Why a cookie-authenticated write is refused: its `Origin` is missing
-/// (when `required`) or names another site.
+/// (when `required`) or names another site than `[server] url` (when
+/// set) or the one the request was addressed to.
 pub fn bad_origin(
     headers: &HeaderMap,
     uri: &axum::http::Uri,
-    secure: bool,
+    state: &AppState,
     required: bool,
 ) -> Option<Problem> {
     let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
@@ -170,7 +171,11 @@ pub fn bad_origin(
             "scripts and the CLI send `Authorization: Bearer <token>` instead of the cookie",
         ));
     };
-    match own_origin(headers, uri, secure) {
+    let own = match &state.public_url {
+        Some(url) => Some(url.clone()),
+        None => own_origin(headers, uri, state.secure),
+    };
+    match own {
         Some(own) if own == origin.trim().to_ascii_lowercase() => None,
         _ => {
             tracing::warn!(
@@ -208,7 +213,7 @@ pub async fn actor(
         ));
     };
     if !is_safe(&parts.method)
-        && let Some(problem) = bad_origin(&parts.headers, &parts.uri, state.secure, true)
+        && let Some(problem) = bad_origin(&parts.headers, &parts.uri, state, true)
     {
         return Err(problem);
     }
@@ -330,7 +335,7 @@ async fn sign_in_inner(
         .map(|p| p.0.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     // A page of another site must not sign a browser in as someone else.
-    if let Some(problem) = bad_origin(&parts.headers, &parts.uri, s.secure, false) {
+    if let Some(problem) = bad_origin(&parts.headers, &parts.uri, &s, false) {
         return Err(problem);
     }
     let bytes = axum::body::to_bytes(body, MAX_SIGN_IN).await.map_err(|_| {
@@ -377,7 +382,7 @@ pub async fn sign_out(State(s): State<Arc<AppState>>, req: Request) -> Response 
     if let Some(id) = cookie_id(&parts.headers)
         && s.sessions.get(&id).is_some()
     {
-        if let Some(problem) = bad_origin(&parts.headers, &parts.uri, s.secure, true) {
+        if let Some(problem) = bad_origin(&parts.headers, &parts.uri, &s, true) {
             return problem.into_response();
         }
         s.sessions.end(&id);

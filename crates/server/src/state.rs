@@ -34,8 +34,11 @@ pub struct AppState {
     pub openapi: String,
     /// Signed-in dashboard browsers.
     pub sessions: Sessions,
-    /// Whether this server speaks TLS (session cookies are then `Secure`).
+    /// Whether browsers reach this server over TLS (session cookies are
+    /// then `Secure`).
     pub secure: bool,
+    /// `[server] url`, when a reverse proxy stands in front.
+    pub public_url: Option<String>,
     /// Short writes take turns here, in arrival order, instead of in
     /// SQLite's busy handler, whose sleeps let a late writer overtake one
     /// that has waited long (under 50 concurrent writers, some waited

@@ -109,7 +109,7 @@ impl Server {
             token("otto", Role::Operator),
             token("ada", Role::Admin),
         );
-        let (url, stop) = serve(root_dir, clock.clone(), None).await;
+        let (url, stop) = serve(root_dir, clock.clone(), None, None).await;
         Server {
             dir,
             url,
@@ -122,6 +122,15 @@ impl Server {
             operator,
             admin,
         }
+    }
+
+    /// Serves the same project anew, as if behind a reverse proxy that
+    /// users reach at `public_url` (`[server] url`).
+    pub async fn behind_proxy(&mut self, public_url: &str) {
+        self.stop.cancel();
+        let (url, stop) = serve(self.dir.path(), self.clock.clone(), None, Some(public_url)).await;
+        self.url = url;
+        self.stop = stop;
     }
 
     /// The project, on the server's clock.
@@ -201,11 +210,12 @@ impl Server {
 }
 
 /// Serves the project in `dir` on a new loopback port; TLS with `tls`
-/// (certificate, key).
+/// (certificate, key); `public_url` as `[server] url`.
 pub async fn serve(
     dir: &Path,
     clock: Arc<dyn Clock>,
     tls: Option<(&Path, &Path)>,
+    public_url: Option<&str>,
 ) -> (String, CancellationToken) {
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = tcp.local_addr().unwrap().port();
@@ -215,6 +225,7 @@ pub async fn serve(
     };
     let mut options = hifi_server::Options::new(dir);
     options.clock = clock;
+    options.public_url = public_url.map(str::to_string);
     let stop = CancellationToken::new();
     tokio::spawn(hifi_server::serve(options, listener, stop.clone()));
     let host = if scheme == "https" {

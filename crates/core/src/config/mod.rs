@@ -58,6 +58,20 @@ pub struct Server {
     pub listen: std::net::SocketAddr,
     /// Certificate and key (PEM) to serve https with; plain http without.
     pub tls: Option<Tls>,
+    /// Where users reach the server when a reverse proxy stands in front
+    /// of it (`scheme://host[:port]`, lowercase, no path): the only origin
+    /// the dashboard's writes may come from, and the link webhooks send.
+    pub url: Option<String>,
+}
+
+impl Server {
+    /// Where users reach the dashboard: `url`, else the listen address.
+    pub fn public_url(&self) -> String {
+        self.url.clone().unwrap_or_else(|| {
+            let scheme = if self.tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", self.listen)
+        })
+    }
 }
 
 /// The certificate chain and private key of an https listener, as written

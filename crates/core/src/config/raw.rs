@@ -27,6 +27,7 @@ pub(super) struct RawServer {
     pub(super) listen: Option<Spanned<String>>,
     pub(super) tls_cert: Option<Spanned<String>>,
     pub(super) tls_key: Option<Spanned<String>>,
+    pub(super) url: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -50,6 +50,39 @@ fn server_listens_where_told_and_defaults_to_loopback_8000() {
 }
 
 #[test]
+fn the_public_url_is_an_origin() {
+    let server = with("\n[server]\n").unwrap().server.unwrap();
+    assert_eq!(server.url, None);
+    assert_eq!(server.public_url(), "http://127.0.0.1:8000");
+    for (given, origin) in [
+        ("https://HiFi.example.com/", "https://hifi.example.com"),
+        ("http://10.0.0.5:8080", "http://10.0.0.5:8080"),
+    ] {
+        let server = with(&format!("\n[server]\nurl = \"{given}\"\n"))
+            .unwrap()
+            .server
+            .unwrap();
+        assert_eq!(server.url.as_deref(), Some(origin), "{given}");
+        assert_eq!(server.public_url(), origin);
+    }
+    for bad in [
+        "hifi.example.com",
+        "ftp://hifi.example.com",
+        "https://hifi.example.com/dashboard",
+        "https://user:pw@hifi.example.com",
+        "https://hifi.example.com:port",
+        "https://",
+    ] {
+        let e = err(&format!("\n[server]\nurl = \"{bad}\"\n"));
+        assert_eq!(e.key, "server.url", "{bad}");
+        assert!(
+            e.message.contains("scheme, host and port only"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
 fn tls_needs_both_cert_and_key() {
     let e = err("\n[server]\ntls_cert = \"c.pem\"\n");
     assert_eq!(e.key, "server.tls_cert");

@@ -463,7 +463,20 @@ impl Validator<'_> {
                 ));
             }
         };
-        Ok(Server { listen, tls })
+        let url = match &raw.url {
+            None => None,
+            Some(url) => Some(public_origin(url.get_ref()).ok_or_else(|| {
+                self.error(
+                    "server.url",
+                    url.span(),
+                    format!(
+                        "`{}` is not where users reach the server; write its origin like \"https://hifi.example.com\" (scheme, host and port only)",
+                        url.get_ref()
+                    ),
+                )
+            })?),
+        };
+        Ok(Server { listen, tls, url })
     }
 
     fn notify(&self, i: usize, raw: Spanned<RawNotify>) -> Result<Notify, ConfigError> {
@@ -1123,4 +1136,21 @@ fn promotion_cycle<'a>(envs: &'a [Environment], path: &mut Vec<&'a str>) -> Opti
         path.pop();
     }
     None
+}
+
+/// `text` as an origin (`scheme://host[:port]`, lowercase; a trailing `/`
+/// dropped), or `None` when it is not one (another scheme, a path, a
+/// query, credentials, no host).
+fn public_origin(text: &str) -> Option<String> {
+    let text = text.trim().trim_end_matches('/').to_ascii_lowercase();
+    let rest = text
+        .strip_prefix("https://")
+        .or_else(|| text.strip_prefix("http://"))?;
+    let clean = !rest.is_empty()
+        && !rest.contains(['/', '?', '#', '@', ' '])
+        && !rest.starts_with(':')
+        && rest.rsplit_once(':').is_none_or(|(host, port)| {
+            !host.is_empty() && (host.ends_with(']') || port.parse::<u16>().is_ok())
+        });
+    clean.then_some(text)
 }

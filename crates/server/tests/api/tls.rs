@@ -84,7 +84,7 @@ async fn the_api_is_served_over_tls_from_tls_cert_and_tls_key() {
         cert.clone().into(),
     ];
     openssl(&args.iter().map(|a| a.as_os_str()).collect::<Vec<_>>());
-    let (url, stop) = serve(s.dir.path(), s.clock.clone(), Some((&cert, &key))).await;
+    let (url, stop) = serve(s.dir.path(), s.clock.clone(), Some((&cert, &key)), None).await;
     let client = HttpClient::new(Duration::from_secs(10), Some(&ca)).unwrap();
     let auth = format!("Bearer {}", s.viewer);
     let answer = client

@@ -446,3 +446,32 @@ async fn the_audit_is_the_newest_events_newest_first() {
         .expect(200);
     assert!(doc["paths"]["/api/v1/audit"]["get"].is_object());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_reverse_proxy_writes_come_from_the_configured_url() {
+    let mut s = Server::start().await;
+    s.behind_proxy("https://hifi.example.com").await;
+    let line = sign_in(&s, &s.developer).await;
+    assert!(line.contains("Secure"), "users reach it over https: {line}");
+    let cookie = pair(&line);
+    let add = |origin: String| {
+        let cookie = cookie.clone();
+        let s = &s;
+        async move {
+            let body =
+                serde_json::to_vec(&json!({ "id": "PAY-1", "branch": "feature/a" })).unwrap();
+            let headers = [
+                ("cookie", cookie.as_str()),
+                ("content-type", "application/json"),
+                ("origin", origin.as_str()),
+            ];
+            s.raw("POST", "/api/v1/cards", None, &headers, &body).await
+        }
+    };
+    // The address it listens on is not where users are.
+    add(s.url.clone()).await.problem(403, "bad_origin");
+    add("http://hifi.example.com".into())
+        .await
+        .problem(403, "bad_origin");
+    add("https://hifi.example.com".into()).await.expect(201);
+}
