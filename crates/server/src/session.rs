@@ -335,7 +335,7 @@ async fn sign_in_inner(
         .map(|p| p.0.ip())
         .unwrap_or(IpAddr::from([127, 0, 0, 1]));
     // A page of another site must not sign a browser in as someone else.
-    if let Some(problem) = bad_origin(&parts.headers, &parts.uri, &s, false) {
+    if let Some(problem) = bad_origin(&parts.headers, &parts.uri, s, false) {
         return Err(problem);
     }
     let bytes = axum::body::to_bytes(body, MAX_SIGN_IN).await.map_err(|_| {
