@@ -8,7 +8,7 @@ use hifi_app::Project;
 use hifi_app::deploy::Start;
 use hifi_core::clock::ManualClock;
 
-use crate::util::{Repo, admin, goes_live, lane_config};
+use crate::util::{Repo, admin, composed_live, goes_live, lane_config};
 
 #[test]
 fn a_hotfix_release_is_prods_live_release_plus_the_fix_and_names_both_cards() {
@@ -22,13 +22,7 @@ fn a_hotfix_release_is_prods_live_release_plus_the_fix_and_names_both_cards() {
         .unwrap();
     p.move_card(&admin(), "FEAT-1", "ready-for-production")
         .unwrap();
-    let live = p.compose(&admin(), "prep", &mut |_| {}).unwrap().release;
-    let id = p
-        .deploy(&admin(), "prep", None, Start::default())
-        .unwrap()
-        .deployment
-        .id;
-    goes_live(&p, "prep", id);
+    let live = composed_live(&mut p, "prep");
     let started = p
         .promote(&admin(), "prep", "prod", Start::default())
         .unwrap();

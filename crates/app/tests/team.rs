@@ -7,7 +7,7 @@ use hifi_app::deploy::Start;
 use hifi_app::{Error, ErrorKind, Role};
 use hifi_testkit::{Config, Env, Service, loopback_port};
 
-use crate::util::{Repo, admin, as_role, goes_live};
+use crate::util::{Repo, admin, as_role, composed_live};
 
 /// dev composed from In Dev; prod promoting from dev, four-eyes.
 fn four_eyes_config() -> String {
@@ -22,9 +22,7 @@ fn four_eyes_config() -> String {
 fn verified_in_dev() -> Repo {
     let repo = Repo::with_config(&four_eyes_config());
     let mut p = repo.open();
-    p.compose(&admin(), "dev", &mut |_| {}).unwrap();
-    let started = p.deploy(&admin(), "dev", None, Start::default()).unwrap();
-    goes_live(&p, "dev", started.deployment.id);
+    composed_live(&mut p, "dev");
     repo
 }
 
@@ -79,9 +77,7 @@ fn four_eyes_approvals_are_per_release_and_per_person() {
     p.add_card(&admin(), "B-1", "feature/b", "B", false)
         .unwrap();
     p.move_card(&admin(), "B-1", "in-dev").unwrap();
-    p.compose(&admin(), "dev", &mut |_| {}).unwrap();
-    let started = p.deploy(&admin(), "dev", None, Start::default()).unwrap();
-    goes_live(&p, "dev", started.deployment.id);
+    composed_live(&mut p, "dev");
     let status = p.status(&admin(), Some("prod")).unwrap();
     let count = status.environments[0].approvals.clone().unwrap();
     assert_eq!((count.have, count.need), (0, 1));
@@ -101,9 +97,7 @@ fn four_eyes_approvals_are_per_release_and_per_person() {
 fn without_four_eyes_the_promoters_own_sign_off_counts() {
     let repo = Repo::new();
     let mut p = repo.open();
-    p.compose(&admin(), "dev", &mut |_| {}).unwrap();
-    let started = p.deploy(&admin(), "dev", None, Start::default()).unwrap();
-    goes_live(&p, "dev", started.deployment.id);
+    composed_live(&mut p, "dev");
     let otto = as_role("otto", Role::Operator);
     assert!(!p.approve(&otto, "prod", None).unwrap().four_eyes);
     p.promote(&otto, "dev", "prod", Start::default()).unwrap();

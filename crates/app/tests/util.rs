@@ -84,6 +84,17 @@ pub fn admin() -> Actor {
     Actor::local("ann")
 }
 
+/// Composes `env`, deploys what was composed there, and records it live
+/// and verified as the control plane would; returns the release.
+pub fn composed_live(p: &mut Project, env: &str) -> hifi_core::Release {
+    let release = p.compose(&admin(), env, &mut |_| {}).unwrap().release;
+    let started = p
+        .deploy(&admin(), env, None, hifi_app::deploy::Start::default())
+        .unwrap();
+    goes_live(p, env, started.deployment.id);
+    release
+}
+
 /// Records, as the control plane would, that `release` went live in `env`
 /// (active in blue or green, the previous one kept as standby) and was
 /// verified there.

@@ -8,7 +8,7 @@ use hifi_app::deploy::Start;
 use hifi_app::{Error, Project};
 use hifi_core::clock::ManualClock;
 
-use crate::util::{Repo, admin, goes_live, lane_config};
+use crate::util::{Repo, admin, composed_live, goes_live, lane_config};
 
 /// Unix ms of a time in Zurich.
 fn zurich(y: i16, mo: i8, d: i8, h: i8, mi: i8) -> i64 {
@@ -32,17 +32,11 @@ fn at(clock: &ManualClock, (y, mo, d, h, mi): (i16, i8, i8, i8, i8)) {
 fn prod_live(repo: &Repo, clock: &Arc<ManualClock>) -> Project {
     let mut p = Project::open_with_clock(repo.dir.path(), clock.clone()).unwrap();
     at(clock, MONDAY_10);
-    let composed = p.compose(&admin(), "prep", &mut |_| {}).unwrap();
-    let id = p
-        .deploy(&admin(), "prep", None, Start::default())
-        .unwrap()
-        .deployment
-        .id;
-    goes_live(&p, "prep", id);
+    let composed = composed_live(&mut p, "prep");
     let started = p
         .promote(&admin(), "prep", "prod", Start::default())
         .unwrap();
-    assert_eq!(started.deployment.release, composed.release.id);
+    assert_eq!(started.deployment.release, composed.id);
     assert_eq!(started.overrode_window, None);
     goes_live(&p, "prod", started.deployment.id);
     p
@@ -56,13 +50,7 @@ fn a_promotion_starts_only_inside_a_window_and_is_told_when_the_next_opens() {
     // A new release in prep, to promote on Saturday.
     std::fs::write(repo.dir.path().join("services/api/app.py"), "v2\n").unwrap();
     repo.commit("v2");
-    p.compose(&admin(), "prep", &mut |_| {}).unwrap();
-    let id = p
-        .deploy(&admin(), "prep", None, Start::default())
-        .unwrap()
-        .deployment
-        .id;
-    goes_live(&p, "prep", id);
+    composed_live(&mut p, "prep");
 
     at(&clock, SATURDAY_10);
     let before = repo.events();
@@ -108,13 +96,7 @@ fn outside_a_window_a_hotfix_goes_with_a_reason_and_a_rollback_always_goes() {
     repo.branch("hotfix/pay", "services/api/fix.txt");
     p.add_card(&admin(), "FIX-1", "hotfix/pay", "", true)
         .unwrap();
-    p.compose(&admin(), "hotfix", &mut |_| {}).unwrap();
-    let id = p
-        .deploy(&admin(), "hotfix", None, Start::default())
-        .unwrap()
-        .deployment
-        .id;
-    goes_live(&p, "hotfix", id);
+    composed_live(&mut p, "hotfix");
 
     at(&clock, SATURDAY_10);
     let e = p

@@ -25,6 +25,15 @@ async fn stats(proxy: &TestProxy, slot: &str, slow_ms: Option<u64>) -> Stats {
         .expect("stats")
 }
 
+/// Routes prod's `/` (blue) to `backend` on a new port, which it returns.
+async fn route_to(proxy: &TestProxy, backend: std::net::SocketAddr) -> u16 {
+    let port = loopback_port();
+    let mut s = service("catalog", "/", loopback_port(), slot("blue", &[]));
+    s.active.backends = vec![backend.to_string()];
+    proxy.put(&table("prod", port, vec![s])).await;
+    port
+}
+
 /// Asserts the proxy's metrics count `n` requests of blue's that ended
 /// with `outcome`.
 async fn assert_outcome(proxy: &TestProxy, outcome: &str, n: u64) {
@@ -139,10 +148,7 @@ async fn a_backend_reset_is_the_backends_failure() {
     let proxy = TestProxy::start().await;
     // Reads each request and closes without answering.
     let (backend, _) = closing_backend(false).await;
-    let port = loopback_port();
-    let mut s = service("catalog", "/", loopback_port(), slot("blue", &[]));
-    s.active.backends = vec![backend.to_string()];
-    proxy.put(&table("prod", port, vec![s])).await;
+    let port = route_to(&proxy, backend).await;
     let mut c = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
@@ -222,10 +228,7 @@ async fn a_backend_refusing_an_upload_is_answered_without_the_rest_of_the_body()
             });
         }
     });
-    let port = loopback_port();
-    let mut s = service("catalog", "/", loopback_port(), slot("blue", &[]));
-    s.active.backends = vec![backend.to_string()];
-    proxy.put(&table("prod", port, vec![s])).await;
+    let port = route_to(&proxy, backend).await;
     let mut c = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");

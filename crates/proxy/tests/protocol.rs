@@ -20,21 +20,7 @@ async fn h2c_clients_are_served() {
 async fn connections_can_be_served_on_the_callers_runtime() {
     // workers = 0: no proxy threads of its own; keep-alive reuse, h2c and
     // the pooled backend connections work the same.
-    let proxy = TestProxy::start_with(|o| o.workers = 0).await;
-    let blue = Backend::start("blue").await;
-    let port = loopback_port();
-    proxy
-        .put(&table(
-            "prod",
-            port,
-            vec![service(
-                "catalog",
-                "/",
-                loopback_port(),
-                slot("blue", &[&blue]),
-            )],
-        ))
-        .await;
+    let (_proxy, _blue, port) = one_backend_with(|o| o.workers = 0).await;
     let mut conn = Conn::open(port).await;
     for _ in 0..3 {
         let r = conn.get("/").await;
