@@ -47,6 +47,29 @@ async fn silent_and_slow_clients_are_closed_after_the_header_read_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_head_that_never_ends_is_408_within_the_header_read_timeout() {
+    let (_proxy, _blue, port) = one_backend_with(|o| {
+        o.header_read_timeout = Duration::from_millis(300);
+        o.keepalive_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let mut s = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    // A whole request, then the start of a second one that never ends: the
+    // second head is due within the header-read timeout of its first
+    // bytes, not the keep-alive timeout.
+    let t = Instant::now();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .expect("write");
+    let text = until_closed(&mut s).await;
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("HTTP/1.1 408"), "{text}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_keep_alive_connections_are_closed() {
     let (_proxy, _blue, port) =
         one_backend_with(|o| o.keepalive_timeout = Duration::from_millis(300)).await;

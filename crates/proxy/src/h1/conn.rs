@@ -51,21 +51,23 @@ enum Read {
     Stopped,
 }
 
+/// Wait for bytes until `deadline`; with `stop` (and the time it is now),
+/// also until the listener closes.
 async fn read_more(
     c: &mut Client,
     deadline: tokio::time::Instant,
-    stop: Option<&CancellationToken>,
+    stop: Option<(&CancellationToken, tokio::time::Instant)>,
 ) -> Read {
     if c.buf.capacity() - c.buf.len() < 1024 {
         c.buf.reserve(8192);
     }
     let r = match stop {
-        Some(stop) => {
+        Some((stop, now)) => {
             // The stop token is shared by every connection of the listener
             // and waiting on it takes its lock: a busy connection whose next
             // request comes within 200 ms never touches it, so workers do
             // not contend on it (or stall when the holder is preempted).
-            let soon = deadline.min(tokio::time::Instant::now() + STOP_CHECK);
+            let soon = deadline.min(now + STOP_CHECK);
             match tokio::time::timeout_at(soon, c.stream.read_buf(&mut c.buf)).await {
                 Ok(r) => Ok(r),
                 Err(_) if soon == deadline => return Read::Timeout,
@@ -133,9 +135,14 @@ pub(crate) async fn serve(stream: TcpStream, conn: Arc<ConnCtx>, stop: Cancellat
         head: RequestHead::default(),
         out: Vec::with_capacity(1024),
     };
-    let accepted = tokio::time::Instant::now();
-    let mut idle_deadline = accepted + limits.header_read_timeout;
-    let mut head_deadline = idle_deadline;
+    // The time when the connection last waited for a request.
+    let mut idle_since = tokio::time::Instant::now();
+    let mut idle_deadline = idle_since + limits.header_read_timeout;
+    // The first request's head is due within the header-read timeout of
+    // the accept; a later one's within that of its first byte, taken when
+    // the head turns out to need more than one read (no clock read for a
+    // head that arrives whole).
+    let mut head_due = Some(idle_deadline);
     let mut first = true;
     loop {
         // Empty lines before a request are ignored (RFC 9112 §2.2).
@@ -143,16 +150,16 @@ pub(crate) async fn serve(stream: TcpStream, conn: Arc<ConnCtx>, stop: Cancellat
             c.buf.advance(2);
         }
         if c.buf.is_empty() {
-            match read_more(&mut c, idle_deadline, Some(&stop)).await {
-                Read::Data => {
-                    if !first {
-                        head_deadline = tokio::time::Instant::now() + limits.header_read_timeout;
-                    }
-                }
+            match read_more(&mut c, idle_deadline, Some((&stop, idle_since))).await {
+                Read::Data => {}
                 Read::Eof | Read::Timeout | Read::Stopped => return,
             }
             continue;
         }
+        let mut head_deadline = || {
+            *head_due
+                .get_or_insert_with(|| tokio::time::Instant::now() + limits.header_read_timeout)
+        };
         if first
             && c.buf[0] == b'P'
             && PREFACE.starts_with(&c.buf[..c.buf.len().min(PREFACE.len())])
@@ -160,14 +167,14 @@ pub(crate) async fn serve(stream: TcpStream, conn: Arc<ConnCtx>, stop: Cancellat
             if c.buf.len() >= PREFACE.len() {
                 return serve_h2(c, conn, stop).await;
             }
-            match read_more(&mut c, head_deadline, None).await {
+            match read_more(&mut c, head_deadline(), None).await {
                 Read::Data => continue,
                 _ => return,
             }
         }
         match head::parse(&c.buf, limits.head, &mut c.head) {
             Ok(()) => {}
-            Err(HeadError::Partial) => match read_more(&mut c, head_deadline, None).await {
+            Err(HeadError::Partial) => match read_more(&mut c, head_deadline(), None).await {
                 Read::Data => continue,
                 Read::Timeout => {
                     answer_and_close(&mut c, 408, "the request head took too long").await;
@@ -190,8 +197,9 @@ pub(crate) async fn serve(stream: TcpStream, conn: Arc<ConnCtx>, stop: Cancellat
         let next = request(&mut c, &conn, start).await;
         match next {
             Next::KeepAlive if !stop.is_cancelled() => {
-                idle_deadline = tokio::time::Instant::now() + limits.keepalive_timeout;
-                head_deadline = idle_deadline;
+                idle_since = tokio::time::Instant::now();
+                idle_deadline = idle_since + limits.keepalive_timeout;
+                head_due = None;
             }
             Next::KeepAlive | Next::Close => {
                 linger_close(&mut c.stream).await;

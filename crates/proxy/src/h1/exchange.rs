@@ -183,7 +183,10 @@ pub(super) async fn forward(
 
     let mut retried = false;
     let (mut bc, resp) = loop {
-        let attempt = exchange_head(c, conn, backend, &info, timeout, head_len, retried).await;
+        // The first attempt goes out at once: the request's start stands
+        // in for the moment it is sent (one clock read less per request).
+        let now = if retried { Instant::now() } else { start };
+        let attempt = exchange_head(c, conn, backend, &info, timeout, head_len, now, retried).await;
         match attempt {
             Ok(pair) => break pair,
             Err((Fail::Exchange(_), true)) if info.retryable && !retried => {
@@ -196,7 +199,8 @@ pub(super) async fn forward(
             }
         }
     };
-    metrics.finished(Class::of(resp.status), start.elapsed());
+    let answered = Instant::now();
+    metrics.finished(Class::of(resp.status), answered - start);
     // hifi's fields end the response head (`c.out`).
     c.out.extend_from_slice(b"x-hifi-slot: ");
     c.out.extend_from_slice(slot.name.as_bytes());
@@ -245,7 +249,7 @@ pub(super) async fn forward(
     match end {
         BodyEnd::Complete => {
             if resp.reusable && bc.buf.is_empty() {
-                backend.raw.checkin(bc);
+                backend.raw.checkin(bc, answered);
             }
             let raw_until_close = matches!(resp.body, RespBody::Chunked | RespBody::UntilClose)
                 && !resp.chunk_to_client;
@@ -383,16 +387,17 @@ fn write_request_head(
     out.extend_from_slice(b"\r\n");
 }
 
-/// A backend connection: from the pool, or new. The flag says whether it
-/// was pooled.
+/// A backend connection: from the pool (idle for less than the pool's
+/// idle timeout at `now`), or new. The flag says whether it was pooled.
 async fn connection(
     backend: &Backend,
     conn: &ConnCtx,
+    now: Instant,
     fresh: bool,
     probe: bool,
 ) -> Result<(BackendConn, bool), Fail> {
     let shared = &conn.listener.shared;
-    while !fresh && let Some(bc) = backend.raw.checkout(shared.pool_idle_timeout) {
+    while !fresh && let Some(bc) = backend.raw.checkout(now, shared.pool_idle_timeout) {
         // A request that cannot be retried first checks that the backend
         // has not closed the idle connection (PRIOR-ART pitfall 1): a
         // non-blocking read must find nothing to read, not the end.
@@ -429,9 +434,10 @@ async fn connection(
     ))
 }
 
-/// Send the request (head in `c.out[..head_len]`, body bytes after it) and
-/// read the response head. On failure, the flag says whether nothing of the
-/// request's body was consumed, so that it may be retried.
+/// Send the request (head in `c.out[..head_len]`, body bytes after it) at
+/// `now` and read the response head. On failure, the flag says whether
+/// nothing of the request's body was consumed, so that it may be retried.
+#[allow(clippy::too_many_arguments)]
 async fn exchange_head(
     c: &mut Client,
     conn: &ConnCtx,
@@ -439,9 +445,10 @@ async fn exchange_head(
     info: &ReqInfo,
     timeout: std::time::Duration,
     head_len: usize,
+    now: Instant,
     fresh: bool,
 ) -> Result<(BackendConn, RespInfo), (Fail, bool)> {
-    let (mut bc, _pooled) = connection(backend, conn, fresh, !info.retryable)
+    let (mut bc, _pooled) = connection(backend, conn, now, fresh, !info.retryable)
         .await
         .map_err(|f| (f, false))?;
     let limits = conn.listener.shared.limits;
@@ -521,7 +528,11 @@ async fn exchange_head(
     }
     // The response head, within `timeout` of the request being sent,
     // watching for the client giving up meanwhile.
-    let deadline = tokio::time::Instant::now() + timeout;
+    let sent = match info.body {
+        BodyKind::None => tokio::time::Instant::from_std(now),
+        _ => tokio::time::Instant::now(),
+    };
+    let deadline = sent + timeout;
     let mut watch_client = true;
     loop {
         if !bc.buf.is_empty() {
@@ -659,10 +670,16 @@ fn parse_response(
     let mut close = minor == 0;
     let mut ws_accept = false;
     let mut sse = false;
-    for h in r.headers.iter() {
+    let mut has_te = false;
+    // Whether `Connection` names fields of its own (beyond `close` and
+    // `keep-alive`, which need no lookup): those are dropped too.
+    let mut names_fields = false;
+    let mut kinds = [Kind::Other; MAX_FIELDS];
+    for (h, kind) in r.headers.iter().zip(kinds.iter_mut()) {
         let name = h.name.as_bytes();
         let value = h.value.trim_ascii();
-        match super::head::kind_of_name(name) {
+        *kind = super::head::kind_of_name(name);
+        match *kind {
             Kind::ContentLength => {
                 if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
                     return Err("invalid Content-Length in the response");
@@ -674,6 +691,7 @@ fn parse_response(
                 length = Some(n);
             }
             Kind::TransferEncoding => {
+                has_te = true;
                 chunked = value
                     .rsplit(|c| *c == b',')
                     .next()
@@ -687,8 +705,12 @@ fn parse_response(
                     let t = t.trim_ascii();
                     if t.eq_ignore_ascii_case(b"close") {
                         close = true;
-                    } else if minor == 0 && t.eq_ignore_ascii_case(b"keep-alive") {
-                        close = false;
+                    } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                        if minor == 0 {
+                            close = false;
+                        }
+                    } else if !t.is_empty() {
+                        names_fields = true;
                     }
                 }
             }
@@ -707,11 +729,7 @@ fn parse_response(
         RespBody::None
     } else if chunked {
         RespBody::Chunked
-    } else if r
-        .headers
-        .iter()
-        .any(|h| super::head::kind_of_name(h.name.as_bytes()) == Kind::TransferEncoding)
-    {
+    } else if has_te {
         RespBody::UntilClose
     } else if let Some(n) = length {
         RespBody::Length(n)
@@ -730,7 +748,12 @@ fn parse_response(
         client_body_unread: false,
     };
     if status >= 200 || status == 101 {
-        write_response_head(out, &r, info, &resp);
+        let fields = ResponseFields {
+            head: &r,
+            kinds: &kinds,
+            names_fields,
+        };
+        write_response_head(out, &fields, info, &resp);
     }
     Ok(Some((len, resp)))
 }
@@ -750,37 +773,55 @@ pub(super) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
     out.extend_from_slice(&digits[i..]);
 }
 
+/// A parsed response head with what the proxy made of each field.
+struct ResponseFields<'a, 'h, 'b> {
+    head: &'a httparse::Response<'h, 'b>,
+    /// The kind of each field, in order.
+    kinds: &'a [Kind; MAX_FIELDS],
+    /// `Connection` names fields to drop.
+    names_fields: bool,
+}
+
+impl ResponseFields<'_, '_, '_> {
+    /// `name` is listed in a `Connection` field.
+    fn named_by_connection(&self, name: &[u8]) -> bool {
+        self.names_fields
+            && self
+                .head
+                .headers
+                .iter()
+                .zip(self.kinds)
+                .filter(|(_, kind)| **kind == Kind::Connection)
+                .flat_map(|(h, _)| h.value.split(|c| *c == b','))
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(name))
+    }
+}
+
 /// The response head for the client: the backend's status line and fields
 /// less the hop-by-hop ones, `x-hifi-slot`, the sticky cookie and framing.
 fn write_response_head(
     out: &mut Vec<u8>,
-    r: &httparse::Response<'_, '_>,
+    fields: &ResponseFields<'_, '_, '_>,
     info: &ReqInfo,
     resp: &RespInfo,
 ) {
+    let r = fields.head;
     out.extend_from_slice(b"HTTP/1.1 ");
     push_decimal(out, u64::from(resp.status));
     out.push(b' ');
     out.extend_from_slice(r.reason.unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    let listed: Vec<&[u8]> = r
-        .headers
-        .iter()
-        .filter(|h| super::head::kind_of_name(h.name.as_bytes()) == Kind::Connection)
-        .flat_map(|h| h.value.split(|c| *c == b',').map(<[u8]>::trim_ascii))
-        .filter(|t| !t.is_empty())
-        .collect();
     let keep_length = resp.body == RespBody::None;
-    for h in r.headers.iter() {
+    for (h, kind) in r.headers.iter().zip(fields.kinds) {
         let name = h.name.as_bytes();
-        let keep = match super::head::kind_of_name(name) {
+        let keep = match kind {
             Kind::ContentLength => keep_length && resp.status != 204 && resp.status >= 200,
             Kind::Connection
             | Kind::TransferEncoding
             | Kind::Upgrade
             | Kind::HopByHop
             | Kind::Slot => false,
-            _ => !listed.iter().any(|t| t.eq_ignore_ascii_case(name)),
+            _ => !fields.named_by_connection(name),
         };
         if keep {
             out.extend_from_slice(name);

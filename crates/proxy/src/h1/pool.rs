@@ -45,11 +45,11 @@ impl RawPool {
     }
 
     /// This thread's most recently used connection idle for less than
-    /// `max_idle`.
-    pub(crate) fn checkout(&self, max_idle: Duration) -> Option<BackendConn> {
+    /// `max_idle` at `now`.
+    pub(crate) fn checkout(&self, now: Instant, max_idle: Duration) -> Option<BackendConn> {
         let mut idle = self.lock(current_shard());
         let (conn, since) = idle.pop()?;
-        if since.elapsed() >= max_idle {
+        if now.saturating_duration_since(since) >= max_idle {
             // The rest were returned even earlier.
             idle.clear();
             return None;
@@ -57,9 +57,10 @@ impl RawPool {
         Some(conn)
     }
 
-    /// Return a connection after a complete exchange.
-    pub(crate) fn checkin(&self, conn: BackendConn) {
-        self.lock(current_shard()).push((conn, Instant::now()));
+    /// Return a connection after a complete exchange; its idle time counts
+    /// from `since` (at the latest, when its last response began).
+    pub(crate) fn checkin(&self, conn: BackendConn, since: Instant) {
+        self.lock(current_shard()).push((conn, since));
     }
 
     /// Close connections idle for `max_idle` or more.
