@@ -8,8 +8,10 @@
 //! tag: a tag can be re-pointed by the next build, an id cannot.
 //!
 //! Build steps (`RUN`) use host networking like the containers, so no
-//! bridge network is ever needed. `.dockerignore` is not read: the context is
-//! an export of one service version, not a working tree.
+//! bridge network is ever needed. The context is an export of one service
+//! version (its committed files only), less what its `.dockerignore` leaves
+//! out (`ignore`), packed in name order so the same files always make the
+//! same bytes.
 
 use std::fmt;
 use std::fs::OpenOptions;
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::engine::{Engine, is_not_found};
+use super::ignore::{self, DockerIgnore};
 use crate::error::{Error, Result};
 
 /// Upper bound for one image build, from sending the context to the last
@@ -153,7 +156,7 @@ pub async fn build_image(
         networkmode: Some("host".to_owned()),
         ..Default::default()
     };
-    let (body, packer) = context_stream(context.to_path_buf());
+    let (body, packer) = context_stream(context.to_path_buf(), dockerfile.to_path_buf());
     let build = async {
         let mut stream = docker.build_image(options, None, Some(bollard::body_try_stream(body)));
         let mut id = None;
@@ -352,6 +355,7 @@ fn open_log(path: &Path) -> io::Result<std::fs::File> {
 /// the thread's outcome.
 fn context_stream(
     dir: PathBuf,
+    dockerfile: PathBuf,
 ) -> (
     impl futures_util::Stream<Item = io::Result<Bytes>> + Send + 'static,
     tokio::task::JoinHandle<Result<()>>,
@@ -362,7 +366,7 @@ fn context_stream(
             tx: tx.clone(),
             buf: Vec::with_capacity(CHUNK),
         };
-        let packed = pack(&dir, &mut writer).and_then(|()| writer.flush_chunk());
+        let packed = pack(&dir, &dockerfile, &mut writer).and_then(|()| writer.flush_chunk());
         match packed {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -379,15 +383,56 @@ fn context_stream(
     (stream, packer)
 }
 
-/// Writes `dir` as a tar archive: symlinks kept as links (as `docker build`
-/// does), ownership and times left out so the same files always make the
-/// same context.
-fn pack(dir: &Path, out: &mut ChannelWriter) -> io::Result<()> {
+/// Writes `dir` as a tar archive, less what its `.dockerignore` leaves out
+/// (the Dockerfile and `.dockerignore` always go): entries in name order,
+/// symlinks kept as links (as `docker build` does), ownership and times
+/// left out, so the same files always make the same context.
+fn pack(dir: &Path, dockerfile: &Path, out: &mut ChannelWriter) -> io::Result<()> {
+    let ignore = DockerIgnore::read(dir)?;
+    let always = [
+        dockerfile
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_owned(),
+        ignore::FILE.to_owned(),
+    ];
     let mut tar = tar::Builder::new(out);
     tar.mode(tar::HeaderMode::Deterministic);
     tar.follow_symlinks(false);
-    tar.append_dir_all(".", dir)?;
+    pack_dir(&mut tar, dir, Path::new(""), &ignore, &always)?;
     tar.finish()
+}
+
+/// Appends the entries of `root/rel` (and below) that are not left out.
+/// Patterns see names as text (a name that is not UTF-8 is matched with
+/// its invalid bytes replaced); the archive keeps them as they are.
+fn pack_dir<W: Write>(
+    tar: &mut tar::Builder<W>,
+    root: &Path,
+    rel: &Path,
+    ignore: &DockerIgnore,
+    always: &[String],
+) -> io::Result<()> {
+    let mut entries = std::fs::read_dir(root.join(rel))?.collect::<io::Result<Vec<_>>>()?;
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let path = rel.join(entry.file_name());
+        let text = path.to_string_lossy();
+        let excluded = ignore.excludes(&text) && !always.iter().any(|a| *a == text);
+        if entry.file_type()?.is_dir() {
+            if !excluded {
+                tar.append_dir(&path, entry.path())?;
+            }
+            // Below a directory left out, only an exception can bring a
+            // path back.
+            if !excluded || ignore.has_exceptions() {
+                pack_dir(tar, root, &path, ignore, always)?;
+            }
+        } else if !excluded {
+            tar.append_path_with_name(entry.path(), &path)?;
+        }
+    }
+    Ok(())
 }
 
 /// A `Write` that sends what it is given as chunks into a channel.

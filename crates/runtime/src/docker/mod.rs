@@ -25,6 +25,7 @@
 //! as long as no environment uses it.
 
 mod engine;
+mod ignore;
 mod image;
 mod logs;
 

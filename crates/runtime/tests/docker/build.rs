@@ -197,3 +197,58 @@ async fn an_image_that_no_longer_exists_or_a_tag_is_refused_clearly() {
     assert!(err.to_string().contains("is not an image id"), "{err}");
     assert!(super::containers(&docker, &p.name, true).await.is_empty());
 }
+
+#[tokio::test]
+async fn files_the_dockerignore_leaves_out_never_reach_the_image() {
+    let Some(p) = Project::new("files_the_dockerignore_leaves_out_never_reach_the_image").await
+    else {
+        return;
+    };
+    let context = p.context("ignore");
+    std::fs::write(context.join("www/secret.txt"), "password\n").unwrap();
+    std::fs::create_dir_all(context.join("www/notes")).unwrap();
+    std::fs::write(context.join("www/notes/draft.md"), "draft\n").unwrap();
+    std::fs::write(context.join("www/notes/keep.md"), "keep\n").unwrap();
+    std::fs::write(context.join("www/app.log"), "log\n").unwrap();
+    // The Dockerfile is listed too: it is still sent (the builder needs it).
+    std::fs::write(
+        context.join(".dockerignore"),
+        "# local files\n/www/secret.txt\nwww/notes\n!www/notes/keep.md\n**/*.log\nDockerfile\n",
+    )
+    .unwrap();
+    let dockerfile = std::fs::read_to_string(context.join("Dockerfile")).unwrap();
+    std::fs::write(
+        context.join("Dockerfile"),
+        dockerfile.replace(
+            "CMD",
+            "RUN [\"/bin/busybox\", \"sh\", \"-c\", \"cd /www && /bin/busybox find . -type f | /bin/busybox sort > /www/listing\"]\nCMD",
+        ),
+    )
+    .unwrap();
+    let id = build_image(
+        &p.engine,
+        &context,
+        Path::new("Dockerfile"),
+        &p.tag("ignore"),
+        &p.path("build.log"),
+    )
+    .await
+    .unwrap();
+
+    let rt = p.runtime();
+    let spec = p.spec("web", &id, None);
+    let instance = rt.start(&spec).await.unwrap();
+    rt.wait_healthy(&spec, &instance, super::PATIENCE)
+        .await
+        .unwrap();
+    let listing = get(instance.addr, "/listing").await;
+    let files: Vec<&str> = listing.lines().collect();
+    assert!(files.contains(&"./version"), "{listing}");
+    assert!(files.contains(&"./notes/keep.md"), "{listing}");
+    for gone in ["./secret.txt", "./notes/draft.md", "./app.log"] {
+        assert!(
+            !files.contains(&gone),
+            "{gone} reached the image:\n{listing}"
+        );
+    }
+}
