@@ -129,6 +129,7 @@ cards_from = "In Dev"
 runtime = "kubernetes"
 [environment.vars]
 GREETING = "hello"
+PAYMENT_KEY = "\${SAMPLE_PAYMENT_KEY}"
 
 [[environment]]
 name = "prod"
@@ -149,8 +150,12 @@ git commit -q -m "sample"
 mkdir -p .hifi
 
 "$hifi" compose dev
-"$hifi" manifests dev > "$work/dev.yaml"
+# A secret var: set here, it must still never be printed.
+SAMPLE_PAYMENT_KEY=sk-must-not-be-printed "$hifi" manifests dev > "$work/dev.yaml"
 "$hifi" manifests dev > "$work/dev-again.yaml"
+if grep -q sk-must-not-be-printed "$work/dev.yaml"; then
+  echo "k8s-validate: a secret var's value is in the manifests"; exit 1
+fi
 cmp "$work/dev.yaml" "$work/dev-again.yaml" || { echo "k8s-validate: two renderings of dev differ"; diff "$work/dev.yaml" "$work/dev-again.yaml"; exit 1; }
 release="$("$hifi" --json releases | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])' 2>/dev/null || true)"
 if [ -n "$release" ]; then
@@ -169,6 +174,19 @@ images = [c["image"] for d in yaml.safe_load_all(open(sys.argv[1]))
           for c in d["spec"]["template"]["spec"]["containers"]]
 print("k8s-validate: service images:", ", ".join(images))
 assert images and all(i.startswith(sys.argv[2]) and "@sha256:" in i for i in images), images
+PY
+"$venv/bin/python" - "$work/dev.yaml" <<'PY' || { echo "k8s-validate: the secret var is not read from the slots' Secrets"; exit 1; }
+import sys, yaml
+docs = list(yaml.safe_load_all(open(sys.argv[1])))
+secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+refs = [e["valueFrom"]["secretKeyRef"] for d in docs
+        if d["kind"] == "Deployment" and d["metadata"]["name"] != "hifi-proxy"
+        for c in d["spec"]["template"]["spec"]["containers"]
+        for e in c["env"] if e["name"] == "PAYMENT_KEY"]
+assert refs and all(r["name"] in secrets and r["key"] == "PAYMENT_KEY" for r in refs), refs
+assert all("data" not in s and s["metadata"]["annotations"]["hifi.dev/keys"] == "PAYMENT_KEY"
+           for s in secrets.values()), secrets
+print("k8s-validate: PAYMENT_KEY comes from", ", ".join(sorted(secrets)), "(printed without values)")
 PY
 "$venv/bin/python" - "$work/prod.yaml" <<'PY' || { echo "k8s-validate: prod's Deployments do not carry the configured resources"; exit 1; }
 import sys, yaml

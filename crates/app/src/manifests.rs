@@ -8,8 +8,11 @@
 //! each service's Deployment and Service in the release's slot (the slot it
 //! runs in, else the one it would start in). Nothing is asked of a
 //! cluster; the output depends only on `hifi.toml` and the store, so two
-//! runs diff clean. `${VAR}` values of `[environment.vars]` are resolved
-//! from hifi's environment, as for a deployment: the output holds them.
+//! runs diff clean. `${VAR}` values of `[environment.vars]` are secrets:
+//! the Deployments take them from a Secret per slot, which is printed
+//! without its values (its keys are named in an annotation), so the output
+//! can go into a repository; hifi fills it from its own environment when
+//! it applies it.
 //!
 //! `--rbac` prints instead the Role hifi needs in the environment's
 //! namespace.
@@ -17,7 +20,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use hifi_artifacts::Artifacts;
-use hifi_controller::instances::SpecBuilder;
+use hifi_controller::instances::{Secrets, SpecBuilder};
 use hifi_controller::plan::Running;
 use hifi_core::rollout::Placement;
 use hifi_core::{Action, Environment, Health, ReleaseId, Routing, RuntimeKind};
@@ -76,6 +79,8 @@ impl Project {
             internal_ports: &ports,
             reserved_ports: &reserved,
             artifacts: &artifacts,
+            // The output must not hold them, so it needs none of them set.
+            secrets: Secrets::Leave,
         };
         let mut running = Vec::new();
         for version in &record.services {
@@ -120,6 +125,7 @@ impl Project {
             let json = hifi_controller::cluster::table_json(&table)?;
             objects.push(objects::routing_config_map(&target, &json));
         }
+        objects::without_secret_values(&mut objects);
         objects::sort(&mut objects);
         Ok(objects)
     }

@@ -25,9 +25,27 @@ pub fn url_var(service: &str) -> String {
     )
 }
 
+/// Whether a value of `[environment.vars]` takes anything from hifi's own
+/// environment (`${NAME}`): then it is a secret.
+pub fn is_secret(value: &str) -> bool {
+    value.contains("${")
+}
+
+/// How `${NAME}` values are filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Secrets {
+    /// From hifi's own environment (an unset name is an error): what
+    /// instances are started with.
+    Resolve,
+    /// Left empty: for rendering objects that must not hold them (`hifi
+    /// manifests`), which then needs none of them set.
+    Leave,
+}
+
 /// The environment variables every instance of `env` gets, besides `PORT`:
 /// where hifi put it, where its peers are, and the environment's `vars`
-/// with `${NAME}` filled from hifi's own environment.
+/// with `${NAME}` filled from hifi's own environment (as `secrets` says);
+/// with the names of the vars that took anything from it.
 pub fn instance_vars(
     env: &Environment,
     services: &[Service],
@@ -35,11 +53,21 @@ pub fn instance_vars(
     slot: Slot,
     release: &ReleaseId,
     service: &str,
-) -> Result<BTreeMap<String, String>, String> {
+    secrets: Secrets,
+) -> Result<(BTreeMap<String, String>, BTreeSet<String>), String> {
     let mut vars = BTreeMap::new();
+    let mut secret_vars = BTreeSet::new();
     for (name, value) in &env.vars {
-        let value = interpolate(value, |var| std::env::var(var).ok())
-            .map_err(|e| format!("[environment.vars] {name} of {}: {e}", env.name))?;
+        let value = if is_secret(value) {
+            secret_vars.insert(name.clone());
+            match secrets {
+                Secrets::Resolve => interpolate(value, |var| std::env::var(var).ok())
+                    .map_err(|e| format!("[environment.vars] {name} of {}: {e}", env.name))?,
+                Secrets::Leave => String::new(),
+            }
+        } else {
+            value.clone()
+        };
         vars.insert(name.clone(), value);
     }
     for peer in services {
@@ -57,7 +85,7 @@ pub fn instance_vars(
     vars.insert("HIFI_SLOT".into(), slot.to_string());
     vars.insert("HIFI_RELEASE".into(), release.as_str().to_string());
     vars.insert("HIFI_SERVICE".into(), service.to_string());
-    Ok(vars)
+    Ok((vars, secret_vars))
 }
 
 /// Builds the spec of one instance.
@@ -74,6 +102,8 @@ pub struct SpecBuilder<'a> {
     pub reserved_ports: &'a BTreeSet<u16>,
     /// Artifacts.
     pub artifacts: &'a Artifacts,
+    /// How `${NAME}` values are filled.
+    pub secrets: Secrets,
 }
 
 impl SpecBuilder<'_> {
@@ -142,6 +172,15 @@ impl SpecBuilder<'_> {
         port: Port,
     ) -> Result<InstanceSpec, String> {
         let service = &version.recipe;
+        let (vars, secret_vars) = instance_vars(
+            self.env,
+            self.services,
+            self.internal_ports,
+            slot,
+            release,
+            &service.name,
+            self.secrets,
+        )?;
         Ok(InstanceSpec {
             env: self.env.name.clone(),
             slot,
@@ -153,14 +192,8 @@ impl SpecBuilder<'_> {
             program: self.program(version, release, slot, replica)?,
             port,
             reserved_ports: self.reserved_ports.clone(),
-            vars: instance_vars(
-                self.env,
-                self.services,
-                self.internal_ports,
-                slot,
-                release,
-                &service.name,
-            )?,
+            vars,
+            secret_vars,
             log: self
                 .layout
                 .instance_log(&self.env.name, slot.as_str(), &service.name),
@@ -286,4 +319,70 @@ pub fn preview_token(env: &Environment) -> Result<Option<String>, String> {
         .map(|t| interpolate(t, |v| std::env::var(v).ok()))
         .transpose()
         .map_err(|e| format!("preview_token of {}: {e}", env.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Environment {
+        let config = hifi_core::Config::parse(
+            r#"
+[project]
+name = "shop"
+
+[[service]]
+name = "web"
+path = "web"
+run = "true"
+health = "/"
+route = "/"
+
+[[environment]]
+name = "dev"
+port = 8100
+cards_from = "In Dev"
+[environment.vars]
+GREETING = "hello"
+PAYMENT_KEY = "${HIFI_TEST_SECRET_THAT_IS_NEVER_SET}"
+"#,
+        )
+        .expect("a valid config");
+        config.environments[0].clone()
+    }
+
+    #[test]
+    fn vars_from_hifis_environment_are_named_secrets_and_left_empty_when_asked() {
+        let env = env();
+        let release = ReleaseId::compute("r1", &[]);
+        let (vars, secrets) = instance_vars(
+            &env,
+            &[],
+            &HashMap::new(),
+            Slot::Blue,
+            &release,
+            "web",
+            Secrets::Leave,
+        )
+        .expect("nothing to resolve");
+        assert_eq!(secrets, BTreeSet::from(["PAYMENT_KEY".to_owned()]));
+        assert_eq!(vars["PAYMENT_KEY"], "");
+        assert_eq!(vars["GREETING"], "hello");
+
+        // Resolving one that is not set stops the start, naming it.
+        let e = instance_vars(
+            &env,
+            &[],
+            &HashMap::new(),
+            Slot::Blue,
+            &release,
+            "web",
+            Secrets::Resolve,
+        )
+        .expect_err("the secret is not set");
+        assert!(
+            e.contains("PAYMENT_KEY") && e.contains("HIFI_TEST_SECRET_THAT_IS_NEVER_SET"),
+            "{e}"
+        );
+    }
 }

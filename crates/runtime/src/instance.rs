@@ -90,6 +90,11 @@ pub struct InstanceSpec {
     /// `HIFI_ENV`, environment vars...). `PORT` is set after these, so it
     /// cannot be overridden by accident.
     pub vars: BTreeMap<String, String>,
+    /// The names among `vars` whose values came from hifi's own
+    /// environment (`${NAME}` in `[environment.vars]`): secrets, which a
+    /// runtime that writes objects down (Kubernetes) keeps in a Secret,
+    /// never in plain sight.
+    pub secret_vars: BTreeSet<String>,
     /// File that receives the instance's stdout and stderr (appended; parent
     /// directories are created).
     pub log: PathBuf,

@@ -99,6 +99,7 @@ impl Fixture {
             port: Port::Fixed(free_port().unwrap()),
             reserved_ports: Default::default(),
             vars: BTreeMap::from([("GREETING".into(), "hello-from-vars".into())]),
+            secret_vars: Default::default(),
             log: self.path(&format!("logs/dev/green/{service}.log")),
             health_path: "/healthz".into(),
             protocol: hifi_core::Protocol::Http1,

@@ -167,6 +167,7 @@ fn group_kind(resource: &str) -> (&'static str, &'static str, &'static str) {
         ),
         "services" => ("", "v1", "Service"),
         "configmaps" => ("", "v1", "ConfigMap"),
+        "secrets" => ("", "v1", "Secret"),
         "serviceaccounts" => ("", "v1", "ServiceAccount"),
         "pods" => ("", "v1", "Pod"),
         _ => ("", "v1", "Unknown"),

@@ -30,7 +30,7 @@ use serde_json::Value;
 
 use crate::clock::{Clock, wall_ms};
 use crate::error::{Error, Result};
-use crate::instances::{self, SpecBuilder};
+use crate::instances::{self, Secrets, SpecBuilder};
 use crate::plan::{self, Notes, Observed, ReleaseFacts, Running};
 use crate::{Shared, table};
 
@@ -432,6 +432,7 @@ impl<R: Runtime, C: Clock> EnvReconciler<R, C> {
             internal_ports: &ports,
             reserved_ports: &reserved,
             artifacts: &artifacts,
+            secrets: Secrets::Resolve,
         };
         Ok(builder.spec(service, replica, placement.slot, &placement.release, port))
     }

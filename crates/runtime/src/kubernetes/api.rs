@@ -273,6 +273,7 @@ pub(crate) async fn apply(
         Object::ConfigMap(o) => {
             Object::ConfigMap(apply_as(client, target, o, name, &describe).await?)
         }
+        Object::Secret(o) => Object::Secret(apply_as(client, target, o, name, &describe).await?),
         Object::Deployment(o) => Object::Deployment(Box::new(
             apply_as(client, target, o.as_ref(), name, &describe).await?,
         )),

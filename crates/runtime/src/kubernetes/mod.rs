@@ -54,7 +54,7 @@ use std::time::Duration;
 
 use hifi_core::{Config, Protocol, ReleaseId, RuntimeKind, Slot};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use kube::api::{Api, ListParams};
 use tokio::time::Instant;
 
@@ -429,7 +429,7 @@ impl Runtime for KubeRuntime {
         })
     }
 
-    /// Deletes the slot's Deployment and Service; Kubernetes gives its pods
+    /// Deletes the slot's Deployment, Service and Secret; Kubernetes gives its pods
     /// their termination grace. Returns once the Deployment is gone.
     async fn stop(&self, instance: &Instance, grace: Duration) -> Result<()> {
         let (namespace, name) = self.deployment_of(instance)?;
@@ -448,7 +448,10 @@ impl Runtime for KubeRuntime {
         let client = self.shared.clients.client(&target).await?;
         let deleted = async {
             api::delete::<Service>(&client, &target, "Service", name).await?;
-            api::delete::<Deployment>(&client, &target, "Deployment", name).await
+            api::delete::<Deployment>(&client, &target, "Deployment", name).await?;
+            // The slot's secret vars, if it had any (its pods have read them).
+            let secret = format!("{name}-vars");
+            api::delete::<Secret>(&client, &target, "Secret", &secret).await
         }
         .await;
         self.forget(&target, namespace);

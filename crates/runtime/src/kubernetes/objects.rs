@@ -4,7 +4,9 @@
 //! state are byte for byte the same.
 //!
 //! Per (service, slot): a Deployment `<service>-<slot>` and a Service of the
-//! same name. Per environment: the data plane — the `hifi-proxy`
+//! same name, and when the environment's vars take values from hifi's own
+//! environment (`${NAME}`: secrets), a Secret `<service>-<slot>-vars` that
+//! the Deployment's pods read them from, so no secret sits in a Deployment. Per environment: the data plane — the `hifi-proxy`
 //! Deployment (2 replicas), its Service (type `expose`), a ServiceAccount,
 //! Role and RoleBinding that let it watch its routing ConfigMap
 //! `hifi-routing`, and per service a stable Service `<service>` pointing at
@@ -12,11 +14,12 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec, DeploymentStrategy};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, HTTPGetAction, PodSpec,
-    PodTemplateSpec, Probe, ResourceRequirements, Service, ServiceAccount, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    ConfigMap, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
+    PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Secret, SecretKeySelector, Service,
+    ServiceAccount, ServicePort, ServiceSpec, Volume, VolumeMount,
 };
 use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -42,6 +45,9 @@ pub mod label {
     pub const RELEASE: &str = "hifi.dev/release";
     /// What part of the environment an object is: `service` or `proxy`.
     pub const COMPONENT: &str = "hifi.dev/component";
+    /// On a slot's Secret: the variables it holds, comma-separated (for
+    /// whoever provides it when its values are not printed).
+    pub const KEYS: &str = "hifi.dev/keys";
     /// The standard "managed by" label, always `hifi`.
     pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 }
@@ -87,6 +93,8 @@ pub enum Object {
     RoleBinding(RoleBinding),
     /// The routing table.
     ConfigMap(ConfigMap),
+    /// A slot's secret vars.
+    Secret(Secret),
     /// A slot of a service, or the proxy.
     Deployment(Box<Deployment>),
     /// A slot's address, a service's stable address, or the proxy's.
@@ -101,6 +109,7 @@ impl Object {
             Object::Role(_) => "Role",
             Object::RoleBinding(_) => "RoleBinding",
             Object::ConfigMap(_) => "ConfigMap",
+            Object::Secret(_) => "Secret",
             Object::Deployment(_) => "Deployment",
             Object::Service(_) => "Service",
         }
@@ -113,6 +122,7 @@ impl Object {
             Object::Role(o) => &o.metadata,
             Object::RoleBinding(o) => &o.metadata,
             Object::ConfigMap(o) => &o.metadata,
+            Object::Secret(o) => &o.metadata,
             Object::Deployment(o) => &o.metadata,
             Object::Service(o) => &o.metadata,
         }
@@ -139,7 +149,7 @@ impl Object {
             Object::ServiceAccount(_) => 0,
             Object::Role(_) => 1,
             Object::RoleBinding(_) => 2,
-            Object::ConfigMap(_) => 3,
+            Object::ConfigMap(_) | Object::Secret(_) => 3,
             Object::Deployment(_) => 4,
             Object::Service(_) => 5,
         }
@@ -290,10 +300,17 @@ fn tcp_port(name: Option<&str>, port: u16) -> ContainerPort {
     }
 }
 
-/// The Deployment and Service of one (service, slot) running `image`
-/// (`<registry>/<service>@sha256:…`): `spec.replicas` pods, each with the
-/// spec's vars plus `PORT`, ready when the health path answers.
-pub fn slot_objects(target: &Target, spec: &InstanceSpec, image: &str) -> [Object; 2] {
+/// The name of a slot's Secret: `<service>-<slot>-vars`.
+pub fn secret_name(service: &str, slot: &str) -> String {
+    format!("{}-vars", slot_name(service, slot))
+}
+
+/// The objects of one (service, slot) running `image`
+/// (`<registry>/<service>@sha256:…`): a Deployment of `spec.replicas` pods,
+/// each with the spec's vars plus `PORT`, ready when the health path
+/// answers, and a Service; first, when the spec has secret vars, the
+/// Secret its pods read them from (see [`without_secret_values`]).
+pub fn slot_objects(target: &Target, spec: &InstanceSpec, image: &str) -> Vec<Object> {
     let name = slot_name(&spec.service, spec.slot.as_str());
     let selector = slot_selector(target, &spec.service, spec.slot.as_str());
     let mut labels = env_labels(target, "service");
@@ -304,15 +321,39 @@ pub fn slot_objects(target: &Target, spec: &InstanceSpec, image: &str) -> [Objec
     );
     let annotations =
         BTreeMap::from([(label::RELEASE.to_owned(), spec.release.as_str().to_owned())]);
+    let secret = secret_name(&spec.service, spec.slot.as_str());
     let mut env: Vec<EnvVar> = spec
         .vars
         .iter()
         .filter(|(key, _)| key.as_str() != "PORT")
-        .map(|(key, value)| EnvVar {
-            name: key.clone(),
-            value: Some(value.clone()),
-            ..EnvVar::default()
+        .map(|(key, value)| {
+            if spec.secret_vars.contains(key) {
+                EnvVar {
+                    name: key.clone(),
+                    value_from: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: secret.clone(),
+                            key: key.clone(),
+                            optional: Some(false),
+                        }),
+                        ..EnvVarSource::default()
+                    }),
+                    ..EnvVar::default()
+                }
+            } else {
+                EnvVar {
+                    name: key.clone(),
+                    value: Some(value.clone()),
+                    ..EnvVar::default()
+                }
+            }
         })
+        .collect();
+    let secrets: BTreeMap<String, ByteString> = spec
+        .vars
+        .iter()
+        .filter(|(key, _)| spec.secret_vars.contains(*key) && key.as_str() != "PORT")
+        .map(|(key, value)| (key.clone(), ByteString(value.clone().into_bytes())))
         .collect();
     env.push(EnvVar {
         name: "PORT".to_owned(),
@@ -366,6 +407,19 @@ pub fn slot_objects(target: &Target, spec: &InstanceSpec, image: &str) -> [Objec
         }),
         status: None,
     };
+    let secret = (!secrets.is_empty()).then(|| {
+        let mut annotations = annotations.clone();
+        annotations.insert(
+            label::KEYS.to_owned(),
+            secrets.keys().cloned().collect::<Vec<_>>().join(","),
+        );
+        Object::Secret(Secret {
+            metadata: meta(target, &secret, labels.clone(), Some(annotations)),
+            type_: Some("Opaque".to_owned()),
+            data: Some(secrets),
+            ..Secret::default()
+        })
+    });
     let service = Service {
         metadata: meta(target, &name, labels, Some(annotations)),
         spec: Some(ServiceSpec {
@@ -382,10 +436,24 @@ pub fn slot_objects(target: &Target, spec: &InstanceSpec, image: &str) -> [Objec
         }),
         status: None,
     };
-    [
-        Object::Deployment(Box::new(deployment)),
-        Object::Service(Box::new(service)),
-    ]
+    secret
+        .into_iter()
+        .chain([
+            Object::Deployment(Box::new(deployment)),
+            Object::Service(Box::new(service)),
+        ])
+        .collect()
+}
+
+/// The objects with every Secret's values left out (its keys stay named in
+/// its `hifi.dev/keys` annotation): what may be printed or committed.
+pub fn without_secret_values(objects: &mut [Object]) {
+    for object in objects {
+        if let Object::Secret(secret) = object {
+            secret.data = None;
+            secret.string_data = None;
+        }
+    }
 }
 
 /// The in-cluster address of a slot of a service, as the routing table
@@ -578,7 +646,11 @@ pub fn hifi_role(target: &Target) -> Object {
         metadata: meta(target, HIFI_ROLE, env_labels(target, "control-plane"), None),
         rules: Some(vec![
             rule("apps", &["deployments"], &manage),
-            rule("", &["services", "configmaps", "serviceaccounts"], &manage),
+            rule(
+                "",
+                &["services", "configmaps", "secrets", "serviceaccounts"],
+                &manage,
+            ),
             rule(
                 "rbac.authorization.k8s.io",
                 &["roles", "rolebindings"],

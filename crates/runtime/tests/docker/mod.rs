@@ -230,6 +230,7 @@ impl Project {
                 ("GREETING".into(), "hello-from-vars".into()),
                 ("HIFI_ENV".into(), "dev".into()),
             ]),
+            secret_vars: Default::default(),
             log: self.path(&format!("logs/dev/green/{service}.log")),
             health_path: "/healthz".into(),
             protocol: hifi_core::Protocol::Http1,

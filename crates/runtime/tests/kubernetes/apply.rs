@@ -256,3 +256,71 @@ async fn another_projects_objects_in_the_namespace_are_neither_overwritten_nor_d
     assert_eq!(deployment["metadata"]["labels"]["hifi.dev/project"], "shop");
     assert!(cluster.runtime.status(&ours).await.is_running());
 }
+
+#[tokio::test]
+async fn secret_vars_live_in_a_secret_of_the_slot_never_in_the_deployment() {
+    let cluster = Cluster::new().await;
+    let mut spec = spec("staging", Slot::Green);
+    spec.vars
+        .insert("PAYMENT_KEY".into(), "pk-live-0123456789".into());
+    spec.secret_vars.insert("PAYMENT_KEY".into());
+    let instance = cluster.runtime.start(&spec).await.unwrap();
+
+    let deployment = cluster
+        .fake
+        .object("deployments", "shop-staging", "catalog-green")
+        .expect("the Deployment");
+    assert!(
+        !deployment.to_string().contains("pk-live-0123456789"),
+        "the secret is in the Deployment: {deployment}"
+    );
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let key = env
+        .iter()
+        .find(|e| e["name"] == "PAYMENT_KEY")
+        .expect("PAYMENT_KEY is set");
+    assert_eq!(
+        key["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "catalog-green-vars", "key": "PAYMENT_KEY", "optional": false})
+    );
+    // Plain vars stay plain.
+    assert!(
+        env.iter()
+            .any(|e| e["name"] == "GREETING" && e["value"] == "hello"),
+        "{env:?}"
+    );
+
+    let secret = cluster
+        .fake
+        .object("secrets", "shop-staging", "catalog-green-vars")
+        .expect("the slot's Secret");
+    assert_eq!(secret["type"], "Opaque");
+    // `data` is base64: "pk-live-0123456789".
+    assert_eq!(secret["data"]["PAYMENT_KEY"], "cGstbGl2ZS0wMTIzNDU2Nzg5");
+    assert_eq!(
+        secret["data"].as_object().unwrap().len(),
+        1,
+        "only the secret vars: {secret}"
+    );
+    assert_eq!(secret["metadata"]["labels"]["hifi.dev/slot"], "green");
+    assert_eq!(
+        secret["metadata"]["annotations"]["hifi.dev/keys"],
+        "PAYMENT_KEY"
+    );
+
+    // The slot's Secret goes with the slot.
+    cluster
+        .runtime
+        .stop(&instance, Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        cluster
+            .fake
+            .object("secrets", "shop-staging", "catalog-green-vars")
+            .is_none()
+    );
+}

@@ -105,6 +105,7 @@ pub fn spec(env: &str, slot: Slot) -> InstanceSpec {
             ("GREETING".into(), "hello".into()),
             ("HIFI_URL_CATALOG".into(), "http://catalog".into()),
         ]),
+        secret_vars: Default::default(),
         log: Path::new("/nonexistent/hifi-test.log").into(),
         health_path: "/healthz".into(),
         protocol: Protocol::Http1,
