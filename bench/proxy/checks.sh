@@ -37,22 +37,13 @@ cleanup() {
   sleep 0.2
 }
 trap cleanup EXIT
-wait_port() {
-  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done
-  echo "port $1 never opened" >&2; return 1
-}
+# shellcheck source=bench/proxy/lib.sh
+. bench/proxy/lib.sh
 FAILED=0
 fail() { echo "FINDING: $*"; FAILED=1; }
 
 # ---- backends and the proxy -------------------------------------------------
-cat >"$WORK/backend.conf" <<CONF
-worker_processes 1;
-pid $WORK/backend.pid;
-error_log $WORK/backend-error.log;
-events { worker_connections 1024; }
-http { access_log off; server { listen 127.0.0.1:$BACK; location / { return 200 "ok\n"; } } }
-CONF
-nginx -c "$WORK/backend.conf"
+backend $BACK 1 ok
 "$BIN/bench-ws" server --listen 127.0.0.1:$WSB &
 PIDS+=($!)
 python3 $HERE/grpc_check.py serve $GRPCB &

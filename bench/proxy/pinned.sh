@@ -47,27 +47,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() { # bounded wait for a listening port
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "port $1 never opened" >&2; return 1
-}
-
-cat >"$WORK/backend.conf" <<CONF
-worker_processes 1;
-pid $WORK/backend.pid;
-error_log $WORK/backend-error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 10000000;
-  server { listen 127.0.0.1:$BACK; location / { return 200 "blue\n"; } }
-}
-CONF
-taskset -c 1 nginx -c "$WORK/backend.conf"
-wait_port $BACK
+# shellcheck source=bench/proxy/lib.sh
+. "$ROOT/bench/proxy/lib.sh"
+backend $BACK 1 blue 1
 
 cat >"$WORK/nginx.conf" <<CONF
 worker_processes 1;

@@ -66,13 +66,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() { # bounded wait for a listening port
-  for _ in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "port $1 never opened" >&2; return 1
-}
+# shellcheck source=bench/proxy/lib.sh
+. "$ROOT/bench/proxy/lib.sh"
 
 # ---- backend: nginx return 200 ----------------------------------------------
 head -c 1024 /dev/zero | tr '\0' 'a' >"$WORK/1k"

@@ -1,0 +1,33 @@
+# Shared by the proxy's bench scripts (sourced, not run).
+
+# Bounded wait for a port on 127.0.0.1 to accept connections.
+wait_port() {
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "port $1 never opened" >&2; return 1
+}
+
+# An nginx backend answering every request with 200 "$3", run from $WORK
+# (its pid in $WORK/backend.pid): backend PORT WORKERS BODY [CPU]. With CPU,
+# it runs pinned there.
+backend() {
+  cat >"$WORK/backend.conf" <<CONF
+worker_processes $2;
+pid $WORK/backend.pid;
+error_log $WORK/backend-error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 10000000;
+  server { listen 127.0.0.1:$1; location / { return 200 "$3\n"; } }
+}
+CONF
+  if [ -n "${4:-}" ]; then
+    taskset -c "$4" nginx -c "$WORK/backend.conf"
+  else
+    nginx -c "$WORK/backend.conf"
+  fi
+  wait_port "$1"
+}
