@@ -31,3 +31,16 @@ CONF
   fi
   wait_port "$1"
 }
+
+# A scratch directory in WORK, and on exit the end of every process listed
+# in PIDS or in a $WORK/*.pid file: workdir NAME.
+workdir() {
+  WORK=$(mktemp -d "/tmp/$1.XXXXXX")
+  PIDS=()
+  trap stop_all EXIT
+}
+stop_all() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for f in "$WORK"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+  sleep 0.3
+}

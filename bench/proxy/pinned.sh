@@ -38,17 +38,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p hifi-proxy --example bench-proxy
 BIN=$CARGO_TARGET_DIR/release/examples/bench-proxy
 
-WORK=$(mktemp -d /tmp/hifi-pinned.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  for f in "$WORK"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
-  sleep 0.3
-}
-trap cleanup EXIT
-
 # shellcheck source=bench/proxy/lib.sh
 . "$ROOT/bench/proxy/lib.sh"
+workdir hifi-pinned
 backend $BACK 1 blue 1
 
 cat >"$WORK/nginx.conf" <<CONF

@@ -57,17 +57,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 [ "${SKIP_BUILD:-0}" = 1 ] || cargo build --release -q -p hifi-proxy --example bench-proxy --example bench-switch --example bench-ws
 BIN=$CARGO_TARGET_DIR/release/examples
 
-WORK=$(mktemp -d /tmp/hifi-proxy-bench.XXXXXX)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
-  for f in "$WORK"/*.pid; do [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
-  sleep 0.3
-}
-trap cleanup EXIT
-
 # shellcheck source=bench/proxy/lib.sh
 . "$ROOT/bench/proxy/lib.sh"
+workdir hifi-proxy-bench
 
 # ---- backend: nginx return 200 ----------------------------------------------
 head -c 1024 /dev/zero | tr '\0' 'a' >"$WORK/1k"
