@@ -423,9 +423,11 @@ fn pack_dir<W: Write>(
             if !excluded {
                 tar.append_dir(&path, entry.path())?;
             }
-            // Below a directory left out, only an exception can bring a
-            // path back.
-            if !excluded || ignore.has_exceptions() {
+            // Below a directory left out, only an exception (or the
+            // Dockerfile) can bring a path back.
+            let inside = format!("{text}/");
+            if !excluded || ignore.has_exceptions() || always.iter().any(|a| a.starts_with(&inside))
+            {
                 pack_dir(tar, root, &path, ignore, always)?;
             }
         } else if !excluded {
@@ -494,6 +496,50 @@ mod tests {
             format!("\"sha256:{hex}\"")
         );
         assert!(serde_json::from_str::<ImageId>("\"latest\"").is_err());
+    }
+
+    /// The paths `pack` puts in the context of `dir`.
+    fn packed(dir: &Path, dockerfile: &str) -> Vec<String> {
+        let ignore = DockerIgnore::read(dir).unwrap();
+        let always = [dockerfile.to_owned(), ignore::FILE.to_owned()];
+        let mut tar = tar::Builder::new(Vec::new());
+        pack_dir(&mut tar, dir, Path::new(""), &ignore, &always).unwrap();
+        let bytes = tar.into_inner().unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn the_context_leaves_out_what_dockerignore_lists_but_never_the_dockerfile() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |path: &str| {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "x").unwrap();
+        };
+        for path in [
+            "b.txt",
+            "a.txt",
+            "build/Dockerfile",
+            "build/notes.md",
+            "tmp/x.log",
+        ] {
+            write(path);
+        }
+        std::fs::write(dir.path().join(".dockerignore"), "build\ntmp\n").unwrap();
+        // In name order; the excluded directory is entered only for the
+        // Dockerfile, which always goes, as does `.dockerignore`.
+        assert_eq!(
+            packed(dir.path(), "build/Dockerfile"),
+            [".dockerignore", "a.txt", "b.txt", "build/Dockerfile"]
+        );
+        // Without a .dockerignore, everything.
+        std::fs::remove_file(dir.path().join(".dockerignore")).unwrap();
+        assert_eq!(packed(dir.path(), "build/Dockerfile").len(), 7);
     }
 
     #[test]
