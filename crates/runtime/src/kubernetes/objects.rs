@@ -6,7 +6,8 @@
 //! Per (service, slot): a Deployment `<service>-<slot>` and a Service of the
 //! same name, and when the environment's vars take values from hifi's own
 //! environment (`${NAME}`: secrets), a Secret `<service>-<slot>-vars` that
-//! the Deployment's pods read them from, so no secret sits in a Deployment. Per environment: the data plane — the `hifi-proxy`
+//! the Deployment's pods read them from, so no secret sits in a
+//! Deployment. Per environment: the data plane — the `hifi-proxy`
 //! Deployment (2 replicas), its Service (type `expose`), a ServiceAccount,
 //! Role and RoleBinding that let it watch its routing ConfigMap
 //! `hifi-routing`, and per service a stable Service `<service>` pointing at
