@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use hifi_core::token::{self, RANDOM_BYTES, Secret};
 use hifi_core::{Action, Role};
-use hifi_store::{NewToken, TokenRow};
+use hifi_store::{NewToken, SessionRow, TokenRow};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -156,5 +156,29 @@ impl Project {
             name: stored.row.name,
             role: stored.row.role,
         })
+    }
+
+    /// Keeps the dashboard session whose id hashes to `hash` (SHA-256,
+    /// hex) for `actor` until `expires_at`, so that a restarted server
+    /// still knows it. Whoever calls has authenticated the actor.
+    pub fn keep_session(&mut self, hash: &str, actor: &Actor, expires_at: i64) -> Result<()> {
+        let now = self.now();
+        let row = SessionRow {
+            hash: hash.to_owned(),
+            token: actor.name.clone(),
+            role: actor.role,
+            expires_at,
+        };
+        Ok(self.store.put_session(&row, now)?)
+    }
+
+    /// Forgets a dashboard session (signed out).
+    pub fn forget_session(&mut self, hash: &str) -> Result<()> {
+        Ok(self.store.delete_session(hash)?)
+    }
+
+    /// The dashboard sessions that have not ended.
+    pub fn live_sessions(&self) -> Result<Vec<SessionRow>> {
+        Ok(self.store.live_sessions(self.now())?)
     }
 }

@@ -148,6 +148,14 @@ pub async fn serve(
         public_url: options.public_url.clone(),
         writes: tokio::sync::Mutex::new(()),
     });
+    // Browsers signed in before a restart stay signed in.
+    match state.pool.run(|p| p.live_sessions()).await {
+        Ok(rows) => state.sessions.restore(rows),
+        Err(problem) => tracing::warn!(
+            reason = problem.detail,
+            "the dashboard's sessions could not be read; browsers sign in again"
+        ),
+    }
     listen::run(listener, app(state), shutdown).await
 }
 

@@ -3,13 +3,13 @@
 //! later request — the event stream included — authenticates by cookie.
 //!
 //! The cookie holds a random session id (`HttpOnly; SameSite=Strict;
-//! Path=/`, plus `Secure` under TLS). Only the id's SHA-256 is kept, in
-//! memory, with the token's name, role and an expiry ([`LIFETIME_MS`]);
-//! every request checks the token again, so revoking it ends its sessions.
+//! Path=/`, plus `Secure` under TLS). Only the id's SHA-256 is kept, with
+//! the token's name, role and an expiry ([`LIFETIME_MS`]): in memory, and
+//! in the state database, so a restarted server signs no one out. Every
+//! request checks the token again, so revoking it ends its sessions.
 //! A write made with the cookie must carry an `Origin` naming this server;
 //! without one, or with another, it is refused (403), whatever SameSite a
-//! browser honours. Sessions live as long as the server: after a restart
-//! the dashboard asks for the token again.
+//! browser honours.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hifi_app::{Actor, Role};
 use hifi_core::clock::Clock;
+use hifi_store::SessionRow;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -52,11 +53,15 @@ pub struct Session {
 /// The sessions of this server, by the hash of their id.
 pub struct Sessions {
     clock: Arc<dyn Clock>,
-    by_hash: Mutex<HashMap<[u8; 32], Session>>,
+    by_hash: Mutex<HashMap<String, Session>>,
 }
 
-fn hash(id: &str) -> [u8; 32] {
-    Sha256::digest(id.as_bytes()).into()
+/// What a session is kept under: the SHA-256 of its id, hex.
+pub fn key(id: &str) -> String {
+    Sha256::digest(id.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Sessions {
@@ -87,20 +92,36 @@ impl Sessions {
                 let oldest = map
                     .iter()
                     .min_by_key(|(_, s)| s.expires_at)
-                    .map(|(k, _)| *k);
+                    .map(|(k, _)| k.clone());
                 match oldest {
                     Some(k) => map.remove(&k),
                     None => break,
                 };
             }
         }
-        map.insert(hash(&id), session.clone());
+        map.insert(key(&id), session.clone());
         Ok((id, session))
+    }
+
+    /// Takes back the sessions a previous run of the server kept.
+    pub fn restore(&self, rows: Vec<SessionRow>) {
+        let now = self.clock.now_ms();
+        let mut map = self.by_hash.lock().unwrap_or_else(|e| e.into_inner());
+        for row in rows.into_iter().take(MAX_SESSIONS) {
+            if row.expires_at > now {
+                let session = Session {
+                    token: row.token,
+                    role: row.role,
+                    expires_at: row.expires_at,
+                };
+                map.insert(row.hash, session);
+            }
+        }
     }
 
     /// The live session with this id.
     pub fn get(&self, id: &str) -> Option<Session> {
-        let key = hash(id);
+        let key = key(id);
         let mut map = self.by_hash.lock().unwrap_or_else(|e| e.into_inner());
         match map.get(&key) {
             Some(s) if s.expires_at > self.clock.now_ms() => Some(s.clone()),
@@ -115,7 +136,7 @@ impl Sessions {
     /// Ends the session with this id.
     pub fn end(&self, id: &str) {
         let mut map = self.by_hash.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(&hash(id));
+        map.remove(&key(id));
     }
 }
 
@@ -361,8 +382,19 @@ async fn sign_in_inner(
     };
     match s.pool.run(move |p| p.authenticate(&secret)).await {
         Ok(actor) => {
-            tracing::info!(token = actor.name, client = %ip, "dashboard session started");
-            s.sessions.start(&actor).map_err(Problem::internal)
+            let (id, session) = s.sessions.start(&actor).map_err(Problem::internal)?;
+            // Kept, so a restarted server still knows it; a session that
+            // cannot be kept is not handed out.
+            let (hash, expires_at) = (key(&id), session.expires_at);
+            if let Err(problem) = s
+                .write(move |p| p.keep_session(&hash, &actor, expires_at))
+                .await
+            {
+                s.sessions.end(&id);
+                return Err(problem);
+            }
+            tracing::info!(token = session.token, client = %ip, "dashboard session started");
+            Ok((id, session))
         }
         Err(problem) => {
             if problem.status() != StatusCode::UNAUTHORIZED {
@@ -386,6 +418,15 @@ pub async fn sign_out(State(s): State<Arc<AppState>>, req: Request) -> Response 
             return problem.into_response();
         }
         s.sessions.end(&id);
+        let hash = key(&id);
+        if let Err(problem) = s.write(move |p| p.forget_session(&hash)).await {
+            // Signed out here; a restarted server would take the session
+            // back, but its cookie is cleared below.
+            tracing::warn!(
+                reason = problem.detail,
+                "a signed-out session could not be forgotten"
+            );
+        }
     }
     let mut r = if is_form(&parts.headers) {
         (StatusCode::SEE_OTHER, [(header::LOCATION, "/")]).into_response()

@@ -133,6 +133,15 @@ impl Server {
         self.stop = stop;
     }
 
+    /// Stops the server and serves the same project anew (on a new port),
+    /// as `hifi up` after a restart.
+    pub async fn restart(&mut self) {
+        self.stop.cancel();
+        let (url, stop) = serve(self.dir.path(), self.clock.clone(), None, None).await;
+        self.url = url;
+        self.stop = stop;
+    }
+
     /// The project, on the server's clock.
     pub fn project(&self) -> Project {
         Project::open_with_clock(self.dir.path(), self.clock.clone()).unwrap()

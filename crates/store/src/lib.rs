@@ -56,7 +56,7 @@ pub use ledger::{Approval, Deployment, Extras, NewDeployment, Rejection, Update}
 pub use releases::{ArtifactKind, Composition, pushed_key};
 pub use routing::{Analysis, InstanceRow};
 pub use schema::LATEST as SCHEMA_VERSION;
-pub use tokens::{NewToken, StoredToken, TokenRow};
+pub use tokens::{NewToken, SessionRow, StoredToken, TokenRow};
 pub use webhooks::WebhookRow;
 
 /// Errors of the store.

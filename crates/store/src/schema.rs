@@ -390,6 +390,17 @@ const MIGRATIONS: &[&str] = &[
     DROP TABLE artifacts;
     ALTER TABLE artifacts_v6 RENAME TO artifacts;
     "#,
+    // 9: the team server's dashboard sessions, so a restart signs no one
+    // out: the SHA-256 of the session id (never the id), the token's name
+    // and role, and the expiry.
+    r#"
+    CREATE TABLE sessions (
+        hash       TEXT PRIMARY KEY CHECK (length(hash) = 64),
+        token      TEXT NOT NULL,
+        role       TEXT NOT NULL CHECK (role IN ('viewer', 'developer', 'approver', 'operator', 'admin')),
+        expires_at INTEGER NOT NULL
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

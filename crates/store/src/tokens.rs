@@ -1,6 +1,10 @@
 //! API tokens as stored: a name (the actor every event made with the token
 //! records), a role, and the SHA-256 of the secret — never the secret.
 //! Creating and revoking are each one transaction with their audit event.
+//!
+//! Dashboard sessions, which a token is traded for, are kept here too: the
+//! SHA-256 of the session id (never the id), the token's name and role, and
+//! when the session ends.
 
 use hifi_core::Role;
 use hifi_core::event::EventKind;
@@ -195,5 +199,55 @@ impl Store {
             params![name, at],
         )?;
         Ok(())
+    }
+}
+
+/// A dashboard session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The SHA-256 of the session id, hex (64 digits).
+    pub hash: String,
+    /// The name of the token it was started with.
+    pub token: String,
+    /// That token's role when the session started.
+    pub role: Role,
+    /// When it ends (unix ms).
+    pub expires_at: i64,
+}
+
+impl Store {
+    /// Keeps a new session, and forgets the ones ended by `now`.
+    pub fn put_session(&mut self, session: &SessionRow, now: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM sessions WHERE expires_at <= ?1", [now])?;
+            tx.execute(
+                "INSERT OR REPLACE INTO sessions (hash, token, role, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![session.hash, session.token, session.role, session.expires_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Forgets a session (signed out).
+    pub fn delete_session(&mut self, hash: &str) -> Result<()> {
+        self.conn()
+            .execute("DELETE FROM sessions WHERE hash = ?1", [hash])?;
+        Ok(())
+    }
+
+    /// The sessions that have not ended by `now`, the newest first.
+    pub fn live_sessions(&self, now: i64) -> Result<Vec<SessionRow>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT hash, token, role, expires_at FROM sessions WHERE expires_at > ?1 ORDER BY expires_at DESC",
+        )?;
+        let rows = stmt.query_map([now], |r| {
+            Ok(SessionRow {
+                hash: r.get(0)?,
+                token: r.get(1)?,
+                role: r.get(2)?,
+                expires_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }

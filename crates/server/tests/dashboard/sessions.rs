@@ -271,6 +271,49 @@ async fn sessions_expire_after_their_lifetime() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_server_keeps_its_sessions_but_not_ended_ones() {
+    let mut s = Server::start().await;
+    let kept = pair(&sign_in(&s, &s.viewer).await);
+    let ended = pair(&sign_in(&s, &s.developer).await);
+    let origin = s.url.clone();
+    let out = with_cookie(
+        &s,
+        "POST",
+        "/session/logout",
+        &ended,
+        &[("origin", &origin)],
+    )
+    .await;
+    assert_eq!(out.status, 200, "{}", out.text);
+
+    s.restart().await;
+    let me = with_cookie(&s, "GET", "/api/v1/me", &kept, &[])
+        .await
+        .expect(200);
+    assert_eq!(me["name"], "vic", "{me}");
+    with_cookie(&s, "GET", "/api/v1/board", &ended, &[])
+        .await
+        .problem(401, "unauthenticated");
+    // Only the ids' hashes are kept: no session id is in the state files.
+    let id = kept.strip_prefix("hifi_session=").unwrap();
+    for file in ["state.db", "state.db-wal"] {
+        if let Ok(bytes) = std::fs::read(s.dir.path().join(".hifi").join(file)) {
+            assert!(
+                !bytes.windows(id.len()).any(|w| w == id.as_bytes()),
+                "the session id is in {file}"
+            );
+        }
+    }
+
+    // A kept session still ends at its time, restart or not.
+    s.clock.advance(12 * 3600 * 1000 + 1000);
+    s.restart().await;
+    with_cookie(&s, "GET", "/api/v1/board", &kept, &[])
+        .await
+        .problem(401, "unauthenticated");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_in_the_query_string_are_still_refused() {
     let s = Server::start().await;
     let cookie = pair(&sign_in(&s, &s.viewer).await);
