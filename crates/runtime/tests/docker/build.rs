@@ -252,3 +252,35 @@ async fn files_the_dockerignore_leaves_out_never_reach_the_image() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_broken_dockerignore_fails_the_build_naming_its_line() {
+    let Some(p) = Project::new("a_broken_dockerignore_fails_the_build_naming_its_line").await
+    else {
+        return;
+    };
+    let context = p.context("bad-ignore");
+    std::fs::write(context.join(".dockerignore"), "# fine\nwww/[oops\n").unwrap();
+    let tag = p.own_tag("bad-ignore");
+    let err = build_image(
+        &p.engine,
+        &context,
+        Path::new("Dockerfile"),
+        &tag,
+        &p.path("build.log"),
+    )
+    .await
+    .unwrap_err();
+    let message = format!(
+        "{err}: {}",
+        std::error::Error::source(&err)
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    );
+    assert!(
+        message.contains(".dockerignore: line 2") && message.contains("never closed"),
+        "{message}"
+    );
+    // Nothing was built under the tag.
+    assert_eq!(image_id(&p.engine, &tag).await.unwrap(), None);
+}

@@ -45,6 +45,13 @@ fn pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().trim().to_string()
 }
 
+/// Asserts that `cookie` no longer reads anything.
+async fn assert_signed_out(s: &Server, cookie: &str) {
+    with_cookie(s, "GET", "/api/v1/board", cookie, &[])
+        .await
+        .problem(401, "unauthenticated");
+}
+
 async fn with_cookie(
     s: &Server,
     method: &str,
@@ -251,9 +258,7 @@ async fn revoking_the_token_ends_its_sessions_and_logout_ends_one() {
         cleared.starts_with("hifi_session=;") && cleared.contains("Max-Age=0"),
         "{cleared}"
     );
-    with_cookie(&s, "GET", "/api/v1/board", &dora, &[])
-        .await
-        .problem(401, "unauthenticated");
+    assert_signed_out(&s, &dora).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -265,9 +270,7 @@ async fn sessions_expire_after_their_lifetime() {
         .await
         .expect(200);
     s.clock.advance(2000);
-    with_cookie(&s, "GET", "/api/v1/board", &cookie, &[])
-        .await
-        .problem(401, "unauthenticated");
+    assert_signed_out(&s, &cookie).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,9 +294,7 @@ async fn a_restarted_server_keeps_its_sessions_but_not_ended_ones() {
         .await
         .expect(200);
     assert_eq!(me["name"], "vic", "{me}");
-    with_cookie(&s, "GET", "/api/v1/board", &ended, &[])
-        .await
-        .problem(401, "unauthenticated");
+    assert_signed_out(&s, &ended).await;
     // Only the ids' hashes are kept: no session id is in the state files.
     let id = kept.strip_prefix("hifi_session=").unwrap();
     for file in ["state.db", "state.db-wal"] {
@@ -308,9 +309,7 @@ async fn a_restarted_server_keeps_its_sessions_but_not_ended_ones() {
     // A kept session still ends at its time, restart or not.
     s.clock.advance(12 * 3600 * 1000 + 1000);
     s.restart().await;
-    with_cookie(&s, "GET", "/api/v1/board", &kept, &[])
-        .await
-        .problem(401, "unauthenticated");
+    assert_signed_out(&s, &kept).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
