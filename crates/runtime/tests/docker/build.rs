@@ -271,12 +271,7 @@ async fn a_broken_dockerignore_fails_the_build_naming_its_line() {
     )
     .await
     .unwrap_err();
-    let message = format!(
-        "{err}: {}",
-        std::error::Error::source(&err)
-            .map(ToString::to_string)
-            .unwrap_or_default()
-    );
+    let message = err.to_string();
     assert!(
         message.contains(".dockerignore: line 2") && message.contains("never closed"),
         "{message}"
