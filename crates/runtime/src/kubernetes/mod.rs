@@ -450,7 +450,7 @@ impl Runtime for KubeRuntime {
             api::delete::<Service>(&client, &target, "Service", name).await?;
             api::delete::<Deployment>(&client, &target, "Deployment", name).await?;
             // The slot's secret vars, if it had any (its pods have read them).
-            let secret = format!("{name}-vars");
+            let secret = objects::secret_name(name);
             api::delete::<Secret>(&client, &target, "Secret", &secret).await
         }
         .await;

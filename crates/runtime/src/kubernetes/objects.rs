@@ -301,9 +301,10 @@ fn tcp_port(name: Option<&str>, port: u16) -> ContainerPort {
     }
 }
 
-/// The name of a slot's Secret: `<service>-<slot>-vars`.
-pub fn secret_name(service: &str, slot: &str) -> String {
-    format!("{}-vars", slot_name(service, slot))
+/// The name of the Secret of the slot whose Deployment is `deployment`
+/// (`<service>-<slot>`): `<service>-<slot>-vars`.
+pub fn secret_name(deployment: &str) -> String {
+    format!("{deployment}-vars")
 }
 
 /// The objects of one (service, slot) running `image`
@@ -322,7 +323,7 @@ pub fn slot_objects(target: &Target, spec: &InstanceSpec, image: &str) -> Vec<Ob
     );
     let annotations =
         BTreeMap::from([(label::RELEASE.to_owned(), spec.release.as_str().to_owned())]);
-    let secret = secret_name(&spec.service, spec.slot.as_str());
+    let secret = secret_name(&name);
     let mut env: Vec<EnvVar> = spec
         .vars
         .iter()
