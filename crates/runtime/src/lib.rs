@@ -12,7 +12,7 @@
 //! there.
 //!
 //! [`LocalRuntime`], the embedded default, runs each instance as `sh -c
-//! <command>` in its own process group on this machine, with its output
+//! <command>` in its own session and process group on this machine, with its output
 //! appended to a log file. Instances deliberately outlive the controller
 //! (no pipes, no parent-death signal, no kill-on-drop): killing the control
 //! plane must not interrupt traffic.

@@ -6,7 +6,26 @@ use std::time::Duration;
 
 use hifi_runtime::{LocalRuntime, Runtime};
 
-use crate::util::{Fixture, PATIENCE, alive, eventually, id_parts, read, start_time};
+use crate::util::{
+    Fixture, PATIENCE, alive, eventually, group_and_session, id_parts, read, start_time,
+};
+
+#[tokio::test]
+async fn an_instance_leads_a_session_of_its_own() {
+    let fx = Fixture::new();
+    let rt = LocalRuntime::new();
+    let spec = fx.spec("catalog");
+    let instance = fx.track(rt.start(&spec).await.unwrap());
+    let (pid, _) = id_parts(&instance.id);
+
+    // Its own process group (what stop signals) and its own session: no
+    // terminal signal of the controller's reaches it, and the kernel's
+    // per-session CPU fairness gives it a share of its own.
+    assert_eq!(group_and_session(pid), Some((pid, pid)));
+    let (_, ours) = group_and_session(std::process::id()).unwrap();
+    assert_ne!(ours, pid);
+    rt.stop(&instance, PATIENCE).await.unwrap();
+}
 
 #[tokio::test]
 async fn stop_terminates_the_whole_process_group_including_grandchildren() {

@@ -202,6 +202,12 @@ pub fn state(pid: u32) -> Option<char> {
     stat_fields(pid)?.first()?.chars().next()
 }
 
+/// Fields 5 and 6 of `/proc/<pid>/stat`: the process group and the session.
+pub fn group_and_session(pid: u32) -> Option<(u32, u32)> {
+    let fields = stat_fields(pid)?;
+    Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
+}
+
 /// The process `(pid, start)` exists and has not finished.
 pub fn alive(pid: u32, start: u64) -> bool {
     start_time(pid) == Some(start) && !matches!(state(pid), Some('Z' | 'X'))

@@ -1,8 +1,8 @@
 //! [`LocalRuntime`]: each instance is a child process on this machine.
 //!
-//! An instance is `sh -c <command>` in its own process group, with stdin
-//! from `/dev/null` and stdout and stderr appended to its log file. Nothing
-//! ties its life to the controller's (no pipes, no parent-death signal, no
+//! An instance is `sh -c <command>` in its own session (and so its own
+//! process group), with stdin from `/dev/null` and stdout and stderr
+//! appended to its log file. Nothing ties its life to the controller's (no pipes, no parent-death signal, no
 //! kill-on-drop), so traffic survives a controller crash and a restarted
 //! controller re-adopts instances from their [`Instance`] records.
 //!
@@ -155,7 +155,7 @@ impl LocalRuntime {
         })
     }
 
-    /// Spawns `spec` in its own process group, its output appended to its
+    /// Spawns `spec` in its own session and process group, its output appended to its
     /// log, and returns its identity. Used for service instances and for
     /// hifi's own processes (the proxy).
     pub async fn spawn(&self, spec: &ProcessSpec) -> Result<InstanceId> {
@@ -184,10 +184,24 @@ impl LocalRuntime {
             .stdin(Stdio::null())
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(stderr))
-            // Its own group, so stop reaches `sh`, the service and anything
-            // it forks, and a Ctrl-C on the controller's terminal does not.
-            .process_group(0)
             .kill_on_drop(false);
+        // Its own session, and so its own process group: stop reaches `sh`,
+        // the service and anything it forks, while a Ctrl-C or a hangup on
+        // the controller's terminal does not. Where the kernel groups
+        // sessions for CPU fairness (autogroup), it also gets a share of
+        // its own instead of splitting one with whatever else runs in the
+        // terminal that started hifi.
+        #[allow(unsafe_code)]
+        // SAFETY: the closure runs in the forked child before exec, where
+        // only async-signal-safe calls are allowed; setsid(2) is one system
+        // call, it allocates nothing and takes no lock.
+        unsafe {
+            command.pre_exec(|| {
+                rustix::process::setsid()
+                    .map(drop)
+                    .map_err(std::io::Error::from)
+            });
+        }
         let spawn_error = |source| Error::Spawn {
             instance: spec.name.clone(),
             command: spec.command.clone(),
