@@ -28,7 +28,7 @@ backend $BACK 2 blue
 declare -A PID
 start() { # name bin port workers [args]
   # shellcheck disable=SC2086
-  "$2" --state-dir "$WORK/$1-state" --admin "$WORK/$1.sock" --workers "$4" ${5:-} &
+  setsid "$2" --state-dir "$WORK/$1-state" --admin "$WORK/$1.sock" --workers "$4" ${5:-} &
   PIDS+=($!)
   PID[$1]=$!
   for _ in $(seq 1 100); do [ -S "$WORK/$1.sock" ] && break; sleep 0.1; done

@@ -1,4 +1,14 @@
 # Shared by the proxy's bench scripts (sourced, not run).
+#
+# Every proxy measured runs in a session of its own: nginx and HAProxy
+# `setsid` when they daemonize, hifi's local runtime starts its proxy in a
+# new session, and the scripts start bench-proxy under `setsid`. It matters:
+# where the kernel shares CPU fairly between sessions (autogroup,
+# /proc/sys/kernel/sched_autogroup_enabled), a proxy left in the script's
+# session splits one share with wrk, and on a 2-core machine that alone
+# cost hifi 11 % of its req/s and 9 % more CPU per request (pinned.sh, in
+# the same rounds: 87.6k and 10.40 us in the script's session, 98.8k and
+# 9.55 us in its own).
 
 # Bounded wait for a port on 127.0.0.1 to accept connections.
 wait_port() {

@@ -82,7 +82,7 @@ taskset -c 0 haproxy -f "$WORK/haproxy.cfg" -D -p "$WORK/haproxy.pid"
 wait_port $HAPROXY
 
 hifi() { # binary name port: one worker on CPU 0, routing / to the backend
-  taskset -c 0 "$1" --state-dir "$WORK/$2-state" --admin "$WORK/$2.sock" --workers 1 &
+  setsid taskset -c 0 "$1" --state-dir "$WORK/$2-state" --admin "$WORK/$2.sock" --workers 1 &
   PIDS+=($!)
   echo $! >"$WORK/$2.proc"
   for _ in $(seq 1 100); do [ -S "$WORK/$2.sock" ] && break; sleep 0.1; done

@@ -147,7 +147,9 @@ haproxy -f "$WORK/haproxy.cfg" -D -p "$WORK/haproxy.pid"
 wait_port $HAPROXY
 
 # ---- hifi -----------------------------------------------------------------------
-"$BIN/bench-proxy" --state-dir "$WORK/hifi-state" --admin "$WORK/hifi.sock" --workers "$HIFI_WORKERS" &
+# Each hifi runs in a session of its own (see `setsid` in lib.sh), as nginx
+# and HAProxy put themselves when they daemonize.
+setsid "$BIN/bench-proxy" --state-dir "$WORK/hifi-state" --admin "$WORK/hifi.sock" --workers "$HIFI_WORKERS" &
 HIFI_PID=$!
 PIDS+=("$HIFI_PID")
 for _ in $(seq 1 100); do [ -S "$WORK/hifi.sock" ] && break; sleep 0.1; done
@@ -163,7 +165,7 @@ wait_port $HIFI
 PATHS=("direct:$BLUE" "hifi:$HIFI" "nginx:$NGINX" "haproxy:$HAPROXY")
 BEFORE_PID=
 if [ -n "$BASELINE" ]; then
-  "$BASELINE" --state-dir "$WORK/before-state" --admin "$WORK/before.sock" --workers "$HIFI_WORKERS" &
+  setsid "$BASELINE" --state-dir "$WORK/before-state" --admin "$WORK/before.sock" --workers "$HIFI_WORKERS" &
   BEFORE_PID=$!
   PIDS+=("$BEFORE_PID")
   for _ in $(seq 1 100); do [ -S "$WORK/before.sock" ] && break; sleep 0.1; done
@@ -175,7 +177,7 @@ if [ -n "$BASELINE" ]; then
 fi
 ONE_PID=
 if [ "$ONE_WORKER" = 1 ]; then
-  "$BIN/bench-proxy" --state-dir "$WORK/one-state" --admin "$WORK/one.sock" --workers 1 &
+  setsid "$BIN/bench-proxy" --state-dir "$WORK/one-state" --admin "$WORK/one.sock" --workers 1 &
   ONE_PID=$!
   PIDS+=("$ONE_PID")
   for _ in $(seq 1 100); do [ -S "$WORK/one.sock" ] && break; sleep 0.1; done
