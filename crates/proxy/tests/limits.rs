@@ -155,6 +155,30 @@ async fn a_service_can_have_its_own_request_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_of_a_keep_alive_connection_gets_its_own_service_timeout() {
+    // A connection keeps one deadline timer for all its requests: after a
+    // request under the long default timeout, a shorter one must still
+    // hold, and after it fired the next request is timed afresh.
+    let proxy = TestProxy::start().await;
+    let blue = Backend::start("blue").await;
+    let port = loopback_port();
+    let lenient = service("catalog", "/", loopback_port(), slot("blue", &[&blue]));
+    let mut strict = service("search", "/slow", loopback_port(), slot("blue", &[&blue]));
+    strict.request_timeout_ms = Some(200);
+    proxy.put(&table("prod", port, vec![lenient, strict])).await;
+
+    let mut conn = Conn::open(port).await;
+    assert_eq!(conn.get("/").await.status, 200);
+    let t = Instant::now();
+    let r = conn.get("/slow?ms=3000").await;
+    assert_eq!(r.status, 504, "{}", r.body);
+    assert!(r.body.contains("service search"), "{}", r.body);
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert_eq!(conn.get("/slow?ms=10").await.status, 200);
+    assert_eq!(conn.get("/").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_preview_listener_reachable_from_other_hosts_asks_for_the_token() {
     let proxy = TestProxy::start().await;
     let (blue, green) = (Backend::start("blue").await, Backend::start("green").await);

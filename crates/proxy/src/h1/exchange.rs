@@ -600,7 +600,7 @@ async fn exchange_head(
                     Err(_) => return Err((Fail::ClientGone { waiting: true }, false)),
                 }
             }
-            _ = tokio::time::sleep_until(deadline) => return Err((Fail::Timeout, false)),
+            _ = c.answer.at(deadline) => return Err((Fail::Timeout, false)),
         }
     }
 }
@@ -656,9 +656,12 @@ fn parse_response(
     info: &ReqInfo,
     out: &mut Vec<u8>,
 ) -> Result<Option<(usize, RespInfo)>, &'static str> {
-    let mut raw = [httparse::EMPTY_HEADER; MAX_FIELDS];
-    let mut r = httparse::Response::new(&mut raw);
-    let len = match r.parse(buf) {
+    // Left uninitialised, as for requests (`head::parse`).
+    let mut raw = [const { std::mem::MaybeUninit::uninit() }; MAX_FIELDS];
+    let mut r = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut r, buf, &mut raw)
+    {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(_) => return Err("malformed response head"),
