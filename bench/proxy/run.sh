@@ -20,7 +20,8 @@
 #   5. WebSocket echo throughput (bench-ws: 16 connections, 128-byte
 #      messages, each waiting for its echo) against a bench-ws echo backend.
 # BASELINE=path/to/older/bench-proxy adds a "hifi-before" row: that binary,
-# same options, measured in the same rounds (before/after from one run).
+# same options, measured in the same rounds (before/after from one run);
+# BASELINE_LABEL says in the recorded command what it was built from.
 # PINGORA=path/to/a pingora-proxy binary taking `LISTEN UPSTREAM THREADS`
 # (bench/proxy/pingora/) adds a "pingora" row to the throughput and body rows.
 # Prints a table and writes it, with the command, into bench/RESULTS.md ("## Proxy").
@@ -299,7 +300,7 @@ for target in "${WS_PATHS[@]}"; do
 done
 
 # ---- report -------------------------------------------------------------------------------
-CMD="bash bench/proxy/run.sh   # DURATION=$DURATION ROUNDS=$ROUNDS HIFI_WORKERS=$HIFI_WORKERS SWITCHES=$SWITCHES${BASELINE:+ BASELINE=<bench-proxy of main before the HTTP/1 path>}${PINGORA:+ PINGORA=<bench/proxy/pingora build>}"
+CMD="bash bench/proxy/run.sh   # DURATION=$DURATION ROUNDS=$ROUNDS HIFI_WORKERS=$HIFI_WORKERS SWITCHES=$SWITCHES${BASELINE:+ BASELINE=<${BASELINE_LABEL:-an older bench-proxy}>}${PINGORA:+ PINGORA=<bench/proxy/pingora build>}"
 {
   echo "## Proxy"
   echo
