@@ -3,7 +3,10 @@
 //! queries.
 //!
 //! The hot path only does relaxed atomic additions on memory owned by the
-//! slot: no lock, no allocation, no map lookup. Latency goes into a fixed
+//! slot: no lock, no allocation, no map lookup. The lifetime counters are
+//! kept per worker thread ([`SHARDS`] sets, each on cache lines of its
+//! own), so the workers serving one slot do not write the same lines; a
+//! scrape adds them up. Latency goes into a fixed
 //! log-scale histogram (4 buckets per power of two from 64 µs to ~67 s, so a
 //! reported quantile is the upper bound of its bucket and at most ~19 % above
 //! the true value). Window buckets are cleared two seconds ahead of use by a
@@ -21,6 +24,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
+
+use crate::workers::current_shard;
 
 /// Seconds kept for windowed queries.
 pub(crate) const WINDOW_SECS: u64 = 900;
@@ -155,20 +160,44 @@ impl Second {
     }
 }
 
-/// Metrics of one (environment, service, slot).
-pub(crate) struct SlotMetrics {
+/// Sets of lifetime counters per slot; a thread records into the set of
+/// its worker index (see [`current_shard`]), modulo this.
+pub(crate) const SHARDS: usize = 8;
+
+/// The lifetime counters of one slot as the threads of one shard record
+/// them, aligned so that no two shards share a cache line (or its
+/// prefetched neighbour).
+#[repr(align(128))]
+struct Lifetime {
     requests: AtomicU64,
     classes: [AtomicU64; 6],
     outcomes: [AtomicU64; 5],
     hist: [AtomicU64; BUCKETS],
     latency_sum_us: AtomicU64,
+}
+
+impl Lifetime {
+    fn new() -> Self {
+        Lifetime {
+            requests: AtomicU64::new(0),
+            classes: std::array::from_fn(|_| AtomicU64::new(0)),
+            outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
+            hist: std::array::from_fn(|_| AtomicU64::new(0)),
+            latency_sum_us: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Metrics of one (environment, service, slot).
+pub(crate) struct SlotMetrics {
+    lifetime: Box<[Lifetime]>,
     ring: Box<[Second]>,
 }
 
 impl std::fmt::Debug for SlotMetrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SlotMetrics")
-            .field("requests", &self.requests.load(Relaxed))
+            .field("requests", &self.sample().requests)
             .finish_non_exhaustive()
     }
 }
@@ -183,32 +212,35 @@ pub(crate) fn unix_now() -> Duration {
 impl SlotMetrics {
     pub(crate) fn new() -> Self {
         SlotMetrics {
-            requests: AtomicU64::new(0),
-            classes: std::array::from_fn(|_| AtomicU64::new(0)),
-            outcomes: std::array::from_fn(|_| AtomicU64::new(0)),
-            hist: std::array::from_fn(|_| AtomicU64::new(0)),
-            latency_sum_us: AtomicU64::new(0),
+            lifetime: (0..SHARDS).map(|_| Lifetime::new()).collect(),
             ring: (0..WINDOW_SECS).map(|_| Second::new()).collect(),
         }
+    }
+
+    /// This thread's set of lifetime counters.
+    #[inline]
+    fn mine(&self) -> &Lifetime {
+        &self.lifetime[current_shard() % SHARDS]
     }
 
     /// A request was routed to this slot.
     #[inline]
     pub(crate) fn started(&self) {
-        self.requests.fetch_add(1, Relaxed);
+        self.mine().requests.fetch_add(1, Relaxed);
     }
 
     /// A response (headers) was produced for a request routed to this slot.
     #[inline]
     pub(crate) fn finished(&self, class: Class, latency: Duration) {
         let b = self.record_latency(latency);
-        self.classes[class as usize].fetch_add(1, Relaxed);
+        let mine = self.mine();
+        mine.classes[class as usize].fetch_add(1, Relaxed);
         let outcome = if class == Class::ProxyError {
             Outcome::BackendFailed
         } else {
             Outcome::BackendAnswered
         };
-        self.outcomes[outcome as usize].fetch_add(1, Relaxed);
+        mine.outcomes[outcome as usize].fetch_add(1, Relaxed);
         let slot = self.second();
         slot.requests.fetch_add(1, Relaxed);
         if class.is_error() {
@@ -222,7 +254,7 @@ impl SlotMetrics {
     /// whose `slow_ms` it exceeds.
     pub(crate) fn abandoned(&self, elapsed: Duration) {
         let b = self.record_latency(elapsed);
-        self.outcomes[Outcome::Abandoned as usize].fetch_add(1, Relaxed);
+        self.mine().outcomes[Outcome::Abandoned as usize].fetch_add(1, Relaxed);
         let slot = self.second();
         slot.requests.fetch_add(1, Relaxed);
         slot.abandoned.fetch_add(1, Relaxed);
@@ -234,7 +266,7 @@ impl SlotMetrics {
     /// it counts as a request of its own) or while its response was being
     /// sent (`answered` true: the response was counted already).
     pub(crate) fn client_closed(&self, answered: bool) {
-        self.outcomes[Outcome::ClientClosed as usize].fetch_add(1, Relaxed);
+        self.mine().outcomes[Outcome::ClientClosed as usize].fetch_add(1, Relaxed);
         let slot = self.second();
         if !answered {
             slot.requests.fetch_add(1, Relaxed);
@@ -244,7 +276,7 @@ impl SlotMetrics {
 
     /// The client's request body could not be framed (the proxy answered 400).
     pub(crate) fn bad_request(&self) {
-        self.outcomes[Outcome::BadRequest as usize].fetch_add(1, Relaxed);
+        self.mine().outcomes[Outcome::BadRequest as usize].fetch_add(1, Relaxed);
         let slot = self.second();
         slot.requests.fetch_add(1, Relaxed);
         slot.bad_requests.fetch_add(1, Relaxed);
@@ -253,7 +285,7 @@ impl SlotMetrics {
     /// The backend broke off a response whose headers were counted already
     /// (reset or closed mid-body): an error of the slot.
     pub(crate) fn failed_midway(&self) {
-        self.outcomes[Outcome::BackendFailed as usize].fetch_add(1, Relaxed);
+        self.mine().outcomes[Outcome::BackendFailed as usize].fetch_add(1, Relaxed);
         self.second().errors.fetch_add(1, Relaxed);
     }
 
@@ -268,8 +300,9 @@ impl SlotMetrics {
     fn record_latency(&self, latency: Duration) -> usize {
         let us = latency.as_micros().min(u64::MAX as u128) as u64;
         let b = bucket_index(us);
-        self.hist[b].fetch_add(1, Relaxed);
-        self.latency_sum_us.fetch_add(us, Relaxed);
+        let mine = self.mine();
+        mine.hist[b].fetch_add(1, Relaxed);
+        mine.latency_sum_us.fetch_add(us, Relaxed);
         b
     }
 
@@ -332,11 +365,17 @@ impl SlotMetrics {
 
     /// A consistent-enough copy of the lifetime counters for a scrape.
     pub(crate) fn sample(&self) -> LifetimeSample {
+        let sum = |read: &dyn Fn(&Lifetime) -> &AtomicU64| -> u64 {
+            self.lifetime
+                .iter()
+                .map(|l| read(l).load(Relaxed))
+                .fold(0, u64::wrapping_add)
+        };
         let mut buckets = Vec::with_capacity(BUCKETS / 4 + 2);
         let mut pending = 0u64;
         let mut count = 0u64;
-        for (i, h) in self.hist.iter().enumerate() {
-            let n = h.load(Relaxed);
+        for i in 0..BUCKETS {
+            let n = sum(&|l| &l.hist[i]);
             pending += n;
             count += n;
             let upper = bucket_upper_us(i);
@@ -351,12 +390,12 @@ impl SlotMetrics {
             }
         }
         LifetimeSample {
-            requests: self.requests.load(Relaxed),
-            classes: std::array::from_fn(|i| self.classes[i].load(Relaxed)),
-            outcomes: std::array::from_fn(|i| self.outcomes[i].load(Relaxed)),
+            requests: sum(&|l| &l.requests),
+            classes: std::array::from_fn(|i| sum(&|l| &l.classes[i])),
+            outcomes: std::array::from_fn(|i| sum(&|l| &l.outcomes[i])),
             buckets,
             count,
-            sum_seconds: self.latency_sum_us.load(Relaxed) as f64 / 1e6,
+            sum_seconds: sum(&|l| &l.latency_sum_us) as f64 / 1e6,
         }
     }
 }
@@ -703,6 +742,38 @@ mod tests {
             }
         }
         assert_eq!(bucket_index(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn lifetime_counters_recorded_on_many_threads_add_up() {
+        let m = SlotMetrics::new();
+        std::thread::scope(|scope| {
+            for _ in 0..SHARDS + 3 {
+                scope.spawn(|| {
+                    for _ in 0..1_000 {
+                        m.started();
+                        m.finished(Class::Success, Duration::from_micros(100));
+                    }
+                    m.started();
+                    m.finished(Class::ProxyError, Duration::from_millis(2));
+                });
+            }
+        });
+        let threads = (SHARDS + 3) as u64;
+        let s = m.sample();
+        // More threads than shards: some shared one, and nothing was lost.
+        assert_eq!(s.requests, threads * 1_001);
+        assert_eq!(s.count, threads * 1_001);
+        assert_eq!(s.classes[Class::Success as usize], threads * 1_000);
+        assert_eq!(s.classes[Class::ProxyError as usize], threads);
+        assert_eq!(
+            s.outcomes[Outcome::BackendAnswered as usize]
+                + s.outcomes[Outcome::BackendFailed as usize],
+            threads * 1_001
+        );
+        let expected = threads as f64 * (1_000.0 * 100e-6 + 2e-3);
+        assert!((s.sum_seconds - expected).abs() < 1e-9, "{}", s.sum_seconds);
+        assert_eq!(s.buckets.iter().map(|b| b.1).sum::<u64>(), s.count);
     }
 
     #[test]

@@ -12,13 +12,15 @@
 //! one, so work started later on a re-used slot name is not affected.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use tokio_util::sync::CancellationToken;
 
-use crate::metrics::SlotMetrics;
+use crate::metrics::{SHARDS, SlotMetrics};
+use crate::workers::current_shard;
 
 /// Identity of a slot's state: (environment, service, slot).
 pub(crate) type SlotKey = (String, String, String);
@@ -30,7 +32,9 @@ pub(crate) struct SlotState {
     pub(crate) service: String,
     pub(crate) slot: String,
     pub(crate) metrics: SlotMetrics,
-    inflight: AtomicU64,
+    /// Per shard, like the metrics' lifetime counters; each request gives
+    /// back to the shard it took from.
+    inflight: Box<[Inflight]>,
     upgraded: AtomicU64,
     drain: ArcSwap<CancellationToken>,
 }
@@ -42,7 +46,7 @@ impl SlotState {
             service: key.1.clone(),
             slot: key.2.clone(),
             metrics: SlotMetrics::new(),
-            inflight: AtomicU64::new(0),
+            inflight: (0..SHARDS).map(|_| Inflight::default()).collect(),
             upgraded: AtomicU64::new(0),
             drain: ArcSwap::from_pointee(CancellationToken::new()),
         }
@@ -50,7 +54,12 @@ impl SlotState {
 
     /// Requests whose response has not finished.
     pub(crate) fn inflight(&self) -> u64 {
-        self.inflight.load(Relaxed)
+        // A request may give back on one shard what it took on another;
+        // the sum is right all the same.
+        self.inflight
+            .iter()
+            .map(|n| n.0.load(Relaxed))
+            .fold(0, u64::wrapping_add)
     }
 
     /// Open upgraded connections.
@@ -74,26 +83,39 @@ impl SlotState {
     }
 }
 
-/// Counts one request as in flight until dropped (end of the response body,
-/// or the request future being dropped when the client goes away).
-#[derive(Debug)]
-pub(crate) struct InflightGuard(Arc<SlotState>);
+/// One shard's count of requests in flight, on a cache line of its own.
+#[repr(align(128))]
+#[derive(Debug, Default)]
+struct Inflight(AtomicU64);
 
-impl InflightGuard {
-    pub(crate) fn new(state: Arc<SlotState>) -> Self {
-        state.inflight.fetch_add(1, Relaxed);
+/// Counts one request as in flight until dropped (end of the response body,
+/// or the request future being dropped when the client goes away). It holds
+/// the slot's state as an `Arc` where it must outlive its caller (hyper's
+/// response bodies), or borrows it (the HTTP/1 path, whose request holds
+/// the slot anyway), which spares two writes of a reference count every
+/// worker shares.
+#[derive(Debug)]
+pub(crate) struct InflightGuard<S: Deref<Target = SlotState> = Arc<SlotState>> {
+    state: S,
+    shard: usize,
+}
+
+impl<S: Deref<Target = SlotState>> InflightGuard<S> {
+    pub(crate) fn new(state: S) -> Self {
+        let shard = current_shard() % SHARDS;
+        state.inflight[shard].0.fetch_add(1, Relaxed);
         state.metrics.started();
-        InflightGuard(state)
+        InflightGuard { state, shard }
     }
 
-    pub(crate) fn state(&self) -> &Arc<SlotState> {
-        &self.0
+    pub(crate) fn state(&self) -> &S {
+        &self.state
     }
 }
 
-impl Drop for InflightGuard {
+impl<S: Deref<Target = SlotState>> Drop for InflightGuard<S> {
     fn drop(&mut self) {
-        self.0.inflight.fetch_sub(1, Relaxed);
+        self.state.inflight[self.shard].0.fetch_sub(1, Relaxed);
     }
 }
 
@@ -163,5 +185,40 @@ impl SlotRegistry {
     /// `in_use` says whether a key is referenced by a live table.
     pub(crate) fn prune(&self, in_use: impl Fn(&SlotKey) -> bool) {
         self.lock().retain(|k, s| in_use(k) || !s.idle());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_in_flight_add_up_across_threads_whichever_thread_ends_them() {
+        let registry = SlotRegistry::default();
+        let state = registry.get_or_create("prod", "catalog", "blue");
+        // Taken on several threads, given back on others (as a task moved
+        // between threads of a multi-threaded runtime would).
+        let guards: Vec<InflightGuard> = std::thread::scope(|scope| {
+            let taken: Vec<_> = (0..SHARDS + 2)
+                .map(|_| scope.spawn(|| InflightGuard::new(state.clone())))
+                .collect();
+            taken.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert_eq!(state.inflight(), (SHARDS + 2) as u64);
+        assert!(!state.idle());
+        let mut guards = guards;
+        let last = guards.pop().unwrap();
+        std::thread::scope(|scope| {
+            scope.spawn(move || drop(guards));
+        });
+        assert_eq!(state.inflight(), 1);
+        drop(last);
+        assert_eq!(state.inflight(), 0);
+        assert!(state.idle());
+        // Borrowing the state counts the same way.
+        let borrowed = InflightGuard::new(&*state);
+        assert_eq!(state.inflight(), 1);
+        drop(borrowed);
+        assert!(state.idle());
     }
 }

@@ -130,7 +130,7 @@ pub(super) async fn forward(
     start: Instant,
 ) -> Next {
     let shared = &conn.listener.shared;
-    let guard = InflightGuard::new(slot.state.clone());
+    let guard = InflightGuard::new(&*slot.state);
     let metrics = &slot.state.metrics;
     let has_body = c.head.body != BodyKind::None;
     let Some(backend) = slot.pick() else {
@@ -871,7 +871,7 @@ async fn stream_response(
     bc: &mut BackendConn,
     resp: &RespInfo,
     info: &ReqInfo,
-    state: &Arc<SlotState>,
+    state: &SlotState,
 ) -> BodyEnd {
     // `c.out` holds the head less its last CRLF.
     c.out.extend_from_slice(b"\r\n");
