@@ -41,7 +41,7 @@ WS_SECS=${WS_SECS:-5}
 BLUE=19101 GREEN=19102 WSB=19103 HIFI=18080 HIFI_INTERNAL=18090 NGINX=18081 HAPROXY=18082
 BEFORE=18083 BEFORE_INTERNAL=18093 PINGORA_PORT=18084 ONE=18085 ONE_INTERNAL=18095
 # ONE_WORKER=1 (default) adds a "hifi-1w" row: the same proxy with one worker
-# thread (here ~80 % of two workers' req/s, with no better p99).
+# thread (here mostly ~80 % of two workers' req/s, its p99 no steadier).
 ONE_WORKER=${ONE_WORKER:-1}
 BASELINE=${BASELINE:-}
 PINGORA=${PINGORA:-}
