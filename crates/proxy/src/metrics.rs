@@ -6,12 +6,12 @@
 //! slot: no lock, no allocation, no map lookup. The lifetime counters are
 //! kept per worker thread ([`SHARDS`] sets, each on cache lines of its
 //! own), so the workers serving one slot do not write the same lines; a
-//! scrape adds them up. Latency goes into a fixed
-//! log-scale histogram (4 buckets per power of two from 64 µs to ~67 s, so a
-//! reported quantile is the upper bound of its bucket and at most ~19 % above
-//! the true value). Window buckets are cleared two seconds ahead of use by a
-//! once-a-second maintenance tick ([`SlotMetrics::clear_ahead`]); a recorder
-//! that finds a stale bucket (the tick fell behind) clears it itself.
+//! scrape adds them up. Latency goes into a fixed log-scale histogram (4
+//! buckets per power of two from 64 µs to ~67 s, so a reported quantile is
+//! the upper bound of its bucket and at most ~19 % above the true value).
+//! Window buckets are cleared two seconds ahead of use by a once-a-second
+//! maintenance tick ([`SlotMetrics::clear_ahead`]); a recorder that finds a
+//! stale bucket (the tick fell behind) clears it itself.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
