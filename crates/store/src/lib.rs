@@ -32,10 +32,10 @@
 //!   recorded as the control plane would record it.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hifi_core::Layout;
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 
 pub mod backups;
 pub mod cards;
@@ -154,6 +154,51 @@ pub struct Store {
 }
 
 /// Whether a SQLite failure means the file itself is damaged.
+/// How long a command waits for another one's lock: long enough to outwait
+/// another command's whole transaction; hifi's transactions are short, so
+/// a wait this long means a stuck process.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Puts the database in WAL mode. WAL is a property of the file: once a
+/// connection has converted it, later ones find it so and change nothing.
+/// The conversion itself needs the file to itself, and SQLite does not wait
+/// on the busy handler for it, so two commands creating a new state at once
+/// had one of them fail with "database is locked". The mode is read first
+/// (a read, which does wait), and a conversion that meets another
+/// connection is tried again until [`BUSY_TIMEOUT`].
+fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        // Reading the file first makes the connection find its mode.
+        conn.query_row("PRAGMA schema_version", [], |_| Ok(()))?;
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        let now = match conn
+            .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0))
+        {
+            Ok(now) => now,
+            Err(e) if e.sqlite_error_code() == Some(ErrorCode::DatabaseBusy) => mode,
+            Err(e) => return Err(e),
+        };
+        if now.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        if started.elapsed() >= BUSY_TIMEOUT {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+                Some(format!(
+                    "the database stayed in {now} mode: another process kept it locked"
+                )),
+            ));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
 fn damaged(path: &Path, e: rusqlite::Error) -> Error {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
@@ -183,11 +228,8 @@ impl Store {
     fn open_with(path: &Path, backups: Option<PathBuf>) -> Result<Store> {
         let at = |e| damaged(path, e);
         let conn = Connection::open(path).map_err(at)?;
-        // Long enough to outwait another command's whole transaction; hifi's
-        // transactions are short, so a wait this long means a stuck process.
-        conn.busy_timeout(Duration::from_secs(30)).map_err(at)?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(at)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(at)?;
+        use_wal(&conn).map_err(at)?;
         conn.pragma_update(None, "synchronous", "FULL")
             .map_err(at)?;
         let store = Store {

@@ -108,6 +108,39 @@ fn migrations_run_once_and_reopen_cleanly() {
 }
 
 #[test]
+fn commands_creating_a_new_state_at_once_all_open_it_in_wal_mode() {
+    // Rounds of a fresh file opened by 8 threads at once: the first to
+    // convert it to WAL has the file to itself, and the others must wait
+    // for it, not fail with "database is locked" (as one did in each of
+    // four runs before the conversion was retried).
+    for _ in 0..50 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        let start = std::sync::Barrier::new(8);
+        std::thread::scope(|scope| {
+            let opened: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        Store::open(&path).map(drop)
+                    })
+                })
+                .collect();
+            for opened in opened {
+                if let Err(e) = opened.join().unwrap() {
+                    panic!("a concurrent open failed: {e}");
+                }
+            }
+        });
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let mode: String = conn
+            .pragma_query_value(None, "journal_mode", |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+    }
+}
+
+#[test]
 fn newer_schema_is_refused() {
     let (dir, store) = open();
     drop(store);
