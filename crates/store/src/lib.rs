@@ -153,7 +153,6 @@ pub struct Store {
     backups: Option<PathBuf>,
 }
 
-/// Whether a SQLite failure means the file itself is damaged.
 /// How long a command waits for another one's lock: long enough to outwait
 /// another command's whole transaction; hifi's transactions are short, so
 /// a wait this long means a stuck process.
@@ -199,6 +198,7 @@ fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
     }
 }
 
+/// Whether a SQLite failure means the file itself is damaged.
 fn damaged(path: &Path, e: rusqlite::Error) -> Error {
     match e.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
