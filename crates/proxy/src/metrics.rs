@@ -188,6 +188,16 @@ impl Lifetime {
     }
 }
 
+/// Lifetime latency into `mine`; returns the histogram bucket.
+#[inline]
+fn record_latency(mine: &Lifetime, latency: Duration) -> usize {
+    let us = latency.as_micros().min(u64::MAX as u128) as u64;
+    let b = bucket_index(us);
+    mine.hist[b].fetch_add(1, Relaxed);
+    mine.latency_sum_us.fetch_add(us, Relaxed);
+    b
+}
+
 /// Metrics of one (environment, service, slot).
 pub(crate) struct SlotMetrics {
     lifetime: Box<[Lifetime]>,
@@ -232,8 +242,8 @@ impl SlotMetrics {
     /// A response (headers) was produced for a request routed to this slot.
     #[inline]
     pub(crate) fn finished(&self, class: Class, latency: Duration) {
-        let b = self.record_latency(latency);
         let mine = self.mine();
+        let b = record_latency(mine, latency);
         mine.classes[class as usize].fetch_add(1, Relaxed);
         let outcome = if class == Class::ProxyError {
             Outcome::BackendFailed
@@ -253,8 +263,9 @@ impl SlotMetrics {
     /// `elapsed`: a request with that latency, an error only for queries
     /// whose `slow_ms` it exceeds.
     pub(crate) fn abandoned(&self, elapsed: Duration) {
-        let b = self.record_latency(elapsed);
-        self.mine().outcomes[Outcome::Abandoned as usize].fetch_add(1, Relaxed);
+        let mine = self.mine();
+        let b = record_latency(mine, elapsed);
+        mine.outcomes[Outcome::Abandoned as usize].fetch_add(1, Relaxed);
         let slot = self.second();
         slot.requests.fetch_add(1, Relaxed);
         slot.abandoned.fetch_add(1, Relaxed);
@@ -293,17 +304,6 @@ impl SlotMetrics {
     /// answered: an error of the slot.
     pub(crate) fn grpc_error(&self) {
         self.second().errors.fetch_add(1, Relaxed);
-    }
-
-    /// Lifetime latency; returns the histogram bucket.
-    #[inline]
-    fn record_latency(&self, latency: Duration) -> usize {
-        let us = latency.as_micros().min(u64::MAX as u128) as u64;
-        let b = bucket_index(us);
-        let mine = self.mine();
-        mine.hist[b].fetch_add(1, Relaxed);
-        mine.latency_sum_us.fetch_add(us, Relaxed);
-        b
     }
 
     /// The ring's bucket for the current second, claimed (and cleared if

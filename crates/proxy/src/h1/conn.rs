@@ -42,7 +42,7 @@ pub(crate) struct Client {
     /// Bytes being prepared for a write.
     pub(crate) out: Vec<u8>,
     /// The deadline of waiting for the client (its next request, the rest
-    /// of a head).
+    /// of a head, more of a request body).
     pub(crate) wait: Deadline,
     /// The deadline of the backend's answer.
     pub(crate) answer: Deadline,

@@ -638,13 +638,13 @@ async fn read_body_or_answer(
                 },
                 Err(_) => return Ok(true),
             },
-            r = tokio::time::timeout_at(deadline, c.stream.read_buf(&mut c.buf)) => {
+            r = c.stream.read_buf(&mut c.buf) => {
                 return match r {
-                    Ok(Ok(0)) | Ok(Err(_)) => Err(Fail::ClientGone { waiting: false }),
-                    Ok(Ok(_)) => Ok(false),
-                    Err(_) => Err(Fail::ClientStalled),
+                    Ok(0) | Err(_) => Err(Fail::ClientGone { waiting: false }),
+                    Ok(_) => Ok(false),
                 };
             }
+            _ = c.wait.at(deadline) => return Err(Fail::ClientStalled),
         }
     }
 }
